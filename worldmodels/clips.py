@@ -1,0 +1,90 @@
+"""Fixed-length clips and single frames from episode files, as torch datasets.
+
+    files = dataset_split("data/robot", "train")
+    ds = ClipDataset(files, clip_len=8)          # item: frames (8,3,H,W) float in [0,1],
+                                                 #       actions (8,A) float32 (if present)
+    frames = FrameDataset(files)                 # item: (3,H,W) float in [0,1]
+
+Episodes are small (64x64), so they are loaded once and kept in memory as uint8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from worldmodels.episodes import Episode, EpisodeError, KeyMap, load_episode
+
+
+def frames_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(T,H,W,3) uint8 -> (T,3,H,W) float32 in [0,1]."""
+    return torch.from_numpy(image).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def tensor_to_frames(frames: torch.Tensor) -> np.ndarray:
+    """(...,3,H,W) float in [0,1] -> (...,H,W,3) uint8 (values are clamped first)."""
+    x = frames.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return x.movedim(-3, -1).cpu().numpy()
+
+
+class ClipDataset(Dataset):
+    """All windows of ``clip_len`` consecutive steps (every ``stride`` steps) of each episode."""
+
+    def __init__(self, files: list[Path], clip_len: int, keymap: KeyMap | None = None,
+                 stride: int = 1, require_actions: bool = True):
+        if clip_len < 1:
+            raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.clip_len = clip_len
+        self.episodes: list[Episode] = [load_episode(f, keymap) for f in files]
+        self.index: list[tuple[int, int]] = []
+        for e, ep in enumerate(self.episodes):
+            if require_actions and ep.action is None:
+                raise EpisodeError(f"{ep.path}: no actions, but this dataset needs them")
+            for start in range(0, len(ep) - clip_len + 1, stride):
+                self.index.append((e, start))
+        if not self.index:
+            longest = max((len(ep) for ep in self.episodes), default=0)
+            raise EpisodeError(
+                f"no clip of length {clip_len} fits in {len(files)} episode(s) "
+                f"(longest has {longest} steps)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        e, s = self.index[i]
+        ep = self.episodes[e]
+        item = {"frames": frames_to_tensor(ep.image[s : s + self.clip_len])}
+        if ep.action is not None:
+            item["actions"] = torch.from_numpy(ep.action[s : s + self.clip_len])
+        return item
+
+    def all_actions(self) -> np.ndarray:
+        """Every action of every episode, (N,A): for per-dimension discretisation ranges."""
+        acts = [ep.action for ep in self.episodes if ep.action is not None]
+        if not acts:
+            raise EpisodeError("no episode in this dataset has actions")
+        return np.concatenate(acts, 0)
+
+
+class FrameDataset(Dataset):
+    """Every frame of every episode, as (3,H,W) float in [0,1] (for tokenizer training)."""
+
+    def __init__(self, files: list[Path], keymap: KeyMap | None = None):
+        self.episodes = [load_episode(f, keymap) for f in files]
+        self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep))]
+        if not self.index:
+            raise EpisodeError("no frames found in the given episode files")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        e, t = self.index[i]
+        return frames_to_tensor(self.episodes[e].image[t : t + 1])[0]

@@ -1,0 +1,1 @@
+"""One module per `wm` command group; each exposes a ``typer.Typer`` named ``app``."""

@@ -1,0 +1,5 @@
+"""`wm data`: placeholder until its issue lands."""
+
+from worldmodels.commands._common import not_built
+
+app = not_built("data", "in progress")

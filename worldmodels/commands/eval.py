@@ -1,0 +1,5 @@
+"""`wm eval`: placeholder until its issue lands."""
+
+from worldmodels.commands._common import not_built
+
+app = not_built("eval", "in progress")

@@ -1,0 +1,5 @@
+"""`wm plan`: placeholder until its issue lands."""
+
+from worldmodels.commands._common import not_built
+
+app = not_built("plan", "in progress")
