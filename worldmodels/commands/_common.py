@@ -11,7 +11,7 @@ def not_built(group: str, issue: str) -> typer.Typer:
     Running it exits with status 2 and says so plainly, instead of pretending to work.
     """
     app = typer.Typer(
-        help=f"[not built yet: {issue}] {group}",
+        help=f"(not built yet: {issue}) {group}",
         invoke_without_command=True,
         no_args_is_help=False,
     )
