@@ -1,0 +1,197 @@
+"""GRPO loss math: group advantages, PPO-clip (asymmetric + dual-clip), k3 KL, aggregation.
+
+Pure tensor functions, no model and no modality. The trainer (``worldmodels/train/grpo.py``)
+calls them; the tests check them against numbers computed by hand::
+
+    adv, valid, stats = group_advantages(rewards, group_size=16, scale_rewards="group")
+    loss, m = grpo_loss(logp, old_logp, adv, loss_mask, ref_logprobs=ref, beta=1e-3,
+                        epsilon=0.2, dual_clip=3.0, loss_type="token_mean")
+
+Conventions (RLVR-World / verl, TRL knob names):
+- advantage ``(r - mean_group) / (std_group + 1e-6)``, unbiased std (``scale_rewards="group"``);
+  ``"batch"`` divides by the std of all valid rewards in the batch; ``"none"`` only centres.
+- per-token policy loss ``max(-A*ratio, -A*clip(ratio, 1-eps, 1+eps_high))``; with dual-clip
+  ``c`` and ``A < 0`` it is further capped at ``-A*c``.
+- KL to the reference: k3 / "low_var_kl" ``exp(ref-logp) - (ref-logp) - 1`` clamped to [-10, 10].
+- ``token_mean``: sum over unmasked tokens / number of unmasked tokens; ``sequence_mean``: mean
+  per sequence, then over sequences that have any unmasked token. ``normalizer`` overrides the
+  denominator (the trainer passes the global count so data-parallel ranks sum exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+ScaleRewards = Literal["group", "batch", "none"]
+LossType = Literal["token_mean", "sequence_mean"]
+
+STD_EPS = 1e-6
+KL_CLAMP = 10.0
+
+
+def _masked_unbiased_std(x: torch.Tensor, valid: torch.Tensor, dim: int) -> torch.Tensor:
+    """Unbiased std of ``x`` over ``valid`` entries along ``dim`` (0 when fewer than 2 valid)."""
+    n = valid.sum(dim, keepdim=True).to(x.dtype)
+    xz = torch.where(valid, x, torch.zeros_like(x))
+    mean = xz.sum(dim, keepdim=True) / n.clamp(min=1)
+    sq = torch.where(valid, (x - mean) ** 2, torch.zeros_like(x)).sum(dim, keepdim=True)
+    var = sq / (n - 1).clamp(min=1)
+    return torch.where(n > 1, var.sqrt(), torch.zeros_like(var))
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    group_size: int,
+    scale_rewards: ScaleRewards = "group",
+    valid: torch.Tensor | None = None,
+    batch_std: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """Group-normalised advantages.
+
+    rewards: (N,) with N = groups * group_size, item-major (the ``group_size`` samples of one
+    prompt are adjacent, as ``Task.repeat`` lays them out). valid: (N,) bool; defaults to
+    ``isfinite(rewards)``; invalid samples get advantage 0 and are left out of the group's
+    mean/std. batch_std: the std to use for ``scale_rewards="batch"`` (the trainer passes the
+    std over all ranks); computed from ``rewards`` when None.
+
+    Returns (advantages (N,), valid (N,) bool, stats) where stats has ``frac_reward_zero_std``
+    (fraction of groups whose valid rewards have zero std, i.e. no learning signal) and
+    ``invalid_rewards`` (count of excluded samples).
+    """
+    if rewards.ndim != 1 or rewards.numel() % group_size != 0:
+        raise ValueError(
+            f"rewards must be 1-D with a multiple of group_size={group_size} entries, "
+            f"got shape {tuple(rewards.shape)}"
+        )
+    if scale_rewards not in ("group", "batch", "none"):
+        raise ValueError(f"scale_rewards must be 'group', 'batch' or 'none', got {scale_rewards!r}")
+    r = rewards.detach().to(torch.float64)
+    ok = torch.isfinite(r) if valid is None else (valid.to(torch.bool) & torch.isfinite(r))
+    g = r.view(-1, group_size)  # (G, n)
+    gv = ok.view(-1, group_size)
+    n = gv.sum(1, keepdim=True)
+    mean = torch.where(gv, g, torch.zeros_like(g)).sum(1, keepdim=True) / n.clamp(min=1)
+    std = _masked_unbiased_std(g, gv, dim=1)  # (G, 1)
+    centred = torch.where(gv, g - mean, torch.zeros_like(g))
+    if scale_rewards == "group":
+        adv = centred / (std + STD_EPS)
+    elif scale_rewards == "batch":
+        if batch_std is None:
+            batch_std = _masked_unbiased_std(r, ok, dim=0).squeeze()
+        adv = centred / (torch.as_tensor(batch_std, dtype=torch.float64) + STD_EPS)
+    else:
+        adv = centred
+    adv = torch.where(gv & (n > 1), adv, torch.zeros_like(adv))
+    zero_std = ((std.squeeze(1) <= 1e-8) | (n.squeeze(1) < 2)).to(torch.float64)
+    stats = {
+        "frac_reward_zero_std": float(zero_std.mean()),
+        "invalid_rewards": float((~ok).sum()),
+    }
+    return adv.reshape(-1).to(rewards.dtype if rewards.is_floating_point() else torch.float32), ok, stats
+
+
+def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 ("low_var_kl") estimate of KL(policy || ref), clamped to [-10, 10]."""
+    d = (ref_logprobs - logprobs).clamp(-20.0, 20.0)
+    return (torch.exp(d) - d - 1.0).clamp(-KL_CLAMP, KL_CLAMP)
+
+
+def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: LossType,
+               normalizer: float | None) -> torch.Tensor:
+    maskf = mask.to(per_token.dtype)
+    if loss_type == "token_mean":
+        denom = maskf.sum().clamp(min=1.0) if normalizer is None else max(float(normalizer), 1.0)
+        return (per_token * maskf).sum() / denom
+    if loss_type == "sequence_mean":
+        tok = maskf.sum(1)  # (B,)
+        seq = (per_token * maskf).sum(1) / tok.clamp(min=1.0)
+        has = (tok > 0).to(per_token.dtype)
+        denom = has.sum().clamp(min=1.0) if normalizer is None else max(float(normalizer), 1.0)
+        return (seq * has).sum() / denom
+    raise ValueError(f"loss_type must be 'token_mean' or 'sequence_mean', got {loss_type!r}")
+
+
+def loss_denominator(mask: torch.Tensor, loss_type: LossType) -> float:
+    """The local count ``grpo_loss`` divides by (tokens or sequences); sum it over ranks."""
+    if loss_type == "token_mean":
+        return float(mask.sum())
+    return float((mask.sum(1) > 0).sum())
+
+
+def grpo_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    loss_mask: torch.Tensor,
+    ref_logprobs: torch.Tensor | None = None,
+    beta: float = 0.0,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    dual_clip: float | None = None,
+    loss_type: LossType = "token_mean",
+    normalizer: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO-clip GRPO loss (to minimise) and detached metrics.
+
+    logprobs: (B, L) under the current policy (differentiable); old_logprobs: (B, L) from the
+    rollout; advantages: (B,); loss_mask: (B, L) bool, True on generated tokens that carry loss
+    (forced tokens and excluded samples are False); ref_logprobs: (B, L) under the frozen
+    reference (required when ``beta > 0``).
+    """
+    if logprobs.shape != old_logprobs.shape or logprobs.shape != loss_mask.shape:
+        raise ValueError(
+            f"logprobs {tuple(logprobs.shape)}, old_logprobs {tuple(old_logprobs.shape)} and "
+            f"loss_mask {tuple(loss_mask.shape)} must have the same (B, L) shape"
+        )
+    if beta > 0 and ref_logprobs is None:
+        raise ValueError("beta > 0 needs ref_logprobs (log-probs under the reference model)")
+    eps_hi = epsilon if epsilon_high is None else epsilon_high
+    mask = loss_mask.to(torch.bool)
+    adv = advantages.to(logprobs.dtype).unsqueeze(1)  # (B, 1)
+    # Masked positions: use the old log-probs so exp() never sees garbage (their loss is 0 anyway).
+    diff = torch.where(mask, logprobs - old_logprobs.detach(), torch.zeros_like(logprobs))
+    ratio = torch.exp(diff)
+    pg1 = -adv * ratio
+    pg2 = -adv * ratio.clamp(1.0 - epsilon, 1.0 + eps_hi)
+    pg = torch.maximum(pg1, pg2)
+    clipped = pg2 > pg1
+    dual = torch.zeros_like(mask)
+    if dual_clip is not None:
+        pg3 = -adv * dual_clip
+        dual = (adv < 0) & (pg > pg3)
+        pg = torch.where(adv < 0, torch.minimum(pg, pg3), pg)
+    per_token = pg
+    kl = None
+    if ref_logprobs is not None:
+        kl = k3_kl(logprobs, ref_logprobs.detach())
+        if beta > 0:
+            per_token = per_token + beta * kl
+    loss = _aggregate(per_token, mask, loss_type, normalizer)
+
+    with torch.no_grad():
+        n = mask.sum().clamp(min=1).to(torch.float64)
+
+        def mmean(x: torch.Tensor) -> float:
+            return float((x.to(torch.float64) * mask).sum() / n)
+
+        metrics = {
+            "clip_ratio": mmean(clipped.to(torch.float64)),
+            "dual_clip_ratio": mmean(dual.to(torch.float64)),
+            "ratio_mean": mmean(ratio),
+            "pg_loss": mmean(pg),
+            "kl": mmean(kl) if kl is not None else 0.0,
+            "tokens": float(mask.sum()),
+        }
+    return loss, metrics
+
+
+def sampled_entropy(old_logprobs: torch.Tensor, loss_mask: torch.Tensor) -> float:
+    """Monte-Carlo entropy estimate of the sampling distribution: mean of ``-log p`` of the
+    sampled (generated) tokens. Cheap (no full-vocabulary pass); nan when nothing is generated."""
+    m = loss_mask.to(torch.bool)
+    if not bool(m.any()):
+        return math.nan
+    return float(-(old_logprobs[m].to(torch.float64)).mean())
