@@ -1,0 +1,178 @@
+"""Video clips as token ids: action discretisation and a pre-tokenised, cached clip dataset.
+
+Tokenising frames is the slow part on CPU, so every frame of every episode is encoded once and
+the ids are cached on disk (``<cache_dir>/<split>-<key>.pt``, key = tokenizer weights + episode
+files); items are then cheap slices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from worldmodels.clips import ClipDataset, frames_to_tensor
+
+log = logging.getLogger(__name__)
+
+ACTION_BINS = 256
+
+
+class ActionCodec:
+    """Per-dimension 256-bin discretisation (RLVR-World): ``floor(clip((a-lo)/(hi-lo+1e-8),0,1)*256)``
+    clipped to 0..255; decoding returns bin centres. ``low``/``high`` (A,) come from training data."""
+
+    def __init__(self, low, high, bins: int = ACTION_BINS):
+        self.low = torch.as_tensor(np.asarray(low, dtype=np.float32))
+        self.high = torch.as_tensor(np.asarray(high, dtype=np.float32))
+        if self.low.dim() != 1 or self.low.shape != self.high.shape:
+            raise ValueError(f"action ranges must be two (A,) vectors, got {tuple(self.low.shape)} "
+                             f"and {tuple(self.high.shape)}")
+        if bool((self.high < self.low).any()):
+            raise ValueError(f"action_high < action_low in some dimension: {self.low} {self.high}")
+        self.bins = bins
+
+    @classmethod
+    def fit(cls, actions: np.ndarray, bins: int = ACTION_BINS) -> ActionCodec:
+        """Ranges = per-dimension min / max of ``actions`` (N,A)."""
+        return cls(actions.min(0), actions.max(0), bins)
+
+    @property
+    def dim(self) -> int:
+        return int(self.low.shape[0])
+
+    def encode(self, actions: Tensor) -> Tensor:
+        """(..., A) float -> (..., A) int64 bins in [0, bins)."""
+        a = torch.as_tensor(actions, dtype=torch.float32)
+        if a.shape[-1] != self.dim:
+            raise ValueError(f"actions have {a.shape[-1]} dimensions, this model expects {self.dim}")
+        lo, hi = self.low.to(a.device), self.high.to(a.device)
+        x = ((a - lo) / (hi - lo + 1e-8)).clamp(0, 1)
+        return (x * self.bins).floor().long().clamp(0, self.bins - 1)
+
+    def decode(self, bins: Tensor) -> Tensor:
+        """(..., A) int bins -> (..., A) float32 bin centres."""
+        lo, hi = self.low.to(bins.device), self.high.to(bins.device)
+        return lo + (bins.float() + 0.5) / self.bins * (hi - lo + 1e-8)
+
+    def to_json(self) -> dict:
+        return {"low": self.low.tolist(), "high": self.high.tolist(), "bins": self.bins}
+
+
+def tokenizer_is_compressive(tokenizer) -> bool:
+    return hasattr(tokenizer, "context_tokens")
+
+
+@torch.no_grad()
+def encode_frames(tokenizer, frames: Tensor, chunk: int = 64) -> Tensor:
+    """Per-frame tokenizer: (B,T,3,H,W) -> (B,T,N) ids, in chunks of frames."""
+    B, T = frames.shape[:2]
+    flat = frames.reshape(B * T, 1, *frames.shape[2:])
+    dev = next(iter(tokenizer.parameters()), torch.empty(0)).device
+    out = [tokenizer.encode(flat[i : i + chunk].to(dev)).reshape(min(chunk, B * T - i), -1).cpu()
+           for i in range(0, B * T, chunk)]
+    return torch.cat(out).reshape(B, T, -1).long()
+
+
+@torch.no_grad()
+def encode_compressive(tokenizer, frames: Tensor) -> tuple[Tensor, Tensor]:
+    """Compressive tokenizer: clip (B,T,3,H,W) -> ctx (B,Nc) of frame 0, fut (B,T,Nf) of every
+    frame (d_i = future tokens of frame i-1, so d1 encodes the context frame itself)."""
+    dev = next(iter(tokenizer.parameters()), torch.empty(0)).device
+    ctx, fut = tokenizer.encode(frames[:, 0].to(dev), frames.to(dev))
+    return ctx.reshape(frames.shape[0], -1).long().cpu(), fut.reshape(*frames.shape[:2], -1).long().cpu()
+
+
+def _cache_key(tokenizer_dir: str | None, files: list[Path], extra: str) -> str:
+    h = hashlib.sha1(extra.encode())
+    if tokenizer_dir:
+        for p in sorted(Path(tokenizer_dir).glob("*")):
+            if p.is_file():
+                st = p.stat()
+                h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for f in files:
+        st = Path(f).stat()
+        h.update(f"{Path(f).name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class TokenClipDataset(Dataset):
+    """Clips of ``clip_len`` steps with their token ids, from a pre-tokenised episode set.
+
+    Item: ``frame_ids`` (T,N) int64 (compressive: ``ctx_ids`` (Nc,) + ``frame_ids`` (T,Nf)),
+    ``action_ids`` (T,A) int64 bins, and when ``with_frames``: ``frames`` (T,3,H,W) in [0,1],
+    ``actions`` (T,A) float32.
+    """
+
+    def __init__(self, clips: ClipDataset, tokenizer, codec: ActionCodec, *,
+                 tokenizer_dir: str | None = None, cache_dir: str | Path | None = None,
+                 files: list[Path] = (), with_frames: bool = True, progress: bool = True):
+        self.clips, self.codec, self.with_frames = clips, codec, with_frames
+        self.compressive = tokenizer_is_compressive(tokenizer)
+        extra = f"{type(tokenizer).__name__}:{clips.clip_len}:{len(clips)}:{self.compressive}"
+        path = None
+        if cache_dir is not None and files:
+            path = Path(cache_dir) / f"tokens-{_cache_key(tokenizer_dir, list(files), extra)}.pt"
+        if path is not None and path.is_file():
+            self.tokens = torch.load(path, weights_only=True)
+        else:
+            self.tokens = self._tokenise(tokenizer, progress)
+            if path is not None:
+                try:
+                    _atomic_torch_save(self.tokens, path)
+                except OSError as e:
+                    log.warning("could not write token cache %s: %s", path, e)
+
+    def _tokenise(self, tokenizer, progress: bool) -> dict:
+        from tqdm import tqdm
+
+        if not self.compressive:  # every frame of every episode once
+            eps = self.clips.episodes
+            it = tqdm(eps, desc="tokenising episodes", disable=not progress, leave=False)
+            return {"episodes": [encode_frames(tokenizer, frames_to_tensor(ep.image)[None])[0]
+                                 for ep in it]}
+        ctx, fut = [], []  # compressive: context-dependent, so per clip
+        it = tqdm(range(len(self.clips)), desc="tokenising clips", disable=not progress, leave=False)
+        for i in it:
+            c, f = encode_compressive(tokenizer, self.clips[i]["frames"][None])
+            ctx.append(c[0])
+            fut.append(f[0])
+        return {"ctx": torch.stack(ctx), "fut": torch.stack(fut)}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        e, s = self.clips.index[i]
+        L = self.clips.clip_len
+        ep = self.clips.episodes[e]
+        actions = torch.from_numpy(np.asarray(ep.action[s : s + L], dtype=np.float32))
+        item = {"action_ids": self.codec.encode(actions)}
+        if self.compressive:
+            item["ctx_ids"] = self.tokens["ctx"][i]
+            item["frame_ids"] = self.tokens["fut"][i]
+        else:
+            item["frame_ids"] = self.tokens["episodes"][e][s : s + L]
+        if self.with_frames:
+            item["frames"] = frames_to_tensor(ep.image[s : s + L])
+            item["actions"] = actions
+        return item
