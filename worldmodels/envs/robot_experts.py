@@ -1,0 +1,101 @@
+"""Scripted experts and the random policy for the robot world.
+
+    rng = np.random.default_rng(0)
+    a = expert_action(env, noise=0.0, rng=rng)   # (2,) float32 in [-1,1]
+    a = random_action(env, rng)
+
+The experts read only ``env.task_state()`` and ``env.task`` (so they can also be run on a
+state predicted by a readout). ``noise`` is the std of Gaussian noise added to the expert's
+action before clipping: 0 is the competent expert, ~0.3 sloppy, >= 1 mostly noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worldmodels.envs import robot_scene as S
+
+_STEP = S.MAX_SPEED * S.TIMESTEP * S.SUBSTEPS  # metres moved per control step at |a| = 1
+
+
+def _towards(p: np.ndarray, target: np.ndarray, gain: float = 0.8) -> np.ndarray:
+    """Action that moves the pusher from ``p`` to ``target`` in about one step (clipped)."""
+    return np.clip((target - p) / _STEP * gain, -1.0, 1.0)
+
+
+def push_expert(s: np.ndarray) -> np.ndarray:
+    """Go behind the block (around it if needed), then push it through the goal centre."""
+    p, b, g = s[0:2], s[2:4], s[4:6]
+    d = g - b
+    dist = float(np.linalg.norm(d))
+    if dist < 0.015:
+        return np.zeros(2)
+    u = d / dist
+    perp = np.array([-u[1], u[0]])
+    rel = p - b
+    along, lat = float(rel @ u), float(rel @ perp)
+    side = 1.0 if lat >= 0 else -1.0
+    reach = S.BLOCK_HALF + S.PUSHER_RADIUS + 0.01
+    if along < -0.03 and abs(lat) < 0.015:  # behind and aligned: push towards the goal
+        direction = g - p
+        direction = direction / (np.linalg.norm(direction) + 1e-9)
+        speed = float(np.clip(dist / 0.06, 0.3, 1.0))
+        return np.clip(direction * speed - perp * lat / _STEP * 0.8, -1.0, 1.0)
+    if along >= -0.04:  # not behind the block yet: go round it
+        if abs(lat) < 0.075:
+            return _towards(p, p + perp * side * (0.085 - abs(lat)))
+        return _towards(p, b + perp * side * 0.085 - u * 0.06)
+    return _towards(p, b - u * reach)
+
+
+def drawer_expert(s: np.ndarray) -> np.ndarray:
+    """Hook the handle from the left and pull (open), or push the handle bar (close)."""
+    p, opening, goal = s[0:2], float(s[6]), float(s[7])
+    if abs(opening - goal) < 0.01:
+        return np.zeros(2)
+    hx = S.CABINET_X
+    front_y = S.DRAWER_FRONT_Y - opening
+    bar_y = front_y - S.HANDLE_OFFSET
+    gap_y = 0.5 * (front_y + bar_y + S.HANDLE_HALF_THICK)
+    in_gap = hx - S.HANDLE_HALF_LEN - 0.02 < p[0] < hx + 0.045 and bar_y < p[1] < front_y
+    below = p[1] < bar_y - 0.035
+    if goal > opening:  # open: enter the gap from the left, then pull towards -y
+        column = hx - S.HANDLE_HALF_LEN - 0.055
+        entering = column - 0.03 < p[0] < hx and abs(p[1] - gap_y) < 0.012
+        if in_gap or entering:
+            if p[0] < hx - 0.03:
+                return _towards(p, np.array([hx, gap_y]))
+            return _towards(p, np.array([hx, gap_y - 0.05]))
+        if p[0] > column + 0.02:
+            if not below:
+                return _towards(p, np.array([p[0], bar_y - 0.06]))
+            return _towards(p, np.array([column, p[1]]))
+        return _towards(p, np.array([column, gap_y]))
+    # close: push the bar (or, from inside the gap, the drawer front) towards +y
+    if in_gap:
+        return _towards(p, np.array([hx, p[1] + 0.05]))
+    contact_y = bar_y - S.HANDLE_HALF_THICK - S.PUSHER_RADIUS - 0.004
+    if not below:
+        side = hx - 0.13 if p[0] < hx else hx + 0.13
+        if abs(p[0] - hx) < 0.08:
+            return _towards(p, np.array([side, p[1]]))
+        return _towards(p, np.array([p[0], bar_y - 0.06]))
+    if abs(p[0] - hx) > 0.015:
+        return _towards(p, np.array([hx, min(p[1], contact_y)]))
+    return _towards(p, np.array([hx, p[1] + 0.05]))
+
+
+def expert_action(env, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """The scripted expert's action for ``env``'s task plus Gaussian ``noise``, clipped."""
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    s = env.task_state().astype(np.float64)
+    a = push_expert(s) if env.family == "push" else drawer_expert(s)
+    if noise > 0:
+        a = a + noise * rng.standard_normal(a.shape)
+    return np.clip(a, env.action_low, env.action_high).astype(np.float32)
+
+
+def random_action(env, rng: np.random.Generator) -> np.ndarray:
+    """Uniform action in the env's action box."""
+    return rng.uniform(env.action_low, env.action_high).astype(np.float32)
