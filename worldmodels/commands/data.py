@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,7 +28,7 @@ def _fail(msg: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _split_list(text: Optional[str], cast=str) -> Optional[list]:
+def _split_list(text: str | None, cast=str) -> list | None:
     if text is None:
         return None
     try:
@@ -40,20 +39,20 @@ def _split_list(text: Optional[str], cast=str) -> Optional[list]:
 
 @build_app.command("robot")
 def build_robot(
-    out: Optional[str] = typer.Option(None, help="output folder [data/robot]"),
-    episodes: Optional[int] = typer.Option(None, help="episodes in the folder when done [200]"),
-    tasks: Optional[str] = typer.Option(
+    out: str | None = typer.Option(None, help="output folder [data/robot]"),
+    episodes: int | None = typer.Option(None, help="episodes in the folder when done [200]"),
+    tasks: str | None = typer.Option(
         None, help="comma-separated tasks cycled over episodes [push,drawer_open,drawer_close]"),
-    image_size: Optional[int] = typer.Option(None, help="frame size in pixels, 8..256 [64]"),
-    episode_len: Optional[int] = typer.Option(None, help="frames per episode [50]"),
-    seed: Optional[int] = typer.Option(None, help="base seed [0]"),
-    noise: Optional[str] = typer.Option(
+    image_size: int | None = typer.Option(None, help="frame size in pixels, 8..256 [64]"),
+    episode_len: int | None = typer.Option(None, help="frames per episode [50]"),
+    seed: int | None = typer.Option(None, help="base seed [0]"),
+    noise: str | None = typer.Option(
         None, help="comma-separated expert noise levels drawn per episode [0,0.5,1,2]"),
-    random_fraction: Optional[float] = typer.Option(
+    random_fraction: float | None = typer.Option(
         None, help="fraction of random-policy episodes [0.2]"),
-    test_every: Optional[int] = typer.Option(None, help="file i is test iff i %% N == 0 [10]"),
-    workers: Optional[int] = typer.Option(None, help="processes; 0 = all cores [0]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="recipe YAML (RobotDataConfig)"),
+    test_every: int | None = typer.Option(None, help="file i is test iff i %% N == 0 [10]"),
+    workers: int | None = typer.Option(None, help="processes; 0 = all cores [0]"),
+    config: Path | None = typer.Option(None, "--config", help="recipe YAML (RobotDataConfig)"),
     set_: list[str] = typer.Option([], "--set", help="override a field: key=value (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
@@ -87,13 +86,13 @@ def build_robot(
 @app.command("info")
 def info(
     folder: Path = typer.Argument(..., help="folder of .npz episodes (or one .npz file)"),
-    layout: Optional[str] = typer.Option(None, help="named key map: rlvr, bair, metaworld"),
-    image_key: Optional[str] = typer.Option(None, help="array holding the frames [image]"),
-    action_key: Optional[str] = typer.Option(None, help="array holding the actions [action]"),
-    channels_first: Optional[bool] = typer.Option(
+    layout: str | None = typer.Option(None, help="named key map: rlvr, bair, metaworld"),
+    image_key: str | None = typer.Option(None, help="array holding the frames [image]"),
+    action_key: str | None = typer.Option(None, help="array holding the actions [action]"),
+    channels_first: bool | None = typer.Option(
         None, "--channels-first/--channels-last", help="frames stored (T,C,H,W)"),
-    frame_stack: Optional[int] = typer.Option(None, help="RGB frames stacked along channels"),
-    test_every: Optional[int] = typer.Option(None, help="split rule [meta.json's, else 100]"),
+    frame_stack: int | None = typer.Option(None, help="RGB frames stacked along channels"),
+    test_every: int | None = typer.Option(None, help="split rule [meta.json's, else 100]"),
 ) -> None:
     """Episodes, frames, split sizes and success rate per task of an episode folder."""
     import dataclasses
