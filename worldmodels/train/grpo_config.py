@@ -1,0 +1,136 @@
+"""``GRPOConfig``: the GRPO knobs (TRL names), RLVR-World video defaults, and presets.
+
+    from worldmodels.train.grpo_config import GRPOConfig, grpo_preset
+    cfg = grpo_preset("tiny", max_steps=50)            # CPU-sized
+    cfg = GRPOConfig()                                 # RLVR-World video settings
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO / RLVR settings. Defaults follow RLVR-World's video runs (ARCHITECTURE.md).
+
+    num_generations: samples per prompt (the GRPO group). RLVR-World: 16.
+    prompts_per_step: prompts rolled out per GRPO step, over all ranks. RLVR-World: 128.
+    mini_batch_prompts: prompts per optimizer update (``prompts_per_step`` must be a multiple);
+        one GRPO step makes ``num_iterations * prompts_per_step / mini_batch_prompts`` updates.
+    num_iterations: PPO epochs over each step's rollouts (TRL ``num_iterations``). 1 = on-policy.
+    rollout_chunk_prompts: prompts per ``rollout`` call (each chunk has its own RNG stream,
+        seeded by (seed, step, chunk)); 0 = a rank's share of one mini-batch. Results do not
+        depend on the number of ranks when this is fixed.
+    learning_rate: AdamW learning rate, constant. RLVR-World: 5e-5.
+    weight_decay: AdamW weight decay.
+    adam_beta1: AdamW beta1.
+    adam_beta2: AdamW beta2.
+    max_grad_norm: gradient clipping by global norm (<= 0 disables). 1.0.
+    beta: KL coefficient (k3 estimator, clamped to +-10) to the frozen reference model; 0 skips
+        the reference model entirely. RLVR-World: 0.001.
+    epsilon: PPO clip range below (and above unless ``epsilon_high``). 0.2.
+    epsilon_high: upper clip range (asymmetric, "clip-higher"); null = ``epsilon``.
+    dual_clip: dual-clip constant c > 1 bounding the loss of negative-advantage tokens by
+        ``-A*c``; null disables. RLVR-World: 3.0.
+    temperature: sampling temperature (log-probs are taken under the same temperature). 1.0.
+    top_k: sample only from the k most likely tokens; null = no truncation.
+    top_p: nucleus sampling threshold; null = no truncation.
+    scale_rewards: advantage scaling: "group" (unbiased group std), "batch" (std of all
+        rewards of the step), "none" (only subtract the group mean).
+    loss_type: "token_mean" (mean over all generated tokens of a mini-batch) or
+        "sequence_mean" (mean per sequence, then over sequences).
+    max_steps: number of GRPO steps.
+    seed: base seed of prompt sampling and rollouts (per step and chunk, so resume is exact).
+    logging_steps: write a metrics line every this many steps.
+    eval_steps: run the held-out evaluation hook every this many steps (0 = only at start/end).
+    save_steps: write an atomic checkpoint every this many steps (0 = only at the end).
+    sample_table_steps: write a table of per-sample rewards every this many steps (0 = never).
+    device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+    """
+
+    num_generations: int = 16
+    prompts_per_step: int = 128
+    mini_batch_prompts: int = 32
+    num_iterations: int = 1
+    rollout_chunk_prompts: int = 0
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0
+    beta: float = 0.001
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    dual_clip: float | None = 3.0
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    loss_type: Literal["token_mean", "sequence_mean"] = "token_mean"
+    max_steps: int = 300
+    seed: int = 0
+    logging_steps: int = 1
+    eval_steps: int = 50
+    save_steps: int = 50
+    sample_table_steps: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(f"GRPOConfig.{msg}")
+
+        need(self.num_generations >= 2, f"num_generations must be >= 2 (a group needs a "
+             f"baseline), got {self.num_generations}")
+        need(self.prompts_per_step >= 1, f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
+        need(self.mini_batch_prompts >= 1 and self.prompts_per_step % self.mini_batch_prompts == 0,
+             f"mini_batch_prompts ({self.mini_batch_prompts}) must divide prompts_per_step "
+             f"({self.prompts_per_step})")
+        need(self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}")
+        need(self.rollout_chunk_prompts >= 0, "rollout_chunk_prompts must be >= 0")
+        need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        need(self.weight_decay >= 0, "weight_decay must be >= 0")
+        need(0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1/2 must be in [0, 1)")
+        need(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        need(0 < self.epsilon < 1, f"epsilon must be in (0, 1), got {self.epsilon}")
+        need(self.epsilon_high is None or self.epsilon_high > 0,
+             f"epsilon_high must be > 0 or null, got {self.epsilon_high}")
+        need(self.dual_clip is None or self.dual_clip > 1,
+             f"dual_clip must be > 1 or null, got {self.dual_clip}")
+        need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        need(self.top_k is None or self.top_k >= 1, f"top_k must be >= 1 or null, got {self.top_k}")
+        need(self.top_p is None or 0 < self.top_p <= 1, f"top_p must be in (0, 1] or null, got {self.top_p}")
+        need(self.scale_rewards in ("group", "batch", "none"),
+             f"scale_rewards must be group|batch|none, got {self.scale_rewards!r}")
+        need(self.loss_type in ("token_mean", "sequence_mean"),
+             f"loss_type must be token_mean|sequence_mean, got {self.loss_type!r}")
+        need(self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}")
+        for f in ("logging_steps", "eval_steps", "save_steps", "sample_table_steps"):
+            need(getattr(self, f) >= 0, f"{f} must be >= 0")
+        need(self.logging_steps >= 1, "logging_steps must be >= 1")
+        need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             f"device must be auto|cpu|cuda, got {self.device!r}")
+
+
+#: Named presets: field overrides on top of the RLVR-World defaults.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # CPU-sized: a 2-core machine runs a step in seconds on the tiny world model.
+    "tiny": dict(num_generations=8, prompts_per_step=8, mini_batch_prompts=8,
+                 learning_rate=5e-5, max_steps=300, eval_steps=25, save_steps=50),
+}
+
+
+def grpo_preset(name: str = "default", **overrides) -> GRPOConfig:
+    """``GRPOConfig`` from a named preset plus field overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown GRPO preset {name!r}; known: {sorted(PRESETS)}")
+    values = {**PRESETS[name], **overrides}
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown GRPOConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+    return GRPOConfig(**values)
