@@ -1,0 +1,234 @@
+"""Video prediction metrics as RLVR-World / iVideoGPT compute them.
+
+All metrics take float frames in [0, 1], ``pred`` and ``target`` of shape ``(B,3,H,W)`` (one
+frame per sample) or ``(B,T,3,H,W)``, and return one value per sample, shape ``(B,)``: the
+per-frame value averaged over the T frames. ``*_per_frame`` variants return ``(B,T)``.
+
+- ``mae``/``mse``: mean absolute / squared error over C,H,W of each frame.
+- ``psnr``: per frame ``10*log10(1 / (MSE + 1e-8))`` (data range 1), then the mean over frames
+  (which is not the PSNR of the mean MSE). Identical frames give the cap
+  ``10*log10(1e8) = 80 dB`` implied by the 1e-8.
+- ``ssim``: per frame, torchmetrics' Gaussian SSIM (window 11, sigma 1.5, K1 0.01, K2 0.03,
+  data range 1), averaged over the *valid* window positions (the 5-pixel border whose window
+  would leave the image is cropped, as piqa's SSIM used by RLVR-World does), then over frames.
+  Needs H, W >= 11.
+- ``lpips``: ``lpips`` package, inputs scaled to [-1, 1], spatial mean; backbone weights must
+  be in the local torch hub cache (:mod:`worldmodels.lpips_weights`), else
+  :class:`LPIPSWeightsMissing`.
+- ``repetition_rate``: fraction of samples whose last two predicted frames have identical tokens.
+- ``best_of_n``: with n samples per clip, the best per clip averaged over clips, with the std.
+
+Example::
+
+    from worldmodels import metrics
+    metrics.summarize(pred, target)                # {"mae":..., "mse":..., "psnr":..., "ssim":...}
+    metrics.summarize(pred, target, lpips="vgg")   # + "lpips" (needs vgg16-397923af.pth)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from worldmodels.lpips_weights import MIN_SIZE, LPIPSWeightsMissing, canonical_net, load_lpips
+
+__all__ = [
+    "LPIPSWeightsMissing", "PSNR_EPS", "mae", "mae_per_frame", "mse", "mse_per_frame", "psnr",
+    "psnr_per_frame", "ssim", "ssim_per_frame", "lpips", "lpips_per_frame", "lpips_fn",
+    "LPIPSMetric", "repetition_rate", "repeats", "best_of_n", "summarize",
+]
+
+PSNR_EPS = 1e-8  # RLVR-World's epsilon; caps PSNR at 80 dB for identical frames
+SSIM_SIGMA, SSIM_WINDOW = 1.5, 11
+_RANGE_TOL = 1e-4  # values may overshoot [0,1] by this much (float error) before we complain
+
+
+def _as_frames(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int, int]:
+    """Validate and flatten to (B*T,3,H,W) frames; returns (pred, target, B, T)."""
+    for name, x in (("pred", pred), ("target", target)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must hold float frames in [0,1], got dtype {x.dtype}")
+        if x.ndim not in (4, 5) or x.shape[-3] != 3:
+            raise ValueError(f"{name} must have shape (B,3,H,W) or (B,T,3,H,W), got {tuple(x.shape)}")
+        # NaN compares False, so NaN frames pass here and give NaN metrics (rewards rely on it).
+        if bool(((x < -_RANGE_TOL) | (x > 1 + _RANGE_TOL)).any()):
+            lo, hi = float(torch.nan_to_num(x, nan=0.5).min()), float(torch.nan_to_num(x, nan=0.5).max())
+            raise ValueError(f"{name} must be frames in [0,1]; found values in [{lo:.4g}, {hi:.4g}]")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    b = pred.shape[0]
+    t = pred.shape[1] if pred.ndim == 5 else 1
+    return pred.reshape(b * t, *pred.shape[-3:]), target.reshape(b * t, *target.shape[-3:]), b, t
+
+
+def _per_frame(fn: Callable[[Tensor, Tensor], Tensor], pred: Tensor, target: Tensor) -> Tensor:
+    p, q, b, t = _as_frames(pred, target)  # (B*T,3,H,W)
+    return fn(p, q).reshape(b, t)  # (B,T)
+
+
+def mae_per_frame(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean |pred - target| over C,H,W of each frame -> (B,T)."""
+    return _per_frame(lambda p, q: (p - q).abs().flatten(1).mean(1), pred, target)
+
+
+def mse_per_frame(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean (pred - target)^2 over C,H,W of each frame -> (B,T)."""
+    return _per_frame(lambda p, q: (p - q).square().flatten(1).mean(1), pred, target)
+
+
+def psnr_per_frame(pred: Tensor, target: Tensor) -> Tensor:
+    """``10*log10(1/(MSE+1e-8))`` per frame -> (B,T); 80 dB for identical frames."""
+    return -10.0 * torch.log10(mse_per_frame(pred, target) + PSNR_EPS)
+
+
+def _ssim_frames(p: Tensor, q: Tensor) -> Tensor:
+    """(N,3,H,W) -> (N,) Gaussian SSIM averaged over valid window positions."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+    h, w = p.shape[-2:]
+    if h < SSIM_WINDOW or w < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} (its window), got {h}x{w}")
+    _, full = tm_ssim(
+        p, q, gaussian_kernel=True, sigma=SSIM_SIGMA, kernel_size=SSIM_WINDOW, data_range=1.0,
+        reduction="none", return_full_image=True,
+    )  # full: (N,3,H,W) SSIM map computed on a reflect-padded image
+    pad = (SSIM_WINDOW - 1) // 2  # positions whose window stays inside the image
+    return full[..., pad : h - pad, pad : w - pad].flatten(1).mean(1)
+
+
+def ssim_per_frame(pred: Tensor, target: Tensor) -> Tensor:
+    """Gaussian SSIM (11, sigma 1.5, data range 1) per frame -> (B,T); 1 for identical frames."""
+    return _per_frame(_ssim_frames, pred, target)
+
+
+def mae(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-sample MAE (mean over frames) -> (B,)."""
+    return mae_per_frame(pred, target).mean(1)
+
+
+def mse(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-sample MSE (mean over frames) -> (B,)."""
+    return mse_per_frame(pred, target).mean(1)
+
+
+def psnr(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-sample PSNR: mean over frames of per-frame PSNR -> (B,)."""
+    return psnr_per_frame(pred, target).mean(1)
+
+
+def ssim(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-sample SSIM: mean over frames of per-frame SSIM -> (B,)."""
+    return ssim_per_frame(pred, target).mean(1)
+
+
+class LPIPSMetric:
+    """LPIPS with a fixed backbone; ``metric(pred, target) -> (B,)``, ``metric.per_frame -> (B,T)``.
+
+    Built by :func:`lpips_fn`, which checks the weights at construction. Differentiable w.r.t.
+    ``pred`` (usable as a training loss); wrap in ``torch.no_grad()`` for evaluation.
+    ``chunk`` bounds how many frame pairs go through the backbone at once.
+    """
+
+    def __init__(self, net: str = "vgg", device: str | torch.device | None = None, chunk: int = 64):
+        self.net = canonical_net(net)
+        self.chunk = int(chunk)
+        load_lpips(self.net, device or "cpu")  # raises LPIPSWeightsMissing now, not mid-run
+
+    def per_frame(self, pred: Tensor, target: Tensor) -> Tensor:
+        """(B,[T,]3,H,W) in [0,1] -> (B,T) LPIPS distances."""
+        p, q, b, t = _as_frames(pred, target)  # (B*T,3,H,W)
+        if min(p.shape[-2:]) < MIN_SIZE[self.net]:
+            raise ValueError(f"LPIPS({self.net}) needs frames of at least {MIN_SIZE[self.net]}x{MIN_SIZE[self.net]}, "
+                             f"got {p.shape[-2]}x{p.shape[-1]}")
+        model = load_lpips(self.net, p.device)  # cached per (net, device)
+        outs = [
+            model(p[i : i + self.chunk].float() * 2 - 1, q[i : i + self.chunk].float() * 2 - 1).flatten(1).mean(1)
+            for i in range(0, p.shape[0], self.chunk)
+        ]
+        return torch.cat(outs).reshape(b, t).to(pred.dtype)
+
+    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
+        return self.per_frame(pred, target).mean(1)
+
+    def __repr__(self) -> str:
+        return f"LPIPSMetric(net={self.net!r})"
+
+
+def lpips_fn(net: str = "vgg", device: str | torch.device | None = None) -> LPIPSMetric:
+    """LPIPS metric callable for ``net`` in {vgg, alex, squeeze}; raises LPIPSWeightsMissing if absent."""
+    return LPIPSMetric(net, device)
+
+
+def lpips_per_frame(pred: Tensor, target: Tensor, net: str = "vgg") -> Tensor:
+    """LPIPS per frame -> (B,T)."""
+    return LPIPSMetric(net, pred.device).per_frame(pred, target)
+
+
+def lpips(pred: Tensor, target: Tensor, net: str = "vgg") -> Tensor:
+    """Per-sample LPIPS (mean over frames) -> (B,)."""
+    return lpips_per_frame(pred, target, net).mean(1)
+
+
+def repeats(frame_tokens: Tensor) -> Tensor:
+    """(B,T,N) or (B,T,h,w) token ids of predicted frames -> (B,) bool: last two frames identical."""
+    if not isinstance(frame_tokens, Tensor) or frame_tokens.ndim < 3:
+        shape = tuple(frame_tokens.shape) if isinstance(frame_tokens, Tensor) else type(frame_tokens).__name__
+        raise ValueError(f"frame_tokens must be a tensor (B,T,N) or (B,T,h,w), got {shape}")
+    if frame_tokens.shape[1] < 2:
+        raise ValueError(f"repetition needs at least 2 predicted frames, got T={frame_tokens.shape[1]}")
+    last, prev = frame_tokens[:, -1].flatten(1), frame_tokens[:, -2].flatten(1)  # (B,N)
+    return (last == prev).all(dim=1)
+
+
+def repetition_rate(frame_tokens: Tensor) -> float:
+    """Fraction of samples whose last two predicted frames have identical tokens (RLVR-World)."""
+    return float(repeats(frame_tokens).float().mean())
+
+
+def best_of_n(values: Tensor, higher_is_better: bool) -> dict[str, float]:
+    """Best-of-n per clip, as RLVR-World's evaluator reports it.
+
+    ``values`` (B,n): one per-sample metric value (already averaged over frames) for each of
+    n samples of each of B clips. Returns:
+
+    - ``mean``: mean over clips of the per-clip best (max if ``higher_is_better`` else min);
+    - ``std``: mean over clips of the *unbiased* std of that clip's n values (the spread
+      between samples of one clip; RLVR-World's ``return_std``); 0 when n == 1;
+    - ``std_of_best``: unbiased std over clips of the per-clip best (0 when B == 1).
+    """
+    if not isinstance(values, Tensor) or values.ndim != 2 or values.shape[1] < 1 or values.shape[0] < 1:
+        raise ValueError(f"values must be a (B,n) tensor, got {getattr(values, 'shape', type(values).__name__)}")
+    v = values.double()
+    best = v.max(1).values if higher_is_better else v.min(1).values  # (B,)
+    spread = v.std(1, unbiased=True) if v.shape[1] > 1 else torch.zeros_like(best)
+    std_best = best.std(unbiased=True) if best.numel() > 1 else torch.zeros(())
+    return {"mean": float(best.mean()), "std": float(spread.mean()), "std_of_best": float(std_best)}
+
+
+_HIGHER = {"mae": False, "mse": False, "psnr": True, "ssim": True, "lpips": False}
+
+
+@torch.no_grad()
+def summarize(pred: Tensor, target: Tensor, lpips: str | LPIPSMetric | None = None) -> dict[str, float]:
+    """Batch means of mae, mse, psnr, ssim (and lpips when given a net name or LPIPSMetric).
+
+    ``pred`` may carry a samples axis: ``(B,n,T,3,H,W)`` against ``target`` ``(B,T,3,H,W)``;
+    then each metric is best-of-n per clip (:func:`best_of_n`) and ``<name>_std`` is added.
+    """
+    fns: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mae": mae, "mse": mse, "psnr": psnr, "ssim": ssim}
+    if lpips is not None:
+        fns["lpips"] = lpips if isinstance(lpips, LPIPSMetric) else LPIPSMetric(lpips, pred.device)
+    if pred.ndim == target.ndim + 1:  # samples axis
+        b, n = pred.shape[:2]
+        tgt = target.unsqueeze(1).expand_as(pred).reshape(b * n, *target.shape[1:])
+        flat = pred.reshape(b * n, *pred.shape[2:])
+        out: dict[str, float] = {}
+        for name, fn in fns.items():
+            stats = best_of_n(fn(flat, tgt).reshape(b, n), _HIGHER[name])
+            out[name], out[f"{name}_std"] = stats["mean"], stats["std"]
+        return out
+    return {name: float(fn(pred, target).mean()) for name, fn in fns.items()}
