@@ -112,7 +112,8 @@ def test_smoke_reward_improves(tmp_path):
     assert last > first + 0.1, (first, last)
     assert steps[-1]["kl"] > 0 and steps[-1]["invalid_rewards"] == 0
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 41
-    assert (tmp_path / "samples.jsonl").exists() and (tmp_path / "checkpoint").is_dir()
+    assert (tmp_path / "samples.jsonl").exists()
+    assert (tmp_path / "checkpoints" / "step_00000040" / "model").is_dir()
 
 
 def test_beta_zero_creates_no_reference_model(monkeypatch):
@@ -159,7 +160,7 @@ def test_resume_is_exact(tmp_path, beta):
     c = cfg(beta=beta, max_steps=4, num_iterations=2)
     a = GRPOTrainer(c, ToyTask(), tiny_model(), ToyReward(), out_dir=tmp_path / "a")
     a.train(max_steps=2, progress=False)
-    shutil.copytree(tmp_path / "a" / "checkpoint", tmp_path / "b" / "checkpoint")
+    shutil.copytree(tmp_path / "a" / "checkpoints", tmp_path / "b" / "checkpoints")
     a.train(progress=False)
     b = GRPOTrainer(c, ToyTask(), tiny_model(), ToyReward(), out_dir=tmp_path / "b")
     assert b.resume(tmp_path / "b") and b.step == 2

@@ -92,6 +92,7 @@ class GRPOTrainer:
             weight_decay=cfg.weight_decay)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.eval_fn, self.sample_hook, self.log_fn = eval_fn, sample_hook, log_fn
+        self._logger = None
         self.dataset = task.dataset(train_split)
         if len(self.dataset) == 0:
             raise ValueError(f"task {getattr(task, 'name', task)!r} has no {train_split!r} items")
@@ -307,6 +308,9 @@ class GRPOTrainer:
             bar.update(1)
             bar.set_postfix(reward=f"{m['reward']:.4f}", kl=f"{m['kl']:.2e}")
         bar.close()
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
         return records
 
     def _log(self, record: dict) -> dict:
@@ -314,9 +318,11 @@ class GRPOTrainer:
             if self.log_fn is not None:
                 self.log_fn(record)
             elif self.out_dir is not None:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                with open(self.out_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                if self._logger is None:
+                    from worldmodels.train.logging import RunLogger
+
+                    self._logger = RunLogger(self.out_dir, tensorboard=False)
+                self._logger.log(record.get("step", self.step), record)
         return record
 
     def _write_samples(self) -> None:
@@ -334,26 +340,26 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        return {"step": self.step, "optimizer_steps": self.optimizer_steps,
-                "config": dataclasses.asdict(self.cfg)}
+        return {"optimizer_steps": self.optimizer_steps, "grpo_config": dataclasses.asdict(self.cfg)}
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Atomic checkpoint (policy weights, optimizer, counters) under ``out_dir/checkpoint``."""
-        from worldmodels.train.grpo_ckpt import save_checkpoint
+    def save(self, out_dir: str | Path) -> Path | None:
+        """Atomic checkpoint ``out_dir/checkpoints/step_<n>`` (policy, optimizer, counters);
+        call on every rank."""
+        from worldmodels.train.checkpoint import save_checkpoint
 
-        path = Path(out_dir) / "checkpoint"
-        if self.rank == 0:
-            save_checkpoint(path, self.model, self.optimizer, self.state_dict())
-        dist.barrier()
-        return path
+        return save_checkpoint(out_dir, self.step, {"model": self.model}, optimizer=self.optimizer,
+                               state=self.state_dict(), rank=self.rank, world_size=self.world)
 
-    def resume(self, out_dir: str | Path) -> bool:
-        """Load ``out_dir/checkpoint`` if present (policy, optimizer, step); reference unchanged."""
-        from worldmodels.train.grpo_ckpt import load_checkpoint
+    def resume(self, path: str | Path) -> bool:
+        """Load the latest checkpoint of run dir ``path`` (or the checkpoint dir ``path``):
+        policy, optimizer, step. The reference model stays the initial one. False if none."""
+        from worldmodels.train.checkpoint import STATE_FILE, latest_checkpoint, load_checkpoint
 
-        path = Path(out_dir) / "checkpoint"
-        if not path.exists():
+        path = Path(path)
+        ckpt = path if (path / STATE_FILE).is_file() else latest_checkpoint(path)
+        if ckpt is None:
             return False
-        state = load_checkpoint(path, self.model, self.optimizer, map_location=self.device)
+        state = load_checkpoint(ckpt, {"model": self.model}, optimizer=self.optimizer,
+                                rank=self.rank, restore_rng=False, map_location=self.device)
         self.step, self.optimizer_steps = int(state["step"]), int(state["optimizer_steps"])
         return True

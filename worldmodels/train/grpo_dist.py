@@ -1,7 +1,7 @@
-"""Data-parallel helpers the GRPO trainer uses (no-ops in a single process).
+"""Data-parallel helpers the GRPO trainer adds to ``distributed.py`` (no-ops in one process).
 
-The trainer sums (not averages) gradients because it normalises each rank's loss by the
-global token count; see ``grpo.py``.
+The trainer sums (not averages) gradients because it normalises each rank's loss by the global
+token count; see ``grpo.py``. Reductions move CPU tensors to the GPU under NCCL.
 """
 
 from __future__ import annotations
@@ -9,35 +9,24 @@ from __future__ import annotations
 import torch
 import torch.distributed as td
 
+from worldmodels.train.distributed import barrier, get_rank, get_world_size, is_dist, pick_device
 
-def is_dist() -> bool:
-    return td.is_available() and td.is_initialized()
+__all__ = ["all_reduce_grads", "all_reduce_sum", "barrier", "pick_device", "rank", "world_size"]
 
 
 def rank() -> int:
-    return td.get_rank() if is_dist() else 0
+    return get_rank()
 
 
 def world_size() -> int:
-    return td.get_world_size() if is_dist() else 1
-
-
-def pick_device(name: str) -> torch.device:
-    """"auto" -> this rank's CUDA device when available, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", rank() % torch.cuda.device_count())
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} asked for but CUDA is not available (use device=cpu)")
-    return torch.device(name)
+    return get_world_size()
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum of ``t`` over ranks (returns a new tensor; CPU float64 stays exact on gloo)."""
+    """Sum of ``t`` over ranks (a new tensor on ``t``'s device; identity in one process)."""
     if not is_dist():
         return t
-    out = t.clone()
+    out = t.detach().clone()
     if td.get_backend() == "nccl":
         out = out.cuda()
     td.all_reduce(out, op=td.ReduceOp.SUM)
@@ -45,7 +34,8 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce_grads(model: torch.nn.Module) -> None:
-    """Sum every trainable parameter's gradient over ranks (missing grads count as zero)."""
+    """Sum every trainable parameter's gradient over ranks (missing grads count as zero),
+    in one flat buffer."""
     if not is_dist():
         return
     params = [p for p in model.parameters() if p.requires_grad]
@@ -59,8 +49,3 @@ def all_reduce_grads(model: torch.nn.Module) -> None:
         n = p.numel()
         p.grad.copy_(flat[i:i + n].view_as(p.grad))
         i += n
-
-
-def barrier() -> None:
-    if is_dist():
-        td.barrier()
