@@ -39,10 +39,15 @@ from worldmodels.train.rollout import rollout, sequence_logprobs
 EvalFn = Callable[[torch.nn.Module], dict]
 
 
-def _slice_segments(segments: list, rows: slice) -> list:
-    """Segments restricted to batch rows (force segments carry (B, n) tokens)."""
-    return [dataclasses.replace(s, tokens=s.tokens[rows]) if s.tokens is not None else s
-            for s in segments]
+def _to_device(x, device):
+    """Move the tensors of a (nested) dict/list to ``device``."""
+    if isinstance(x, Tensor):
+        return x.to(device)
+    if isinstance(x, dict):
+        return {k: _to_device(v, device) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_device(v, device) for v in x)
+    return x
 
 
 @dataclasses.dataclass
@@ -72,12 +77,15 @@ class GRPOTrainer:
 
     eval_fn(model) -> {name: float} is called on rank 0 at step 0, every ``eval_steps`` and at
     the end; its values are logged as ``eval/<name>``. ``sample_hook(step, batch, predictions,
-    rewards)`` (optional) lets a command save example predictions.
+    rewards)`` (optional) lets a command save example predictions; ``on_save(model, step)``
+    runs on every rank after each checkpoint (e.g. to export the weights as a world model);
+    ``log_fn(record)`` replaces the JSONL logger.
     """
 
     def __init__(self, cfg: GRPOConfig, task, model, reward, out_dir: str | Path | None = None,
                  eval_fn: EvalFn | None = None, sample_hook: Callable | None = None,
-                 train_split: str = "train", log_fn: Callable[[dict], None] | None = None):
+                 train_split: str = "train", log_fn: Callable[[dict], None] | None = None,
+                 on_save: Callable[[torch.nn.Module, int], None] | None = None):
         self.cfg, self.task, self.reward = cfg, task, reward
         self.rank, self.world = dist.rank(), dist.world_size()
         self.device = dist.pick_device(cfg.device)
@@ -93,6 +101,7 @@ class GRPOTrainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.eval_fn, self.sample_hook, self.log_fn = eval_fn, sample_hook, log_fn
         self._logger = None
+        self.on_save = on_save
         self.dataset = task.dataset(train_split)
         if len(self.dataset) == 0:
             raise ValueError(f"task {getattr(task, 'name', task)!r} has no {train_split!r} items")
@@ -141,7 +150,7 @@ class GRPOTrainer:
         out = rollout(self.model, prompt, segments, temperature=cfg.temperature, top_k=cfg.top_k,
                       top_p=cfg.top_p, generator=gen, prompt_mask=prompt_mask)
         preds = task.decode(batch, out.completion_ids)
-        total, parts = self.reward(preds, task.reward_items(batch))
+        total, parts = self.reward(preds, _to_device(task.reward_items(batch), self.device))
         total = total.detach().double().cpu()
         valid = torch.isfinite(total)
         if hasattr(self.reward, "valid_mask"):
@@ -347,8 +356,11 @@ class GRPOTrainer:
         call on every rank."""
         from worldmodels.train.checkpoint import save_checkpoint
 
-        return save_checkpoint(out_dir, self.step, {"model": self.model}, optimizer=self.optimizer,
+        path = save_checkpoint(out_dir, self.step, {"model": self.model}, optimizer=self.optimizer,
                                state=self.state_dict(), rank=self.rank, world_size=self.world)
+        if self.on_save is not None:
+            self.on_save(self.model, self.step)
+        return path
 
     def resume(self, path: str | Path) -> bool:
         """Load the latest checkpoint of run dir ``path`` (or the checkpoint dir ``path``):

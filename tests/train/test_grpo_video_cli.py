@@ -1,0 +1,106 @@
+"""`wm rlvr video` end to end on a tiny world model built in-test (real VideoTask, stand-in
+tokenizer from tests/tasks/wm_fakes.py), plus the fail-fast reward checks.
+
+    OMP_NUM_THREADS=1 .venv/bin/pytest -q tests/train/test_grpo_video_cli.py
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from wm_fakes import FakeFrameTokenizer, make_episodes  # noqa: E402
+
+from worldmodels.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def world_model(tmp_path_factory):
+    """A 2-layer Llama world model over a 16x16 stand-in tokenizer, written as a world-model dir."""
+    import numpy as np
+
+    from worldmodels.clips import ClipDataset
+    from worldmodels.episodes import dataset_split
+    from worldmodels.models import build_backbone
+    from worldmodels.tasks.video import VideoSpec, VideoTask
+    from worldmodels.tasks.video_data import ActionCodec
+    from worldmodels.world_model import export_backbone, write_world_model_meta
+
+    root = tmp_path_factory.mktemp("wm")
+    data = make_episodes(root / "data", n=6, T=8, test_every=3)
+    tok = FakeFrameTokenizer()
+    tok.save_pretrained(root / "tok")
+    acts = ClipDataset(dataset_split(data, "train"), 1).all_actions()
+    task = VideoTask(tok, VideoSpec("multi", 1, 3), ActionCodec.fit(np.asarray(acts, np.float32)),
+                     data_root=str(data), tokenizer_dir=str(root / "tok"))
+    torch.manual_seed(0)
+    model = build_backbone("test", task.vocab_size, 128)
+    out = root / "wm_video"
+    write_world_model_meta(out, task, root / "tok", extra={"data_root": str(data)})
+    export_backbone(out, model)
+    return out
+
+
+def rlvr(*args):
+    return runner.invoke(app, ["rlvr", "video", *args], catch_exceptions=False)
+
+
+def test_rlvr_video_end_to_end_and_resume(world_model, tmp_path):
+    out = tmp_path / "rlvr"
+    common = ["--init", str(world_model), "--reward", "mae", "--out", str(out), "--preset", "tiny",
+              "--set", "grpo.prompts_per_step=2", "--set", "grpo.mini_batch_prompts=2",
+              "--set", "grpo.num_generations=3", "--set", "grpo.eval_steps=2",
+              "--set", "grpo.save_steps=2", "--set", "eval.clips=4", "--set", "grpo.device=cpu"]
+    r = rlvr(*common, "--steps", "2")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/mse" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    for k in ("eval/mse", "eval/psnr", "eval/ssim", "eval/mse_1", "eval/repetition_rate"):
+        assert k in evals[-1]
+    steps = [r for r in rows if "reward" in r]
+    assert len(steps) == 2 and "reward/mae" in steps[0] and steps[0]["reward"] <= 0
+    # the output is a loadable world model
+    from worldmodels.world_model import VideoWorldModel
+
+    wm = VideoWorldModel.from_pretrained(out, device="cpu")
+    pred = wm.predict(torch.rand(1, 1, 3, 16, 16), torch.zeros(1, 3, 2))
+    assert pred.shape == (1, 1, 3, 3, 16, 16)
+    assert (out / "config.yaml").is_file()
+    # --resume continues from step 2 to 3
+    r = rlvr(*common, "--steps", "3", "--resume")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "reward" in r] == [1, 2, 3]
+
+
+def test_unknown_reward_lists_registered(world_model, tmp_path):
+    r = runner.invoke(app, ["rlvr", "video", "--init", str(world_model), "--reward", "maee",
+                            "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2
+    assert "unknown reward 'maee'" in r.output and "mae" in r.output and "lpips" in r.output
+    assert not (tmp_path / "x").exists()  # stopped before anything was written
+
+
+def test_lpips_without_weights_stops_before_loading(tmp_path, monkeypatch):
+    """--reward lpips with an empty TORCH_HOME stops at once, naming the missing file; the
+    world model is never opened (it does not even exist here)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    r = runner.invoke(app, ["rlvr", "video", "--init", str(tmp_path / "nope"), "--reward", "lpips",
+                            "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2, r.output
+    assert "vgg16-397923af.pth" in r.output
+    assert "not a world model" not in r.output
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    r = runner.invoke(app, ["rlvr", "video", "--set", "grpo.num_generations=1"])
+    assert r.exit_code != 0 and "num_generations" in r.output
+    r = runner.invoke(app, ["rlvr", "video", "--preset", "huge"])
+    assert r.exit_code != 0 and "unknown GRPO preset" in r.output
