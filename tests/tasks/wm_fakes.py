@@ -44,7 +44,7 @@ class FakeFrameTokenizer(nn.Module):
 
     def save_pretrained(self, d):
         Path(d).mkdir(parents=True, exist_ok=True)
-        Path(d, "config.json").write_text(json.dumps({"kind": "fake", "image_size": self.image_size,
+        Path(d, "config.json").write_text(json.dumps({"kind": "fake", "class": "wm_fakes:FakeFrameTokenizer", "image_size": self.image_size,
                                                       "grid": self.grid[0]}))
 
     @classmethod
@@ -76,7 +76,7 @@ class FakeCompressiveTokenizer(nn.Module):
 
     def save_pretrained(self, d):
         Path(d).mkdir(parents=True, exist_ok=True)
-        Path(d, "config.json").write_text(json.dumps({"kind": "fake_compressive"}))
+        Path(d, "config.json").write_text(json.dumps({"kind": "fake_compressive", "class": "wm_fakes:FakeCompressiveTokenizer"}))
 
     @classmethod
     def from_pretrained(cls, d, device="cpu"):

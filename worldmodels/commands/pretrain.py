@@ -1,5 +1,170 @@
-"""`wm pretrain`: placeholder until its issue lands."""
+"""`wm pretrain`: MLE pretraining of world models.
 
-from worldmodels.commands._common import not_built
+    wm pretrain video --config data/recipes/pretrain_tiny.yaml --out runs/wm_video
+    wm pretrain video --data data/robot --tokenizer runs/tok_frame --set train.steps=4000
+    wm pretrain video --out runs/wm_video --resume                 # continue exactly
+    torchrun --nproc_per_node 2 -m worldmodels.cli pretrain video --config ...   # DDP
 
-app = not_built("pretrain", "in progress")
+The output directory is a world model (``worldmodel.json`` + ``backbone/`` + ``tokenizer/``),
+refreshed at every checkpoint, plus ``checkpoints/``, ``metrics.jsonl`` and ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from worldmodels.tasks.video_spec import VideoSpec
+from worldmodels.train.mle_config import MLEConfig
+
+app = typer.Typer(help="MLE pretraining of world models (`wm pretrain video`).", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """MLE pretraining of world models."""
+
+
+@dataclass
+class VideoDataConfig:
+    """Where the video data and tokenizer are.
+
+    root: folder of episode .npz files with meta.json (e.g. data/robot).
+    tokenizer: a trained video tokenizer directory (e.g. runs/tok_frame).
+    layout: sequence layout (mode single|multi, context_frames, future_frames, stride).
+    cache_dir: where pre-tokenised ids are cached (null: <root>/.token_cache).
+    """
+
+    root: str = "data/robot"
+    tokenizer: str = "runs/tok_frame"
+    layout: VideoSpec = field(default_factory=VideoSpec)
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.root or not self.tokenizer:
+            raise ValueError("data.root and data.tokenizer must be set")
+
+
+@dataclass
+class BackboneConfig:
+    """The causal LM.
+
+    preset: backbone size: test | tiny | small (see worldmodels/models).
+    attn_implementation: "sdpa" (default), "eager", or "wm_triton" (our Triton kernel, CUDA only;
+        falls back to sdpa when unavailable).
+    max_positions: maximum sequence length the model supports.
+    """
+
+    preset: str = "tiny"
+    attn_implementation: str = "sdpa"
+    max_positions: int = 2048
+
+    def __post_init__(self) -> None:
+        from worldmodels.models import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+
+
+@dataclass
+class PretrainVideoConfig:
+    """`wm pretrain video`.
+
+    out: run / world-model directory.
+    data: VideoDataConfig.
+    model: BackboneConfig.
+    train: MLEConfig (steps, batch, optimizer, checkpoints, logging).
+    """
+
+    out: str = "runs/wm_video"
+    data: VideoDataConfig = field(default_factory=VideoDataConfig)
+    model: BackboneConfig = field(default_factory=BackboneConfig)
+    train: MLEConfig = field(default_factory=MLEConfig)
+
+
+def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
+    """Build task + backbone from ``cfg`` and train; returns the final metrics."""
+    import numpy as np
+    import torch
+
+    from worldmodels.clips import ClipDataset
+    from worldmodels.config import save_config
+    from worldmodels.episodes import dataset_split
+    from worldmodels.models import build_backbone, count_params
+    from worldmodels.tasks.video import VideoTask
+    from worldmodels.tasks.video_data import ActionCodec
+    from worldmodels.train.distributed import cleanup, init_distributed
+    from worldmodels.train.mle import train_mle
+    from worldmodels.world_model import (
+        export_backbone,
+        load_video_tokenizer,
+        read_world_model_meta,
+        task_from_meta,
+        write_world_model_meta,
+    )
+
+    info = init_distributed(cfg.train.device)
+    out = Path(cfg.out)
+    tok_dir = Path(cfg.data.tokenizer)
+    if not (tok_dir / "config.json").is_file():
+        raise FileNotFoundError(f"data.tokenizer={tok_dir}: no tokenizer there (train one with "
+                                f"`wm tokenizer train frame`)")
+    tok = load_video_tokenizer(tok_dir, device=info.device)
+    common = dict(data_root=cfg.data.root, tokenizer_dir=str(tok_dir), cache_dir=cfg.data.cache_dir)
+    if resume and (out / "worldmodel.json").is_file():  # keep the saved action ranges / layout
+        task = task_from_meta(read_world_model_meta(out), tok, **common)
+    else:
+        train_files = dataset_split(cfg.data.root, "train")
+        acts = ClipDataset(train_files, 1, stride=1).all_actions()
+        task = VideoTask(tok, cfg.data.layout, ActionCodec.fit(np.asarray(acts, np.float32)), **common)
+    if task.seq_len() > cfg.model.max_positions:
+        raise ValueError(f"sequence length {task.seq_len()} exceeds model.max_positions "
+                         f"{cfg.model.max_positions}")
+    torch.manual_seed(cfg.train.seed)
+    model = build_backbone(cfg.model.preset, task.vocab_size, cfg.model.max_positions,
+                           cfg.model.attn_implementation)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out)
+        write_world_model_meta(out, task, tok_dir, extra={"data_root": str(cfg.data.root)})
+        print(f"world model: {count_params(model) / 1e6:.2f}M params, vocab {task.vocab_size}, "
+              f"sequence {task.seq_len()} tokens, layout {cfg.data.layout}")
+    train_set = task.dataset("train", with_frames=False, progress=info.is_main)
+    eval_set = task.dataset("test", with_frames=False, progress=info.is_main)
+    if info.is_main:
+        print(f"clips: {len(train_set)} train, {len(eval_set)} held-out")
+    result = train_mle(model, task, cfg.train, out, info=info, resume=resume,
+                       export=lambda m, step: export_backbone(out, m),
+                       train_set=train_set, eval_set=eval_set)
+    cleanup()
+    return result
+
+
+@app.command("video")
+def video(
+    config: Path = typer.Option(None, "--config", help="YAML recipe, e.g. data/recipes/pretrain_tiny.yaml"),
+    data: str = typer.Option(None, "--data", help="episode folder (data.root)"),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer directory (data.tokenizer)"),
+    out: str = typer.Option(None, "--out", help="run / world-model directory (out)"),
+    preset: str = typer.Option(None, "--preset", help="backbone preset (model.preset)"),
+    steps: int = typer.Option(None, "--steps", help="optimizer steps (train.steps)"),
+    set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.optim.lr=3e-4"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+) -> None:
+    """Pretrain a video world model with MLE (next-token loss on frame tokens)."""
+    from worldmodels.config import ConfigError, load_config
+
+    overrides = list(set_ or [])
+    for key, val in (("data.root", data), ("data.tokenizer", tokenizer), ("out", out),
+                     ("model.preset", preset), ("train.steps", steps)):
+        if val is not None:
+            overrides.append(f"{key}={val}")
+    try:
+        cfg = load_config(PretrainVideoConfig, config, overrides)
+    except (ConfigError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from e
+    res = run_pretrain_video(cfg, resume=resume)
+    typer.echo(f"done: step {res.get('step')} loss {res.get('loss', float('nan')):.4f} "
+               f"eval_loss {res.get('eval_loss', float('nan')):.4f} -> {cfg.out}")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-from worldmodels.tasks.base import IGNORE_INDEX, Task, repeat_batch, to_device
-
 #: task name -> "module:Class"; modules are imported only when asked for
 TASKS: dict[str, str] = {
     "video": "worldmodels.tasks.video:VideoTask",
@@ -23,7 +21,16 @@ def register_task(name: str, target: str) -> None:
     TASKS[name] = target
 
 
-def get_task_class(name: str) -> type[Task]:
+def __getattr__(name: str):
+    # base.py imports torch; load it only when one of its names is used (keeps `wm --help` fast)
+    if name in ("IGNORE_INDEX", "Task", "repeat_batch", "to_device"):
+        from worldmodels.tasks import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
+
+
+def get_task_class(name: str):
     """The Task class registered as ``name`` (or a dotted ``pkg.module:Class`` path)."""
     target = TASKS.get(name, name)
     if ":" not in target:

@@ -1,0 +1,122 @@
+"""MLE trainer: loss falls, exact resume, checkpoint RNG round trip, `wm pretrain video` CLI."""
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from wm_fakes import FakeFrameTokenizer, make_episodes  # noqa: E402
+
+from worldmodels.models import build_backbone  # noqa: E402
+from worldmodels.tasks.video import VideoSpec, VideoTask  # noqa: E402
+from worldmodels.tasks.video_data import ActionCodec  # noqa: E402
+from worldmodels.train import checkpoint as ckpt  # noqa: E402
+from worldmodels.train.logging import read_metrics  # noqa: E402
+from worldmodels.train.mle import MLEConfig, OptimConfig, train_mle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    root = make_episodes(tmp_path_factory.mktemp("data"), n=6, T=8)
+    return VideoTask(FakeFrameTokenizer(), VideoSpec("multi", 1, 2), ActionCodec([-1, -1], [1, 1]),
+                     data_root=str(root), cache_dir=str(root / ".cache"))
+
+
+def cfg(steps, **kw):
+    base = dict(steps=steps, batch_size=4, grad_accum=2, eval_every=3, eval_batches=2,
+                save_every=3, log_every=1, seed=0, device="cpu",
+                optim=OptimConfig(lr=3e-3, warmup_steps=2, schedule="cosine"))
+    base.update(kw)
+    return MLEConfig(**base)
+
+
+def model_for(task):
+    torch.manual_seed(0)
+    return build_backbone("test", task.vocab_size, 256)
+
+
+def test_resume_is_exact(task, tmp_path):
+    # 6 steps straight (7 train batches/epoch at batch 4 -> the run crosses an epoch boundary)
+    full = tmp_path / "full"
+    m1 = model_for(task)
+    train_mle(m1, task, cfg(6), full)
+    half = tmp_path / "half"
+    train_mle(model_for(task), task, cfg(6), half, until=3)  # "interrupted" at step 3
+    # perturb the global RNGs: a resumed run must restore them, not depend on them
+    torch.manual_seed(123), np.random.seed(5), random.seed(7)
+    m2 = model_for(task)
+    train_mle(m2, task, cfg(6), half, resume=True)
+    a = [r["loss"] for r in read_metrics(full) if "loss" in r]
+    b = [r["loss"] for r in read_metrics(half) if "loss" in r]
+    assert len(a) == len(b) == 6
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    for (n, p), q in zip(m1.named_parameters(), m2.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=n)
+    evals = [r["eval_loss"] for r in read_metrics(full) if "eval_loss" in r]
+    assert len(evals) == 2 and all(np.isfinite(evals))
+    assert sorted(p.name for p in (full / "checkpoints").glob("step_*")) == ["step_00000003",
+                                                                              "step_00000006"]
+
+
+def test_loss_falls_below_unigram(task, tmp_path):
+    ds = task.dataset("train", with_frames=False, progress=False)
+    lm = task.lm_batch(task.collate([ds[i] for i in range(len(ds))]))
+    lab = lm["labels"][lm["labels"] != -100]
+    p = torch.bincount(lab, minlength=task.vocab_size).float()
+    p = p[p > 0] / p.sum()
+    unigram = float(-(p * p.log()).sum())
+    train_mle(model_for(task), task, cfg(200, eval_every=200, save_every=200, log_every=10,
+                                             grad_accum=1), tmp_path)
+    last = [r["loss"] for r in read_metrics(tmp_path) if "loss" in r][-1]
+    assert last < 0.8 * unigram, (last, unigram)
+
+
+def test_checkpoint_restores_all_rngs(tmp_path):
+    m = torch.nn.Linear(3, 2)
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    ckpt.save_checkpoint(tmp_path, 5, {"m": m}, state={"x": 1})
+    want = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    m2 = torch.nn.Linear(3, 2)
+    st = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path), {"m": m2})
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert st["step"] == 5 and st["x"] == 1
+    assert torch.equal(want[0], got[0]) and np.array_equal(want[1], got[1]) and want[2] == got[2]
+    assert torch.equal(m.weight, m2.weight)
+    assert not list(tmp_path.glob("checkpoints/.tmp-*"))
+
+
+def test_cli_pretrain_video_writes_a_world_model(task, tmp_path):
+    from typer.testing import CliRunner
+
+    from worldmodels.commands.pretrain import app
+    from worldmodels.world_model import VideoWorldModel
+
+    tok_dir = tmp_path / "tok"
+    FakeFrameTokenizer().save_pretrained(tok_dir)
+    out = tmp_path / "wm"
+    args = ["video", "--data", task.data_root, "--tokenizer", str(tok_dir), "--out", str(out),
+            "--preset", "test", "--steps", "4", "--set", "train.batch_size=4",
+            "--set", "train.save_every=2", "--set", "data.layout.future_frames=2",
+            "--set", "train.device=cpu", "--set", f"data.cache_dir={tmp_path / 'c'}"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "worldmodel.json").read_text())
+    assert meta["layout"]["spec"]["future_frames"] == 2 and (out / "config.yaml").is_file()
+    wm = VideoWorldModel.from_pretrained(out, device="cpu")
+    frames = torch.rand(2, 1, 3, 16, 16)
+    pred = wm.predict(frames, torch.zeros(2, 3, 2), n_samples=3)
+    assert pred.shape == (2, 3, 3, 3, 16, 16) and pred.min() >= 0 and pred.max() <= 1
+    r = CliRunner().invoke(app, args[:-6] + ["--steps", "6", "--resume", "--set",
+                                             "train.batch_size=4", "--set",
+                                             "data.layout.future_frames=2", "--set",
+                                             "train.device=cpu"])
+    assert r.exit_code == 0, r.output
+    assert ckpt.latest_checkpoint(out).name == "step_00000006"
+    bad = CliRunner().invoke(app, args + ["--set", "train.stepz=3"])
+    assert bad.exit_code != 0 and "stepz" in bad.output

@@ -1,0 +1,188 @@
+"""MLE (next-token cross-entropy) trainer shared by every modality; it only talks to a Task.
+
+    from worldmodels.train.mle import MLEConfig, train_mle
+    train_mle(model, task, MLEConfig(steps=2000, batch_size=16), "runs/wm", resume=False,
+              export=lambda m, step: m.save_pretrained("runs/wm/backbone"))
+
+AdamW, linear warm-up then constant or cosine, grad-norm clipping, bf16 autocast on CUDA,
+gradient accumulation, torchrun DDP/FSDP, periodic held-out loss, atomic checkpoints with exact
+resume (model, optimizer, scheduler, RNG, sampler position), JSONL logs, tqdm with tokens/s.
+The loss of one optimizer step is (sum of token losses) / (tokens on loss in that step, over
+all micro-batches and ranks), so accumulation and data parallelism give the same gradient as
+one big batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from worldmodels.tasks.base import IGNORE_INDEX, to_device
+from worldmodels.train import checkpoint as ckpt
+from worldmodels.train.distributed import DistInfo, all_reduce_sum, unwrap, wrap_model
+from worldmodels.train.logging import RunLogger, progress
+from worldmodels.train.mle_config import MLEConfig, OptimConfig
+from worldmodels.train.sampler import ResumableBatchSampler
+
+
+def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() < 2 or "embed" in name or "norm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+def make_scheduler(opt, cfg: OptimConfig, total_steps: int):
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        t = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def autocast(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def token_loss_sum(model, lm: dict) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled positions, and their count."""
+    logits = model(input_ids=lm["input_ids"], attention_mask=lm.get("attention_mask")).logits
+    labels = lm["labels"][:, 1:]
+    loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                           labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss, int((labels != IGNORE_INDEX).sum())
+
+
+def forward_backward(model, task, micro_batches: list[dict], device, precision: str = "fp32") -> dict:
+    """One optimizer step's gradients: loss normalised by the global count of loss tokens."""
+    lms = [to_device(task.lm_batch(b), device) for b in micro_batches]
+    local = sum(int((lm["labels"][:, 1:] != IGNORE_INDEX).sum()) for lm in lms)
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    total = float(all_reduce_sum(torch.tensor(float(local), device=device)))
+    loss_sum, tokens = 0.0, 0
+    for i, lm in enumerate(lms):
+        sync = i == len(lms) - 1 or not hasattr(model, "no_sync")
+        ctx = model.no_sync() if not sync else _null()
+        with ctx, autocast(device, precision):
+            s, _ = token_loss_sum(model, lm)
+            (s * world / total).backward()  # DDP averages over ranks -> sum / total overall
+        loss_sum += float(s.detach())
+        tokens += task.tokens_in(lm)
+    return {"loss_sum": loss_sum, "loss_tokens": local, "tokens": tokens}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@torch.no_grad()
+def evaluate(model, task, loader, device, precision: str, max_batches: int) -> float:
+    """Mean held-out token loss (nats) over up to ``max_batches`` micro-batches, all ranks."""
+    model.eval()
+    s = torch.zeros(2, dtype=torch.float64, device=device)
+    for i, batch in enumerate(loader):
+        if i >= max_batches:
+            break
+        lm = to_device(task.lm_batch(batch), device)
+        with autocast(device, precision):
+            loss, n = token_loss_sum(model, lm)
+        s += torch.tensor([float(loss), n], dtype=torch.float64, device=device)
+    model.train()
+    s = all_reduce_sum(s)
+    return float(s[0] / s[1].clamp(min=1))
+
+
+def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None,
+              resume: bool = False, export=None, train_set=None, eval_set=None,
+              until: int | None = None) -> dict:
+    """Train ``model`` on ``task``; ``export(unwrapped_model, step)`` runs on rank 0 after each
+    checkpoint (e.g. to refresh a world-model directory). ``until`` stops early at that step
+    (with a checkpoint) as if interrupted; the schedule still spans ``cfg.steps``.
+    Returns the last logged metrics."""
+    from torch.utils.data import DataLoader
+
+    info = info or DistInfo(device=torch.device("cpu"))
+    dev = info.device
+    train_set = train_set if train_set is not None else task.dataset("train")
+    eval_set = eval_set if eval_set is not None else task.dataset("test")
+    model.to(dev).train()
+    ddp = wrap_model(model, info, cfg.distributed)
+    opt = make_optimizer(ddp, cfg.optim)
+    sched = make_scheduler(opt, cfg.optim, cfg.steps)
+    sampler = ResumableBatchSampler(len(train_set), cfg.batch_size, seed=cfg.seed,
+                                    rank=info.rank, world_size=info.world_size)
+    step, tokens_seen = 0, 0
+    last = ckpt.latest_checkpoint(run_dir) if resume else None
+    if resume and last is None and info.is_main:
+        print(f"--resume: no checkpoint in {run_dir}/checkpoints, starting from step 0")
+    if last is not None:
+        state = ckpt.load_checkpoint(last, {"model": unwrap(ddp)}, opt, sched, rank=info.rank)
+        step, tokens_seen = state["step"], state.get("tokens", 0)
+        sampler.load_state_dict(state["sampler"])
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate,
+                        num_workers=cfg.num_workers)
+    eval_sampler = ResumableBatchSampler(len(eval_set), cfg.batch_size, seed=0, shuffle=False,
+                                         rank=info.rank, world_size=info.world_size)
+    eval_loader = DataLoader(eval_set, batch_sampler=eval_sampler, collate_fn=task.collate)
+    logger = RunLogger(run_dir, enabled=info.is_main)
+    bar = progress(cfg.steps, step, enabled=info.is_main, desc="pretrain")
+    it, metrics = iter(loader), {}
+    t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
+    stop = min(cfg.steps, until) if until is not None else cfg.steps
+    while step < stop:
+        micro = []
+        for _ in range(cfg.grad_accum):
+            try:
+                micro.append(next(it))
+            except StopIteration:
+                it = iter(loader)  # the sampler has moved on to the next epoch
+                micro.append(next(it))
+            sampler.consumed(1)
+        opt.zero_grad(set_to_none=True)
+        out = forward_backward(ddp, task, micro, dev, cfg.precision)
+        gnorm = torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.optim.grad_clip or float("inf"))
+        opt.step()
+        sched.step()
+        step += 1
+        tokens_seen += out["tokens"] * info.world_size
+        tok0 += out["tokens"] * info.world_size
+        loss_acc, n_acc = loss_acc + out["loss_sum"], n_acc + out["loss_tokens"]
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            dt = max(time.time() - t0, 1e-9)
+            metrics = {"loss": loss_acc / max(n_acc, 1), "lr": sched.get_last_lr()[0],
+                       "grad_norm": float(gnorm), "tokens_per_s": tok0 / dt, "tokens": tokens_seen}
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
+            logger.log(step, metrics)
+            t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+            metrics["eval_loss"] = evaluate(ddp, task, eval_loader, dev, cfg.precision, cfg.eval_batches)
+            logger.log(step, {"eval_loss": metrics["eval_loss"]})
+        if (cfg.save_every and step % cfg.save_every == 0) or step in (cfg.steps, stop):
+            ckpt.save_checkpoint(run_dir, step, {"model": unwrap(ddp)}, opt, sched,
+                                 state={"sampler": sampler.state_dict(), "tokens": tokens_seen},
+                                 keep=cfg.keep_checkpoints, rank=info.rank,
+                                 world_size=info.world_size)
+            if export is not None and info.is_main:
+                export(unwrap(ddp), step)
+    bar.close()
+    logger.close()
+    return {"step": step, **metrics}
+
+__all__ = ["MLEConfig", "OptimConfig", "evaluate", "forward_backward", "train_mle"]

@@ -1,0 +1,82 @@
+"""Configs of the MLE trainer (kept free of torch so `wm --help` stays instant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and schedule.
+
+    lr: peak learning rate of AdamW.
+    weight_decay: AdamW decoupled weight decay (not applied to biases / norms / embeddings).
+    betas: AdamW (beta1, beta2).
+    warmup_steps: linear warm-up from 0 to ``lr`` over this many optimizer steps.
+    schedule: "constant" after warm-up (RLVR-World) or "cosine" decay to ``min_lr_ratio * lr``.
+    min_lr_ratio: floor of the cosine schedule as a fraction of ``lr``.
+    grad_clip: max global gradient norm (0 disables clipping).
+    """
+
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError("optim.warmup_steps, grad_clip and weight_decay must be >= 0")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"optim.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+
+@dataclass
+class MLEConfig:
+    """MLE training loop.
+
+    steps: optimizer steps to train in total (a resumed run continues up to this).
+    batch_size: sequences per micro-batch per process.
+    grad_accum: micro-batches per optimizer step (effective batch = batch_size*grad_accum*ranks).
+    optim: optimizer and schedule (OptimConfig).
+    precision: "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16".
+    distributed: "ddp" or "fsdp" when launched with torchrun (ignored in one process).
+    eval_every: held-out loss every this many steps (0: only at the end).
+    eval_batches: micro-batches of the held-out split per evaluation.
+    save_every: checkpoint every this many steps (and at the end).
+    keep_checkpoints: how many checkpoints to keep on disk.
+    log_every: JSONL / progress update every this many steps.
+    seed: seed of model init, data order and sampling.
+    num_workers: DataLoader workers (0 keeps resume exact and is fastest for cached tokens).
+    device: "auto", "cpu" or "cuda".
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    eval_every: int = 200
+    eval_batches: int = 8
+    save_every: int = 200
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "save_every", "num_workers", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"train.precision must be auto|fp32|bf16, got {self.precision!r}")
