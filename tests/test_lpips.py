@@ -122,3 +122,14 @@ def test_summarize_reports_lpips_when_asked(empty_torch_home):
     assert s["lpips"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="at least 17x17"):
         metrics.summarize(x[..., :16, :16], x[..., :16, :16], lpips="squeeze")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_use_a_cuda_module(empty_torch_home):
+    _write(empty_torch_home, "squeeze", _random_backbone("squeeze"))
+    lp = metrics.lpips_fn("squeeze", device="cuda")
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    got = lp(x.cuda(), y.cuda())
+    assert got.device.type == "cuda"
+    assert lpips_weights.load_lpips("squeeze", "cuda") is lpips_weights.load_lpips("squeeze", got.device)
+    assert torch.allclose(got.cpu(), lp(x, y), atol=1e-4)

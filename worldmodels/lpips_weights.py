@@ -131,6 +131,8 @@ def load_lpips(net: str = "vgg", device: str | torch.device = "cpu") -> torch.nn
     net = canonical_net(net)
     path = require_backbone(net)
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" share one module
+        device = torch.device("cuda", torch.cuda.current_device())
     key = (net, str(device), str(path.resolve()), path.stat().st_mtime_ns)
     with _LOCK:
         if key in _CACHE:
