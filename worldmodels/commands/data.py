@@ -39,19 +39,19 @@ def _split_list(text: str | None, cast=str) -> list | None:
 
 @build_app.command("robot")
 def build_robot(
-    out: str | None = typer.Option(None, help="output folder [data/robot]"),
-    episodes: int | None = typer.Option(None, help="episodes in the folder when done [200]"),
+    out: str | None = typer.Option(None, help="output folder (default data/robot)"),
+    episodes: int | None = typer.Option(None, help="episodes in the folder when done (default 200)"),
     tasks: str | None = typer.Option(
-        None, help="comma-separated tasks cycled over episodes [push,drawer_open,drawer_close]"),
-    image_size: int | None = typer.Option(None, help="frame size in pixels, 8..256 [64]"),
-    episode_len: int | None = typer.Option(None, help="frames per episode [50]"),
-    seed: int | None = typer.Option(None, help="base seed [0]"),
+        None, help="comma-separated tasks cycled over episodes (default push,drawer_open,drawer_close)"),
+    image_size: int | None = typer.Option(None, help="frame size in pixels, 8..256 (default 64)"),
+    episode_len: int | None = typer.Option(None, help="frames per episode (default 50)"),
+    seed: int | None = typer.Option(None, help="base seed (default 0)"),
     noise: str | None = typer.Option(
-        None, help="comma-separated expert noise levels drawn per episode [0,0.5,1,2]"),
+        None, help="comma-separated expert noise levels drawn per episode (default 0,0.5,1,2)"),
     random_fraction: float | None = typer.Option(
-        None, help="fraction of random-policy episodes [0.2]"),
-    test_every: int | None = typer.Option(None, help="file i is test iff i %% N == 0 [10]"),
-    workers: int | None = typer.Option(None, help="processes; 0 = all cores [0]"),
+        None, help="fraction of random-policy episodes (default 0.2)"),
+    test_every: int | None = typer.Option(None, help="file i is test iff i % N == 0 (default 10)"),
+    workers: int | None = typer.Option(None, help="processes; 0 = all cores (default 0)"),
     config: Path | None = typer.Option(None, "--config", help="recipe YAML (RobotDataConfig)"),
     set_: list[str] = typer.Option([], "--set", help="override a field: key=value (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
@@ -87,12 +87,12 @@ def build_robot(
 def info(
     folder: Path = typer.Argument(..., help="folder of .npz episodes (or one .npz file)"),
     layout: str | None = typer.Option(None, help="named key map: rlvr, bair, metaworld"),
-    image_key: str | None = typer.Option(None, help="array holding the frames [image]"),
-    action_key: str | None = typer.Option(None, help="array holding the actions [action]"),
+    image_key: str | None = typer.Option(None, help="array holding the frames (default image)"),
+    action_key: str | None = typer.Option(None, help="array holding the actions (default action)"),
     channels_first: bool | None = typer.Option(
         None, "--channels-first/--channels-last", help="frames stored (T,C,H,W)"),
     frame_stack: int | None = typer.Option(None, help="RGB frames stacked along channels"),
-    test_every: int | None = typer.Option(None, help="split rule [meta.json's, else 100]"),
+    test_every: int | None = typer.Option(None, help="split rule (default meta.json's, else 100)"),
 ) -> None:
     """Episodes, frames, split sizes and success rate per task of an episode folder."""
     import dataclasses

@@ -135,7 +135,7 @@ class RobotEnv:
                 opening, self.drawer_goal = rng.uniform(0.06, S.DRAWER_MAX_OPEN), 0.0
             goal_line = S.DRAWER_FRONT_Y - self.drawer_goal - S.HANDLE_OFFSET
             goal = np.array([S.CABINET_X + 0.15, goal_line])
-            pusher = self._sample_far(rng, [block], 0.08, y_range=(-0.25, -0.09))
+            pusher = self._sample_far(rng, [block], 0.08, y_range=(-0.25, -0.11))
         d.qpos[q["block"] : q["block"] + 3] = [block[0], block[1], S.BLOCK_HALF]
         d.qpos[q["block"] + 3 : q["block"] + 7] = [1, 0, 0, 0]
         d.qpos[q["drawer"]] = opening
@@ -148,8 +148,8 @@ class RobotEnv:
     @staticmethod
     def _sample_push_layout(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         while True:
-            block = np.array([rng.uniform(-0.18, 0.18), rng.uniform(-0.18, -0.04)])
-            goal = np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.2, -0.02)])
+            block = np.array([rng.uniform(-0.18, 0.18), rng.uniform(-0.18, -0.06)])
+            goal = np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.22, -0.02)])
             if 0.1 <= np.linalg.norm(goal - block) <= 0.25:
                 return block, goal
 

@@ -18,13 +18,19 @@ from worldmodels.envs import robot_scene as S
 _STEP = S.MAX_SPEED * S.TIMESTEP * S.SUBSTEPS  # metres moved per control step at |a| = 1
 
 
+# Push-task waypoints stay in this box, clear of the drawer handle (bar's lower face y >= 0.06).
+_PUSH_AREA_LO = np.array([-0.26, -0.26])
+_PUSH_AREA_HI = np.array([0.26, 0.03])
+_ORBIT = 0.085  # radius of the path around the block (m)
+
+
 def _towards(p: np.ndarray, target: np.ndarray, gain: float = 0.8) -> np.ndarray:
     """Action that moves the pusher from ``p`` to ``target`` in about one step (clipped)."""
     return np.clip((target - p) / _STEP * gain, -1.0, 1.0)
 
 
 def push_expert(s: np.ndarray) -> np.ndarray:
-    """Go behind the block (around it if needed), then push it through the goal centre."""
+    """Orbit the block to its far side from the goal, then push it through the goal centre."""
     p, b, g = s[0:2], s[2:4], s[4:6]
     d = g - b
     dist = float(np.linalg.norm(d))
@@ -34,18 +40,20 @@ def push_expert(s: np.ndarray) -> np.ndarray:
     perp = np.array([-u[1], u[0]])
     rel = p - b
     along, lat = float(rel @ u), float(rel @ perp)
-    side = 1.0 if lat >= 0 else -1.0
-    reach = S.BLOCK_HALF + S.PUSHER_RADIUS + 0.01
     if along < -0.03 and abs(lat) < 0.015:  # behind and aligned: push towards the goal
         direction = g - p
         direction = direction / (np.linalg.norm(direction) + 1e-9)
         speed = float(np.clip(dist / 0.06, 0.3, 1.0))
         return np.clip(direction * speed - perp * lat / _STEP * 0.8, -1.0, 1.0)
-    if along >= -0.04:  # not behind the block yet: go round it
-        if abs(lat) < 0.075:
-            return _towards(p, p + perp * side * (0.085 - abs(lat)))
-        return _towards(p, b + perp * side * 0.085 - u * 0.06)
-    return _towards(p, b - u * reach)
+    theta = np.arctan2(rel[1], rel[0])
+    behind = np.arctan2(-u[1], -u[0])
+    dtheta = (behind - theta + np.pi) % (2 * np.pi) - np.pi
+    if abs(dtheta) < 0.35 and along < -0.03:  # near the far side: close in on the contact point
+        target = b - u * (S.BLOCK_HALF + S.PUSHER_RADIUS + 0.01)
+    else:  # walk around the block on a circle of radius _ORBIT
+        ang = theta + np.sign(dtheta) * min(abs(dtheta), 0.6)
+        target = b + _ORBIT * np.array([np.cos(ang), np.sin(ang)])
+    return _towards(p, np.clip(target, _PUSH_AREA_LO, _PUSH_AREA_HI))
 
 
 def drawer_expert(s: np.ndarray) -> np.ndarray:

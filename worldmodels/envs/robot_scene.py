@@ -21,7 +21,7 @@ pusher floats over the table but touches the block and the drawer.
 from __future__ import annotations
 
 TABLE_HALF = 0.30  # table half-size (m)
-PUSHER_RADIUS = 0.018
+PUSHER_RADIUS = 0.024
 PUSHER_RANGE_X = (-0.27, 0.27)  # slide-joint limits of the pusher
 PUSHER_RANGE_Y = (-0.27, 0.12)  # stays below the cabinet front
 MAX_SPEED = 0.5  # m/s for |action| = 1
@@ -36,7 +36,7 @@ CABINET_Y = 0.22
 DRAWER_FRONT_Y = 0.14  # drawer front face (world y) when closed
 DRAWER_MAX_OPEN = 0.12  # slide range (m)
 DRAWER_TOL = 0.03  # drawer success: |opening - goal opening| <= this
-HANDLE_OFFSET = 0.058  # handle bar centre is this far in front (-y) of the drawer front
+HANDLE_OFFSET = 0.072  # handle bar centre is this far in front (-y) of the drawer front
 HANDLE_HALF_LEN = 0.06
 HANDLE_HALF_THICK = 0.008
 POST_X = 0.052  # post position relative to the handle centre (right end of the bar)
@@ -77,7 +77,7 @@ def scene_xml(image_size: int = 64) -> str:
   <worldbody>
     <light pos="0 -0.2 1.5" dir="0 0.1 -1" diffuse="0.35 0.35 0.35" specular="0 0 0"
            castshadow="false"/>
-    <camera name="top" pos="0 -0.16 0.95" xyaxes="1 0 0 0 0.985 0.17" fovy="40"/>
+    <camera name="top" pos="0 -0.17 1.0" xyaxes="1 0 0 0 0.985 0.17" fovy="38"/>
     <geom name="table" type="box" size="{TABLE_HALF + 0.04} {TABLE_HALF + 0.04} 0.01"
           pos="0 0 -0.01" rgba="{c['table']}" contype="1" conaffinity="1"/>
     <geom name="rim_l" type="box" size="0.01 {rim} 0.02" pos="{-rim} 0 0.02" rgba="{c['rim']}"
