@@ -1,0 +1,257 @@
+"""RLVR vs continued MLE from the pretrained tiny video world model (issue 5's experiment).
+
+One command (CPU, nice'd; every (arm, seed) run is saved as it finishes, so a re-run skips
+finished runs and extra seeds/steps can be added later)::
+
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/rlvr_experiment.py \
+        --init runs/wm_video --steps 300 --seeds 0 1 2 --eval-every 25
+
+Arms, all from the same pretrained weights and compared at equal optimizer steps (wall-clock
+noted): ``rlvr_mae`` (GRPO, reward -MAE, tiny preset), ``rlvr_lpips_mae`` (GRPO, LPIPS+MAE;
+skipped with a note when the LPIPS VGG weights are absent), ``mle`` (continued MLE with the
+same optimizer, learning rate and prompts per step). Held-out metrics (``video_eval_fn`` of
+``wm rlvr video``): multi-step (all 7 predicted frames) and single-step (first predicted frame)
+MSE / PSNR / SSIM and the repetition rate, at step 0 and every ``--eval-every`` steps.
+Writes ``<out>/results.json``, ``<out>/runs/<arm>_s<seed>.json``, ``docs/rlvr_heldout_mse.png``
+and the results block of ``docs/rlvr.md``. ``--set grpo.beta=0`` etc. change the RLVR arms
+(for the investigations in docs/rlvr.md); ``--tag`` keeps such variants apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ["mse", "psnr", "ssim", "mse_1", "psnr_1", "ssim_1", "repetition_rate"]
+ARMS = {"rlvr_mae": "mae", "rlvr_lpips_mae": "lpips+mae", "mle": None}
+
+
+def load(init: str, data: str | None):
+    from worldmodels.world_model import VideoWorldModel, read_world_model_meta
+
+    wm = VideoWorldModel.from_pretrained(init, device="cpu")
+    wm.task.data_root = data or read_world_model_meta(init).get("data_root")
+    return wm.model, wm.task
+
+
+def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory) -> dict:
+    from worldmodels.config import apply_overrides, from_dict, to_dict
+    from worldmodels.rewards import build_reward
+    from worldmodels.train.grpo import GRPOTrainer
+    from worldmodels.train.grpo_config import GRPOConfig, grpo_preset
+
+    reward = build_reward(reward_spec, "mean")
+    model, task = load(args.init, args.data)
+    base = to_dict(grpo_preset("tiny", max_steps=args.steps, seed=seed, eval_steps=args.eval_every,
+                               save_steps=0, device="cpu"))
+    cfg = from_dict(GRPOConfig, apply_overrides({"grpo": base}, args.set)["grpo"])
+    records: list[dict] = []
+    tr = GRPOTrainer(cfg, task, model, reward, eval_fn=eval_fn_factory(task),
+                     log_fn=records.append)
+    t0 = time.time()
+    tr.train(progress=not args.quiet)
+    return {"records": records, "wall_s": time.time() - t0, "config": to_dict(cfg),
+            "optimizer_steps": tr.optimizer_steps}
+
+
+def run_mle(args, seed: int, eval_fn_factory) -> dict:
+    """Continued MLE: AdamW (same lr / clip as GRPO), ``prompts_per_step`` clips per step."""
+    from worldmodels.train.grpo_config import grpo_preset
+    from worldmodels.train.mle import forward_backward
+
+    gcfg = grpo_preset("tiny")
+    lr = float(dict(s.split("=", 1) for s in args.set).get("grpo.learning_rate", gcfg.learning_rate))
+    model, task = load(args.init, args.data)
+    eval_fn = eval_fn_factory(task)
+    ds = task.dataset("train", with_frames=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=gcfg.weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    records = [{"step": 0, **{f"eval/{k}": v for k, v in eval_fn(model.eval()).items()}}]
+    t_train, bs = 0.0, gcfg.prompts_per_step
+    for step in range(1, args.steps + 1):
+        t0 = time.time()
+        model.train()
+        idx = torch.randint(len(ds), (bs,), generator=g).tolist()
+        opt.zero_grad(set_to_none=True)
+        out = forward_backward(model, task, [task.collate([ds[i] for i in idx])], torch.device("cpu"))
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), gcfg.max_grad_norm)
+        opt.step()
+        t_train += time.time() - t0
+        rec = {"step": step, "loss": out["loss_sum"] / max(out["loss_tokens"], 1), "grad_norm": float(gn)}
+        if step % args.eval_every == 0 or step == args.steps:
+            with torch.no_grad():
+                rec.update({f"eval/{k}": v for k, v in eval_fn(model.eval()).items()})
+        records.append(rec)
+        if not args.quiet and step % 10 == 0:
+            print(f"mle s{seed} step {step} loss {rec['loss']:.4f}", flush=True)
+    return {"records": records, "wall_s": t_train, "optimizer_steps": args.steps}
+
+
+def curves(run: dict) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list] = {k: [] for k in METRICS}
+    for r in run["records"]:
+        for k in METRICS:
+            if f"eval/{k}" in r:
+                out[k].append((r["step"], r[f"eval/{k}"]))
+    return out
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, s
+
+
+def summarise(runs: dict[str, dict[int, dict]]) -> dict:
+    summary = {}
+    for arm, by_seed in runs.items():
+        per_metric = {}
+        for k in METRICS:
+            start = [curves(r)[k][0][1] for r in by_seed.values() if curves(r)[k]]
+            end = [curves(r)[k][-1][1] for r in by_seed.values() if curves(r)[k]]
+            if not end:
+                continue
+            rel = [(e - s) / abs(s) if s else float("nan") for s, e in zip(start, end, strict=True)]
+            per_metric[k] = {"start": mean_std(start), "end": mean_std(end), "rel_change": mean_std(rel)}
+        last_steps = [curves(r)["mse"][-1][0] for r in by_seed.values() if curves(r)["mse"]]
+        walls = [r["wall_s"] for r in by_seed.values()]
+        summary[arm] = {"seeds": sorted(by_seed), "steps": min(last_steps) if last_steps else 0,
+                        "wall_s": mean_std(walls), "metrics": per_metric}
+    return summary
+
+
+def plot(runs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, k, title in zip(axes, ["mse", "mse_1", "repetition_rate"],
+                            ["held-out multi-step MSE (7 frames)", "held-out single-step MSE",
+                             "repetition rate"], strict=True):
+        for arm, by_seed in runs.items():
+            cs = [curves(r)[k] for r in by_seed.values() if curves(r)[k]]
+            if not cs:
+                continue
+            n = min(len(c) for c in cs)
+            steps = [cs[0][i][0] for i in range(n)]
+            stats = [mean_std([c[i][1] for c in cs]) for i in range(n)]
+            m = [s[0] for s in stats]
+            sd = [s[1] for s in stats]
+            ax.plot(steps, m, marker="o", ms=3, label=f"{arm} ({len(cs)} seeds)")
+            ax.fill_between(steps, [a - b for a, b in zip(m, sd, strict=True)],
+                            [a + b for a, b in zip(m, sd, strict=True)], alpha=0.2)
+        ax.set_title(title)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(summary: dict, notes: list[str], args) -> str:
+    lines = [f"Command: `{args.command_line}`", ""]
+    lines += [f"- {n}" for n in notes]
+    lines += ["", "| arm | seeds | steps | train wall-clock / run (s) | " +
+              " | ".join(["multi MSE", "multi PSNR", "multi SSIM", "1-step MSE", "1-step PSNR",
+                          "1-step SSIM", "repetition"]) + " | multi-MSE change vs step 0 |",
+              "|" + "---|" * 12]
+    first = next(iter(summary.values()), None)
+    if first and "mse" in first["metrics"]:
+        row = ["pretrained (step 0)", str(len(first["seeds"])), "0", "-"]
+        for k in METRICS:
+            m = first["metrics"][k]["start"]
+            row.append(f"{m[0]:.4f} ± {m[1]:.4f}")
+        lines.append("| " + " | ".join(row + ["-"]) + " |")
+    for arm, s in summary.items():
+        if "mse" not in s["metrics"]:
+            continue
+        row = [arm, str(len(s["seeds"])), str(s["steps"]), f"{s['wall_s'][0]:.0f}"]
+        for k in METRICS:
+            m = s["metrics"][k]["end"]
+            row.append(f"{m[0]:.4f} ± {m[1]:.4f}")
+        rc = s["metrics"]["mse"]["rel_change"]
+        row.append(f"{100 * rc[0]:+.1f}% ± {100 * rc[1]:.1f}%")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Values are mean ± std over seeds (sample std); the step-0 row is the same "
+              "pretrained model evaluated with each seed's arm (identical weights, same eval seed).",
+              "", "![held-out metrics vs step](rlvr_heldout_mse.png)"]
+    return "\n".join(lines)
+
+
+def write_doc(doc: Path, block: str) -> None:
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    text = doc.read_text() if doc.exists() else f"# RLVR\n\n{start}\n{end}\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    doc.write_text(f"{head}{start}\n{block}\n{end}{tail}")
+
+
+def main(argv=None) -> None:
+    import sys
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", default="runs/wm_video")
+    p.add_argument("--data", default=None)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--eval-clips", type=int, default=64)
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--set", action="append", default=[], help="GRPO override, e.g. grpo.beta=0")
+    p.add_argument("--out", default="runs/rlvr_experiment")
+    p.add_argument("--tag", default="", help="suffix of run files (keeps variants apart)")
+    p.add_argument("--doc", default="docs/rlvr.md", help="'' to leave the doc alone")
+    p.add_argument("--report-only", action="store_true", help="only summarise finished runs")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
+    torch.set_num_threads(1)
+    from worldmodels.commands.rlvr import VideoEvalConfig, video_eval_fn
+
+    ecfg = VideoEvalConfig(clips=args.eval_clips)
+    eval_factory = lambda task: video_eval_fn(task, ecfg, torch.device("cpu"))  # noqa: E731
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    notes, runs = [], {}
+    for arm in args.arms:
+        if ARMS[arm] and "lpips" in ARMS[arm]:
+            from worldmodels.rewards import build_reward
+
+            try:
+                build_reward(ARMS[arm])
+            except FileNotFoundError as e:
+                notes.append(f"{arm} skipped: LPIPS weights absent ({str(e).split('.')[0]}).")
+                continue
+        for seed in args.seeds:
+            f = out / "runs" / f"{arm}{args.tag}_s{seed}.json"
+            if not f.exists() and not args.report_only:
+                print(f"== {arm} seed {seed}", flush=True)
+                res = (run_mle(args, seed, eval_factory) if ARMS[arm] is None
+                       else run_rlvr(args, ARMS[arm], seed, eval_factory))
+                res.update(arm=arm, seed=seed, steps=args.steps, overrides=args.set)
+                f.write_text(json.dumps(res))
+            if f.exists():
+                runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    summary = summarise(runs)
+    (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
+                                                              "command": args.command_line}, indent=1))
+    plot(runs, ROOT / "docs" / f"rlvr_heldout_mse{args.tag}.png")
+    print(json.dumps(summary, indent=1))
+    if args.doc:
+        write_doc(ROOT / args.doc, markdown(summary, notes, args))
+
+
+if __name__ == "__main__":
+    main()
