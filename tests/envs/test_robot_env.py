@@ -93,7 +93,7 @@ def test_success_from_task_state_agrees_with_is_success(envs, task):
     seen = set()
     for seed in range(3):
         _, states, succ = run_episode(env, seed, "expert", noise=0.3)
-        for s, ok in zip(states, succ):
+        for s, ok in zip(states, succ, strict=True):
             assert success_from_task_state(task, s) == ok
             seen.add(bool(ok))
     assert seen == {True, False}, "trajectories should cover both outcomes"
@@ -127,7 +127,7 @@ def test_get_set_state_restores_exactly():
     env.set_state(snap)
     assert env.t == 5
     again = [env.step(a)[0] for a in actions]
-    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
     with pytest.raises(ValueError, match="shape"):
         env.set_state(snap[:-1])
 
