@@ -1,5 +1,95 @@
-"""`wm plan`: placeholder until its issue lands."""
+"""`wm plan`: model-predictive control in the MuJoCo robot world (CEM, MPPI), and the state readout.
 
-from worldmodels.commands._common import not_built
+    wm plan readout --out runs/readout                       # train the frame -> task-state CNN
+    wm plan robot --task push --planner cem --model oracle --episodes 20
+    wm plan robot --task push --model random,oracle,runs/wm_video --episodes 20 --out runs/plan
+    wm plan robot --task drawer --planner mppi --model runs/wm_video --set knobs.num_samples=32
 
-app = not_built("plan", "in progress")
+Each model gets ``<out>/<task>_<planner>_<model>/`` with summary.json, config.yaml and GIFs;
+a table compares success rates and reports world models as a fraction of the oracle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="model-predictive control with a world model (CEM, MPPI) in the robot world",
+                  no_args_is_help=True)
+
+
+def _slug(model: str) -> str:
+    return model if model in ("random", "oracle") else Path(model).name or "model"
+
+
+@app.command("robot")
+def robot(
+    task: str = typer.Option("push", help="robot task: push, drawer, drawer_open, drawer_close"),
+    planner: str = typer.Option("cem", help="cem or mppi"),
+    model: str = typer.Option("oracle", help="comma list of: random, oracle, a world-model dir"),
+    episodes: int = typer.Option(10, help="seeded episodes per model"),
+    max_steps: int = typer.Option(50, help="control steps per episode"),
+    cost: str = typer.Option("state", help="state (readout), pixel or lpips (goal image)"),
+    readout: str = typer.Option("runs/readout", help="state-readout dir (learned models, cost=state)"),
+    image_size: int = typer.Option(64, help="frame size (match the world model)"),
+    seed: int = typer.Option(0, help="first episode seed"),
+    videos: int = typer.Option(3, help="episodes saved as GIFs"),
+    out: str = typer.Option("runs/plan", help="output root"),
+    config: Path = typer.Option(None, help="YAML with PlanRunConfig fields"),
+    set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. knobs.iterations=4"),
+) -> None:
+    """Closed-loop MPC success rates over seeded episodes (random / world model / oracle)."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import planners  # noqa: F401  (loads triton before EGL; see planners/__init__)
+    from planners.mpc import PlanRunConfig, run_mpc
+    from worldmodels.config import load_config
+
+    rows = []
+    for m in [x.strip() for x in model.split(",") if x.strip()]:
+        base = PlanRunConfig(task=task, planner=planner, model=m, episodes=episodes, max_steps=max_steps,
+                             cost=cost, readout=readout, image_size=image_size, seed=seed, videos=videos,
+                             out=str(Path(out) / f"{task}_{planner}_{_slug(m)}"))
+        try:
+            cfg = load_config(PlanRunConfig, config, set_, base=base)
+            rows.append(run_mpc(cfg))
+        except (FileNotFoundError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(code=2) from e
+    oracle = next((r["success_rate"] for r in rows if r["model"] == "oracle"), None)
+    typer.echo(f"\n{'model':<28}{'success':>10}{'n':>6}{'vs oracle':>11}{'s/episode':>11}")
+    for r in rows:
+        frac = f"{r['success_rate'] / oracle:.2f}" if oracle else "-"
+        typer.echo(f"{r['model']:<28}{r['success_rate']:>10.2f}{r['episodes']:>6}{frac:>11}"
+                   f"{r['seconds'] / r['episodes']:>11.1f}")
+
+
+@app.command("readout")
+def readout_cmd(
+    out: str = typer.Option("runs/readout", help="where to save the readout"),
+    episodes: int = typer.Option(500, help="rendered training episodes (split over push/drawer)"),
+    steps: int = typer.Option(40, help="steps per episode"),
+    every: int = typer.Option(4, help="keep every n-th frame"),
+    train_steps: int = typer.Option(3000, help="optimiser steps"),
+    width: int = typer.Option(32, help="CNN width"),
+    image_size: int = typer.Option(64, help="frame size"),
+    seed: int = typer.Option(0, help="data seed (held-out set uses seed+1)"),
+) -> None:
+    """Train the frame -> task-state readout; prints and saves its held-out error (eval.json)."""
+    import json
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import planners  # noqa: F401
+    from planners.readout import collect_frames, evaluate_readout, train_readout
+
+    tasks = ("push", "drawer")
+    f, s, _ = collect_frames(tasks, episodes, steps, image_size, seed=seed, every=every, progress=True)
+    fh, sh, nh = collect_frames(tasks, max(episodes // 12, 4), steps, image_size, seed=seed + 1, every=2)
+    ro = train_readout(f, s, steps=train_steps, width=width, seed=seed, progress=True)
+    result = evaluate_readout(ro, fh, sh, nh)
+    ro.save(out)
+    (Path(out) / "eval.json").write_text(json.dumps(result, indent=2))
+    typer.echo(json.dumps(result, indent=2))

@@ -1,5 +1,103 @@
-"""`wm real2sim`: placeholder until its issue lands."""
+"""`wm real2sim`: rank image policies inside a world model and compare with MuJoCo (SIMPLER metrics).
 
-from worldmodels.commands._common import not_built
+    wm plan readout --out runs/readout                         # success judge on generated frames
+    wm real2sim policies --out runs/policies                   # BC policies of different competence
+    wm real2sim run --model runs/wm_video --model runs/wm_rlvr --episodes 50 --report runs/real2sim
+    wm real2sim run --model oracle-loop --episodes 10 --report /tmp/r2s   # perfect-model control
 
-app = not_built("real2sim", "in progress")
+The report directory gets index.html (tables, scatter plot, side-by-side GIFs), results.json,
+gifs/ and config.yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="rank policies inside a world model and compare with reality (SIMPLER metrics)",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    model: list[str] = typer.Option(..., "--model", help="world-model dir (repeat: base then RLVR); 'oracle-loop' = true simulator"),
+    name: list[str] = typer.Option(None, "--name", help="display name per --model (default base, rlvr)"),
+    tasks: str = typer.Option("push,drawer", help="comma list of task families"),
+    readout: str = typer.Option("runs/readout", help="state-readout dir"),
+    policies: str = typer.Option("runs/policies", help="BC policies dir ('' for scripted + random only)"),
+    episodes: int = typer.Option(50, help="episodes per policy per side per task"),
+    max_steps: int = typer.Option(40, help="steps per episode"),
+    image_size: int = typer.Option(64, help="frame size"),
+    batch: int = typer.Option(25, help="world-model episodes in lock-step"),
+    seed: int = typer.Option(5000, help="first episode seed"),
+    report: str = typer.Option("runs/real2sim", help="output dir for index.html + results.json"),
+    config: Path = typer.Option(None, help="YAML with Real2SimConfig fields"),
+    set_: list[str] = typer.Option(None, "--set", help="dotted override"),
+) -> None:
+    """Real vs world-model success per policy; Pearson and MMRV per task and overall; HTML report."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import planners  # noqa: F401  (loads triton before EGL; see planners/__init__)
+    from planners.mpc import load_world_model
+    from planners.readout import StateReadout
+    from planners.real2sim import Real2SimConfig, evaluate
+    from planners.report import write_report
+    from planners.sim_model import LoopSim
+    from worldmodels.config import ConfigError, load_config, save_config
+
+    try:
+        base = Real2SimConfig(tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                              models=tuple(model), names=tuple(name or ()), readout=readout,
+                              policies=policies, episodes=episodes, max_steps=max_steps,
+                              image_size=image_size, batch=batch, seed=seed)
+        cfg = load_config(Real2SimConfig, config, set_, base=base)
+        ro = StateReadout.load(cfg.readout)
+        models = [LoopSim(cfg.image_size) if m == "oracle-loop" else load_world_model(m, "push", cfg.image_size)
+                  for m in cfg.models]
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    save_config(cfg, report)
+    results, videos = evaluate(cfg, models, ro)
+    ro_eval = Path(cfg.readout) / "eval.json"
+    if ro_eval.is_file():
+        import json
+
+        e = json.loads(ro_eval.read_text())
+        results["readout"] = {"push+drawer (held-out frames)": {"mae": e["mae"], "success_agreement": e["success_agreement"]}}
+    page = write_report(results, videos, report)
+    typer.echo(f"\n{'model':<12}" + "".join(f"{s + ' r / mmrv':>24}" for s in [*cfg.tasks, "overall"]))
+    for m, per in results["metrics"].items():
+        typer.echo(f"{m:<12}" + "".join(f"{per[s]['pearson']:>15.3f} / {per[s]['mmrv']:.3f}" for s in [*cfg.tasks, "overall"]))
+    typer.echo(f"report: {page}")
+
+
+@app.command("policies")
+def policies_cmd(
+    out: str = typer.Option("runs/policies", help="output root (<out>/<family>/<policy>/)"),
+    tasks: str = typer.Option("push,drawer", help="comma list of task families"),
+    image_size: int = typer.Option(64, help="frame size"),
+    small_demos: int = typer.Option(6, help="demonstrations for the weak BC policy"),
+    large_demos: int = typer.Option(60, help="demonstrations for the strong BC policy"),
+    small_steps: int = typer.Option(300, help="training steps, weak policy"),
+    large_steps: int = typer.Option(1500, help="training steps, strong policy"),
+    seed: int = typer.Option(0, help="demo seed"),
+) -> None:
+    """Behaviour-clone two CNN policies per task family (few demos/short training vs many/long)."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import planners  # noqa: F401
+    from planners.policies import collect_demos, train_bc
+
+    for fam in [t.strip() for t in tasks.split(",") if t.strip()]:
+        frames, acts = collect_demos(fam, large_demos, image_size=image_size, seed=seed)
+        per_ep = len(frames) // large_demos
+        for pname, demos, steps in (("bc_small", small_demos, small_steps), ("bc_large", large_demos, large_steps)):
+            n = demos * per_ep
+            pol = train_bc(frames[:n], acts[:n], steps=steps, seed=seed, name=pname,
+                           description=f"BC CNN, {demos} expert demos, {steps} steps")
+            pol.save(Path(out) / fam / pname)
+            typer.echo(f"saved {Path(out) / fam / pname}: {pol.description}")

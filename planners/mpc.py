@@ -1,0 +1,217 @@
+"""Closed-loop model-predictive control in the MuJoCo robot world.
+
+Every control step the planner (CEM or MPPI) optimises an action sequence against a cost
+computed from a model's predictions, the first action is executed in the real simulator, and
+the plan is warm-started at the next step. Models: ``"random"`` (no planning: uniform
+actions, the floor), ``"oracle"`` (`SimModel`, the true simulator: the ceiling), or a
+world-model directory (``VideoWorldModel.from_pretrained``)::
+
+    cfg = PlanRunConfig(task="push", planner="cem", model="oracle", episodes=10)
+    summary = run_mpc(cfg)          # {"success_rate", "episodes": [...], ...}; GIFs in cfg.out
+
+An episode succeeds when the task predicate holds at any step (it then ends early).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from planners.base import PlannerConfig
+
+
+@dataclass
+class PlanRunConfig:
+    """Closed-loop MPC evaluation (``wm plan robot``).
+
+    task:       robot task ("push", "drawer", "drawer_open", "drawer_close").
+    planner:    "cem" or "mppi".
+    model:      "random", "oracle", or a world-model directory (e.g. runs/wm_video).
+    cost:       "state" (readout/true state distance to goal), "pixel" or "lpips" (goal image).
+    readout:    state-readout directory (needed for cost "state" with a learned world model).
+    episodes:   seeded episodes (seeds seed, seed+1, ...).
+    max_steps:  control steps per episode.
+    image_size: rendered frame size (must match the world model's).
+    context:    frames of context given to the world model (k); actions between them too.
+    n_samples:  world-model samples per action sequence (costs averaged).
+    seed:       first episode seed (and planner seed).
+    videos:     how many episodes to save as GIFs.
+    out:        output directory (summary.json, config.yaml, GIFs).
+    knobs:      planner knobs (`planners.base.PlannerConfig`).
+    """
+
+    task: str = "push"
+    planner: str = "cem"
+    model: str = "oracle"
+    cost: str = "state"
+    readout: str = "runs/readout"
+    episodes: int = 10
+    max_steps: int = 50
+    image_size: int = 64
+    context: int = 1
+    n_samples: int = 1
+    seed: int = 0
+    videos: int = 3
+    out: str = "runs/plan"
+    knobs: PlannerConfig = field(default_factory=PlannerConfig)
+
+    def __post_init__(self) -> None:
+        from worldmodels.envs.robot import check_task
+
+        check_task(self.task)
+        if self.planner not in ("cem", "mppi"):
+            raise ValueError(f"--planner must be cem or mppi, got {self.planner!r}")
+        if self.cost not in ("state", "pixel", "lpips"):
+            raise ValueError(f"--cost must be state, pixel or lpips, got {self.cost!r}")
+        for name in ("episodes", "max_steps", "context", "n_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def load_world_model(spec: str, task: str, image_size: int):
+    """``"oracle"`` -> SimModel; otherwise a directory -> VideoWorldModel (clear error if absent)."""
+    if spec == "oracle":
+        from planners.sim_model import SimModel
+
+        return SimModel(task, image_size)
+    path = Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"world model {spec!r}: not 'random', 'oracle' or an existing directory")
+    from worldmodels.world_model import VideoWorldModel
+
+    return VideoWorldModel.from_pretrained(path).eval()
+
+
+def goal_image(env) -> np.ndarray:
+    """Frame (H,W,3) of the current scene with the goal achieved (block on the goal / drawer at
+    its target opening); the simulator state is restored afterwards."""
+    saved = env.get_state()
+    m, d = env.model, env.data
+    ts = env.task_state()
+    if env.family == "push":
+        adr = int(m.joint("block").qposadr[0])
+        d.qpos[adr:adr + 2] = ts[4:6]
+    else:
+        d.qpos[int(m.joint("drawer").qposadr[0])] = ts[7]
+    env._mj.mj_forward(m, d)
+    frame = env.render()
+    env.set_state(saved)
+    return frame
+
+
+def to_tensor(frames) -> torch.Tensor:
+    """uint8 (...,H,W,3) -> float (...,3,H,W) in [0,1]."""
+    x = torch.from_numpy(np.asarray(frames))
+    return x.movedim(-1, -3).float() / 255.0
+
+
+class MPCController:
+    """Chooses each action by planning against ``model`` (oracle fast path when it is a SimModel)."""
+
+    def __init__(self, cfg: PlanRunConfig, env, model, readout=None, lpips=None) -> None:
+        from planners.registry import make_planner
+        from planners.sim_model import SimModel
+
+        self.cfg, self.env, self.model, self.readout, self.lpips = cfg, env, model, readout, lpips
+        self.planner = make_planner(cfg.planner, cfg.knobs, env.action_low, env.action_high)
+        self.oracle = isinstance(model, SimModel)
+        if cfg.cost == "state" and not self.oracle and readout is None:
+            raise ValueError("cost 'state' with a learned world model needs a readout (--readout DIR)")
+
+    def reset(self, first_frame: np.ndarray) -> None:
+        self.planner.reset()
+        self.frames = [first_frame]
+        self.actions: list[np.ndarray] = []
+        self.goal = to_tensor(goal_image(self.env)) if self.cfg.cost != "state" else None
+
+    def act(self) -> np.ndarray:
+        from planners.costs import world_model_cost
+        from planners.sim_model import oracle_state_cost
+
+        cfg, task = self.cfg, self.env.task
+        if self.oracle:
+            self.model.sync(self.env)
+        if self.oracle and cfg.cost == "state":
+            cost_fn = oracle_state_cost(self.model, task)
+        else:
+            k = min(cfg.context, len(self.frames))
+            ctx = to_tensor(np.stack(self.frames[-k:]))                                   # (k,3,H,W)
+            past = torch.as_tensor(np.array(self.actions[len(self.actions) - (k - 1):] if k > 1 else
+                                            np.zeros((0, self.env.action_dim)), dtype=np.float32))
+            cost_fn = world_model_cost(self.model, ctx, past, cfg.cost, task=task, readout=self.readout,
+                                       goal_image=self.goal, lpips=self.lpips, n_samples=cfg.n_samples)
+        return self.planner.plan(cost_fn)
+
+    def observe(self, action: np.ndarray, frame: np.ndarray) -> None:
+        self.actions.append(np.asarray(action, np.float32))
+        self.frames.append(frame)
+
+
+def run_episode(env, seed: int, controller, max_steps: int, rng: np.random.Generator) -> dict:
+    """One closed-loop episode; ``controller`` None = random actions. Returns success, steps, frames."""
+    frame = env.reset(seed=seed)
+    frames = [frame]
+    if controller is not None:
+        controller.reset(frame)
+    success = env.is_success()
+    steps = 0
+    while not success and steps < max_steps:
+        a = controller.act() if controller is not None else rng.uniform(env.action_low, env.action_high)
+        frame, _, _, info = env.step(a)
+        if controller is not None:
+            controller.observe(a, frame)
+        frames.append(frame)
+        success = bool(info["success"])
+        steps += 1
+    return {"seed": seed, "success": success, "steps": steps, "frames": np.stack(frames)}
+
+
+def run_mpc(cfg: PlanRunConfig, progress: bool = True) -> dict:
+    """Run ``cfg.episodes`` seeded episodes; write summary.json, config.yaml and GIFs to cfg.out."""
+    import time
+
+    from planners.report import write_gif, write_json
+    from worldmodels.config import save_config, to_dict
+    from worldmodels.envs.robot import RobotEnv
+
+    out = Path(cfg.out)
+    save_config(cfg, out)
+    env = RobotEnv(cfg.task, image_size=cfg.image_size, max_steps=cfg.max_steps, seed=cfg.seed)
+    controller = None
+    if cfg.model != "random":
+        model = load_world_model(cfg.model, cfg.task, cfg.image_size)
+        readout = None
+        if cfg.cost == "state" and cfg.model != "oracle":
+            from planners.readout import StateReadout
+
+            readout = StateReadout.load(cfg.readout)
+        lpips = None
+        if cfg.cost == "lpips":
+            from worldmodels.metrics import lpips_fn
+
+            lpips = lpips_fn(net="vgg")
+        controller = MPCController(cfg, env, model, readout, lpips)
+    rng = np.random.default_rng(cfg.seed)
+    episodes = []
+    it = range(cfg.episodes)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"{cfg.model} {cfg.planner} {cfg.task}")
+    t0 = time.time()
+    for i in it:
+        ep = run_episode(env, cfg.seed + i, controller, cfg.max_steps, rng)
+        if i < cfg.videos:
+            write_gif(out / f"episode_{i:02d}.gif", ep["frames"])
+        episodes.append({k: v for k, v in ep.items() if k != "frames"})
+    rate = float(np.mean([e["success"] for e in episodes]))
+    summary = {"task": cfg.task, "planner": cfg.planner, "model": cfg.model, "cost": cfg.cost,
+               "episodes": len(episodes), "success_rate": rate,
+               "successes": int(sum(e["success"] for e in episodes)),
+               "mean_steps": float(np.mean([e["steps"] for e in episodes])),
+               "seconds": time.time() - t0, "per_episode": episodes, "config": to_dict(cfg)}
+    write_json(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,216 @@
+"""Real2Sim policy evaluation: rank image policies inside a world model, compare with MuJoCo.
+
+For each task family and policy: the *real* success rate is measured in MuJoCo; the *sim*
+success rate by running the same policy closed-loop inside a world model (the policy sees only
+frames the model generated from its own actions; success is judged by the state readout with
+the same predicate MuJoCo uses). Both sides start from the same seeded initial frame. SIMPLER's
+Pearson and MMRV then say how well the model ranks the policies (per task and overall)::
+
+    res, videos = evaluate(Real2SimConfig(models=("runs/wm_video", "runs/wm_rlvr")), policies, readout)
+    write_report(res, videos, "runs/real2sim")        # planners.report
+
+An episode succeeds when the predicate holds at any step (as in ``wm plan``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from planners.mpc import to_tensor
+from planners.simpler import ranking_metrics
+
+
+@dataclass
+class Real2SimConfig:
+    """Real2Sim evaluation (``wm real2sim run``).
+
+    tasks:       task families evaluated ("push", "drawer").
+    models:      world-model directories (or "oracle-loop" for the perfect closed-loop simulator).
+    names:       display names of the models (default: "base", "rlvr", then directory names).
+    readout:     state-readout directory (judges success on generated frames; feeds readout policies).
+    policies:    directory of trained BC policies (``wm real2sim policies``); "" = scripted + random only.
+    episodes:    episodes per policy per side per task (seeds seed .. seed+episodes-1).
+    max_steps:   control steps per episode (both sides).
+    image_size:  frame size (match the world model).
+    batch:       world-model episodes generated in lock-step.
+    seed:        first episode seed.
+    videos:      episodes per (task, policy) kept as side-by-side GIFs in the report (0 or 1).
+    """
+
+    tasks: tuple[str, ...] = ("push", "drawer")
+    models: tuple[str, ...] = ("runs/wm_video",)
+    names: tuple[str, ...] = ()
+    readout: str = "runs/readout"
+    policies: str = "runs/policies"
+    episodes: int = 50
+    max_steps: int = 40
+    image_size: int = 64
+    batch: int = 25
+    seed: int = 5000
+    videos: int = 1
+
+    def __post_init__(self) -> None:
+        for t in self.tasks:
+            if t not in ("push", "drawer"):
+                raise ValueError(f"real2sim tasks are task families 'push' or 'drawer', got {t!r}")
+        if not self.models:
+            raise ValueError("give at least one world model (--model DIR)")
+        if self.names and len(self.names) != len(self.models):
+            raise ValueError(f"{len(self.names)} names for {len(self.models)} models")
+        for name in ("episodes", "max_steps", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def model_names(self) -> list[str]:
+        if self.names:
+            return list(self.names)
+        return [("base", "rlvr")[i] if i < 2 else m for i, m in enumerate(self.models)]
+
+
+def run_real(policy, task: str, seeds: list[int], max_steps: int, image_size: int, keep: int = 1):
+    """Policy in MuJoCo: (successes (E,) bool, kept clips [(T,H,W,3)])."""
+    from worldmodels.envs.robot import RobotEnv
+
+    env = RobotEnv(task, image_size=image_size, max_steps=max_steps, seed=seeds[0])
+    succ, clips = [], []
+    for i, seed in enumerate(seeds):
+        policy.reset(seed)
+        frame = env.reset(seed=seed)
+        frames, ok = [frame], env.is_success()
+        for _ in range(max_steps):
+            if ok:
+                break
+            frame, _, _, info = env.step(policy.act(frame[None])[0])
+            frames.append(frame)
+            ok = bool(info["success"])
+        succ.append(ok)
+        if i < keep:
+            clips.append(np.stack(frames))
+    env.close()
+    return np.array(succ), clips
+
+
+def first_frames(task: str, seeds: list[int], image_size: int) -> np.ndarray:
+    """Initial frames (E,H,W,3) of the seeded episodes (the shared start of both sides)."""
+    from worldmodels.envs.robot import RobotEnv
+
+    env = RobotEnv(task, image_size=image_size, seed=seeds[0])
+    out = np.stack([env.reset(seed=s) for s in seeds])
+    env.close()
+    return out
+
+
+def context_len(model) -> int:
+    spec = getattr(getattr(model, "task", None), "spec", None)
+    return int(getattr(spec, "context_frames", 1) or 1)
+
+
+@torch.no_grad()
+def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int, image_size: int,
+            batch: int = 25, keep: int = 1):
+    """Policy closed-loop inside ``model``: (successes (E,) bool by readout, kept clips)."""
+    from worldmodels.envs.robot import success_from_task_state
+
+    starts = first_frames(task, seeds, image_size)                      # (E,H,W,3)
+    k = context_len(model)
+    succ, clips = np.zeros(len(seeds), bool), []
+    for lo in range(0, len(seeds), batch):
+        idx = list(range(lo, min(lo + batch, len(seeds))))
+        if hasattr(model, "begin"):
+            model.begin(task, [seeds[i] for i in idx])
+        policy.reset(seeds[lo])
+        B = len(idx)
+        hist = [starts[idx]] * k                                        # k x (B,H,W,3), padded
+        acts = [np.zeros((B, 2), np.float32)] * (k - 1)                 # zero actions between pads
+        done = np.array([success_from_task_state(task, s) for s in readout.read_uint8(starts[idx])])
+        clip, clip_open = [starts[idx[0]]], lo == 0 and not done[0]
+        for _ in range(max_steps):
+            a = policy.act(hist[-1])                                    # (B,A)
+            ctx = to_tensor(np.stack(hist[-k:], 1))                     # (B,k,3,H,W)
+            past = acts[len(acts) - (k - 1):] if k > 1 else []
+            act_seq = torch.from_numpy(np.stack([*past, a], 1))          # (B,k,A)
+            pred = model.predict(ctx, act_seq.float(), n_samples=1)[:, 0, 0]   # (B,3,H,W)
+            frame = (pred.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+            hist.append(frame)
+            acts.append(a)
+            st = readout.read_uint8(frame)
+            done |= np.array([success_from_task_state(task, s) for s in st])
+            if clip_open:
+                clip.append(frame[0])
+                clip_open = not done[0]                                 # stop at the first success
+            if done.all():
+                break
+        succ[idx] = done
+        if lo == 0 and keep:
+            clips.append(np.stack(clip))
+    return succ, clips
+
+
+def build_policies(family: str, readout, policies_dir: str | None) -> list:
+    """The evaluated set: random, scripted experts on read-out state at three noise levels, and
+    every BC policy saved under ``policies_dir/<family>/*`` (sorted by name)."""
+    from pathlib import Path
+
+    from planners.policies import BCPolicy, RandomPolicy, ReadoutExpert
+
+    pols = [RandomPolicy(), ReadoutExpert(readout, family, 1.5), ReadoutExpert(readout, family, 0.6),
+            ReadoutExpert(readout, family, 0.0)]
+    root = Path(policies_dir) / family if policies_dir else None
+    if root is not None and root.is_dir():
+        pols += [BCPolicy.load(d) for d in sorted(root.iterdir()) if (d / "policy.json").is_file()]
+    return pols
+
+
+def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True) -> tuple[dict, dict]:
+    """Run both sides for every task family, policy and model. Returns (results, videos) for
+    `planners.report.write_report` (videos: (task, policy) -> [real clip, one clip per model])."""
+    import time
+
+    from worldmodels.config import to_dict
+
+    names = cfg.model_names()
+    seeds = [cfg.seed + i for i in range(cfg.episodes)]
+    success, videos, policies_meta, timing = {}, {}, {}, {}
+    for task in cfg.tasks:
+        success[task] = {}
+        for pol in build_policies(task, readout, cfg.policies):
+            t0 = time.time()
+            real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size, keep=cfg.videos)
+            row = {"real": float(real.mean()), "real_episodes": real.astype(int).tolist(), "sim": {},
+                   "sim_episodes": {}}
+            clips = list(real_clips)
+            for name, model in zip(names, models, strict=True):
+                sim, sim_clips = run_sim(pol, model, readout, task, seeds, cfg.max_steps, cfg.image_size,
+                                         cfg.batch, keep=cfg.videos)
+                row["sim"][name] = float(sim.mean())
+                row["sim_episodes"][name] = sim.astype(int).tolist()
+                clips += sim_clips
+            success[task][pol.name] = row
+            policies_meta[pol.name] = pol.description
+            timing[f"{task}/{pol.name}"] = time.time() - t0
+            if cfg.videos:
+                videos[(task, pol.name)] = clips
+            if progress:
+                sims = " ".join(f"{n}={row['sim'][n]:.2f}" for n in names)
+                print(f"[real2sim] {task:<7}{pol.name:<14} real={row['real']:.2f} {sims} "
+                      f"({timing[f'{task}/{pol.name}']:.0f}s)", flush=True)
+    metrics = {}
+    pol_names = list(policies_meta)
+    for name in names:
+        metrics[name] = {}
+        all_r, all_s = [], []
+        for task in cfg.tasks:
+            r = [success[task][p]["real"] for p in pol_names if p in success[task]]
+            s = [success[task][p]["sim"][name] for p in pol_names if p in success[task]]
+            metrics[name][task] = ranking_metrics(r, s)
+            all_r += r
+            all_s += s
+        metrics[name]["overall"] = ranking_metrics(all_r, all_s)
+    results = {"tasks": list(cfg.tasks), "models": names, "model_paths": list(cfg.models),
+               "episodes": cfg.episodes, "max_steps": cfg.max_steps,
+               "policies": [{"name": p, "description": d} for p, d in policies_meta.items()],
+               "success": success, "metrics": metrics, "seconds": timing, "config": to_dict(cfg)}
+    return results, videos

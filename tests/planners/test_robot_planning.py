@@ -1,0 +1,112 @@
+"""Robot-world pieces: state readout accuracy, the oracle simulator, MPC on it, the Real2Sim
+evaluator end to end with the perfect closed-loop simulator. Small frames (32x32) keep it fast."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("mujoco")
+
+import planners  # noqa: E402,F401  (triton before EGL)
+from planners.base import PlannerConfig  # noqa: E402
+from planners.readout import StateReadout, collect_frames, evaluate_readout, train_readout  # noqa: E402
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def readout_and_heldout():
+    f, s, _ = collect_frames(("push", "drawer"), episodes=160, steps=5, image_size=SIZE, seed=0)
+    fh, sh, nh = collect_frames(("push", "drawer"), episodes=8, steps=20, every=2, image_size=SIZE, seed=1)
+    ro = train_readout(f, s, steps=400, width=16, seed=0)
+    return ro, (fh, sh, nh), s
+
+
+def test_readout_error_bound(readout_and_heldout, tmp_path):
+    ro, (fh, sh, nh), train_states = readout_and_heldout
+    r = evaluate_readout(ro, fh, sh, nh)
+    # independent reference: always predicting the training mean
+    baseline = np.abs(sh - train_states.mean(0)).mean(0)
+    per = np.array(list(r["mae_per_dim"].values()))
+    for i in (2, 3, 4, 5, 6):  # block, goal, drawer opening: well below the mean predictor
+        assert per[i] < 0.5 * baseline[i], (i, per[i], baseline[i])
+    assert r["mae_per_dim"]["drawer_opening"] < 0.01  # metres
+    assert r["mae_per_dim"]["block_x"] < 0.04 and r["mae_per_dim"]["goal_x"] < 0.04
+    assert r["success_agreement"] > 0.8
+    ro.save(tmp_path / "ro")
+    again = StateReadout.load(tmp_path / "ro")
+    assert np.allclose(again.read_uint8(fh[:4]), ro.read_uint8(fh[:4]), atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="wm plan readout"):
+        StateReadout.load(tmp_path / "missing")
+
+
+def test_sim_model_matches_env():
+    from planners.sim_model import SimModel
+    from worldmodels.envs.robot import RobotEnv
+
+    env = RobotEnv("push", image_size=SIZE, seed=3)
+    env.reset(seed=3)
+    sim = SimModel("push", image_size=SIZE)
+    sim.sync(env)
+    acts = torch.tensor([[[0.5, 0.2], [-0.3, 1.0], [1.0, -1.0]]])                 # (1,3,2)
+    pred = sim.predict(torch.zeros(1, 1, 3, SIZE, SIZE), acts, n_samples=2)       # (1,2,3,3,H,W)
+    states = sim.rollout_task_states(acts)                                        # (1,3,8)
+    frames = [env.step(a.numpy())[0] for a in acts[0]]
+    assert pred.shape == (1, 2, 3, 3, SIZE, SIZE)
+    assert np.array_equal((pred[0, 1, -1].permute(1, 2, 0) * 255).round().byte().numpy(), frames[-1])
+    assert np.allclose(states[0, -1].numpy(), env.task_state(), atol=1e-6)
+
+
+@pytest.mark.parametrize("planner", ["cem", "mppi"])
+def test_oracle_mpc_solves_easy_push(planner, tmp_path):
+    from planners.mpc import PlanRunConfig, run_mpc
+
+    knobs = PlannerConfig(iterations=3, num_samples=48, num_elites=6, horizon=6)
+    cfg = PlanRunConfig(task="push", planner=planner, model="oracle", episodes=3, max_steps=40,
+                        image_size=SIZE, videos=1, out=str(tmp_path), knobs=knobs)
+    summary = run_mpc(cfg, progress=False)
+    assert summary["success_rate"] >= 2 / 3, summary["per_episode"]
+    assert (tmp_path / "episode_00.gif").is_file() and (tmp_path / "summary.json").is_file()
+    rnd = run_mpc(PlanRunConfig(task="push", model="random", episodes=3, max_steps=40, image_size=SIZE,
+                                videos=0, out=str(tmp_path / "r")), progress=False)
+    assert rnd["success_rate"] < summary["success_rate"]
+
+
+def test_world_model_cost_paths(readout_and_heldout):
+    from planners.costs import image_cost, world_model_cost
+    from planners.mpc import goal_image, to_tensor
+    from planners.sim_model import SimModel
+    from worldmodels.envs.robot import RobotEnv
+
+    ro = readout_and_heldout[0]
+    env = RobotEnv("drawer", image_size=SIZE, seed=2)
+    first = env.reset(seed=2)
+    sim = SimModel("drawer", SIZE)
+    sim.sync(env)
+    seqs = torch.rand(5, 3, 2) * 2 - 1
+    ctx = to_tensor(first[None])
+    for kind, kw in (("state", {"task": "drawer", "readout": ro}), ("pixel", {"goal_image": to_tensor(goal_image(env))})):
+        c = world_model_cost(sim, ctx, torch.zeros(0, 2), kind, **kw)(seqs)
+        assert c.shape == (5,) and torch.isfinite(c).all()
+    goal = to_tensor(goal_image(env))
+    assert image_cost(goal[None, None].expand(2, 3, -1, -1, -1), goal).abs().max() == 0
+    with pytest.raises(ValueError, match="needs task= and readout="):
+        world_model_cost(sim, ctx, torch.zeros(0, 2), "state")
+
+
+def test_real2sim_with_perfect_loop(readout_and_heldout, tmp_path):
+    from planners.real2sim import Real2SimConfig, evaluate
+    from planners.report import write_report
+    from planners.sim_model import LoopSim
+
+    ro = readout_and_heldout[0]
+    cfg = Real2SimConfig(tasks=("drawer",), models=("oracle-loop",), names=("perfect",), policies="",
+                         episodes=6, max_steps=30, image_size=SIZE, batch=3, seed=100)
+    res, videos = evaluate(cfg, [LoopSim(SIZE)], ro, progress=False)
+    rows = res["success"]["drawer"]
+    assert len(rows) == 4 and set(res["metrics"]["perfect"]) == {"drawer", "overall"}
+    for name, row in rows.items():  # perfect model: sim differs from real only by readout errors
+        assert abs(row["sim"]["perfect"] - row["real"]) <= 2 / 6, (name, row)
+    assert rows["expert_n0"]["real"] > rows["random"]["real"]
+    page = write_report(res, videos, tmp_path / "rep")
+    assert page.is_file() and len(list((tmp_path / "rep" / "gifs").glob("*.gif"))) == 4
