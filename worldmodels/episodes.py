@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def _to_uint8_frames(arr: np.ndarray, km: KeyMap, path: Path) -> np.ndarray:
     if arr.dtype == np.uint8:
         return np.ascontiguousarray(arr)
     if np.issubdtype(arr.dtype, np.floating):
-        if arr.size and (np.nanmin(arr) < -1e-3 or np.nanmax(arr) > 1 + 1e-3 or np.isnan(arr).any()):
+        if arr.size and (np.isnan(arr).any() or arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
             raise EpisodeError(f"{path}: float '{km.image_key}' must lie in [0,1]")
         return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
     if np.issubdtype(arr.dtype, np.integer):
@@ -116,7 +117,7 @@ def load_episode(path: str | Path, keymap: KeyMap | None = None) -> Episode:
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as e:
         raise EpisodeError(f"{path}: corrupt or truncated npz ({type(e).__name__}: {e})") from e
     if km.image_key not in data:
         raise EpisodeError(f"{path}: missing key '{km.image_key}' (has {sorted(data)})")
@@ -141,17 +142,33 @@ def load_episode(path: str | Path, keymap: KeyMap | None = None) -> Episode:
             raise EpisodeError(f"{path}: '{km.action_key}' contains NaN or inf")
     elif km.require_actions:
         raise EpisodeError(f"{path}: missing key '{km.action_key}' (has {sorted(data)})")
-    state = data.get("state")
-    success = data.get("success")
+    state = _per_step(data, "state", image.shape[0], path, ndim=2)
+    success = _per_step(data, "success", image.shape[0], path, ndim=1)
     task = data.get("task")
     return Episode(
         path=path,
         image=image,
         action=action,
         state=None if state is None else state.astype(np.float32),
-        success=None if success is None else np.asarray(success).astype(bool),
+        success=None if success is None else success.astype(bool),
         task=None if task is None else str(task),
     )
+
+
+def _per_step(data: dict, key: str, T: int, path: Path, ndim: int) -> np.ndarray | None:
+    """Optional per-step array ``key``: numeric, ``ndim`` dims, T rows (else EpisodeError)."""
+    arr = data.get(key)
+    if arr is None:
+        return None
+    if arr.ndim != ndim or arr.shape[0] != T or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        shape = "(T,)" if ndim == 1 else "(T,S)"
+        raise EpisodeError(
+            f"{path}: '{key}' has shape {arr.shape} dtype {arr.dtype}; expected {shape} numbers "
+            f"with T={T} (the number of frames)"
+        )
+    return arr
 
 
 def save_episode(path: str | Path, image: np.ndarray, action: np.ndarray, **extra: np.ndarray) -> None:
