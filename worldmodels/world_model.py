@@ -147,19 +147,33 @@ class VideoWorldModel:
         if tuple(context_frames.shape[-2:]) != (size, size):
             raise ValueError(f"frames are {tuple(context_frames.shape[-2:])}, the tokenizer expects "
                              f"{size}x{size}")
-        frames = context_frames.float().repeat_interleave(n_samples, 0)  # (B*n,k,3,H,W)
-        act_ids = t.codec.encode(actions.float().cpu()).repeat_interleave(n_samples, 0)
+        frames = context_frames.float()
+        act_ids = t.codec.encode(actions.float().cpu())
         ctx = None
         if t.compressive:
             ctx, fids = encode_compressive(t.tokenizer, frames)
         else:
             fids = encode_frames(t.tokenizer, frames)
-        if t.spec.mode == "single":
-            ids = self._predict_sliding(fids, act_ids, n_future, temperature, top_k, top_p, generator)
-        else:
-            ids = self._generate(fids, act_ids, n_future, ctx, temperature, top_k, top_p, generator)
+        ids = self.predict_ids(fids, act_ids, n_future, ctx, n_samples, temperature, top_k, top_p,
+                               generator)
+        if ctx is not None:
+            ctx = ctx.repeat_interleave(n_samples, 0)
         out = t.decode_ids(ids, ctx)  # (B*n,N,3,H,W)
         return out.reshape(B, n_samples, *out.shape[1:]).cpu()
+
+    @torch.no_grad()
+    def predict_ids(self, frame_ids: Tensor, action_ids: Tensor, n_future: int,
+                    ctx_ids: Tensor | None = None, n_samples: int = 1, temperature: float = 1.0,
+                    top_k: int | None = None, top_p: float | None = None,
+                    generator: torch.Generator | None = None) -> Tensor:
+        """Token-level predict: context frame ids (B,k,N) + action bins (B,k-1+N',A) ->
+        generated frame ids (B*n_samples, n_future, N), samples item-major."""
+        fids = frame_ids.repeat_interleave(n_samples, 0)
+        act = action_ids.repeat_interleave(n_samples, 0)
+        ctx = ctx_ids.repeat_interleave(n_samples, 0) if ctx_ids is not None else None
+        if self.task.spec.mode == "single":
+            return self._predict_sliding(fids, act, n_future, temperature, top_k, top_p, generator)
+        return self._generate(fids, act, n_future, ctx, temperature, top_k, top_p, generator)
 
     def _generate(self, fids, act_ids, n_future, ctx, temperature, top_k, top_p, generator):
         from worldmodels.train.rollout import rollout
