@@ -96,9 +96,11 @@ def _bwd_dkdv(Q, K, V, DO, LSE, Delta, DK, DV, qk_scale, sm_scale,
     if CAUSAL:
         lo = (start_n // BLOCK_M) * BLOCK_M  # first query tile that sees any of these keys
         mid = tl.minimum(tl.cdiv(start_n + BLOCK_N - 1, BLOCK_M) * BLOCK_M, NQ)
+        start2 = tl.maximum(mid, lo)  # first query tile needing no causal mask
     else:
         lo = 0
         mid = 0
+        start2 = 0
     for g in range(GROUP):
         h = hk * GROUP + g
         q_base = Q + b * sqb + h * sqh
@@ -109,7 +111,7 @@ def _bwd_dkdv(Q, K, V, DO, LSE, Delta, DK, DV, qk_scale, sm_scale,
                              sdn, sdd, offs_n, offs_m0, offs_d, lo, mid, NQ, qk_scale,
                              BLOCK_M, True, UPCAST)
         dk, dv = _dkdv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, sqn, sqd,
-                             sdn, sdd, offs_n, offs_m0, offs_d, tl.maximum(mid, lo), NQ, NQ,
+                             sdn, sdd, offs_n, offs_m0, offs_d, start2, NQ, NQ,
                              qk_scale, BLOCK_M, False, UPCAST)
     dk = dk * sm_scale
     out = b * sdkb + hk * sdkh + offs_n[:, None] * sdkn + offs_d[None, :] * sdkd

@@ -1,0 +1,1 @@
+"""Kernel benchmarks behind ``wm bench kernels`` (GPU timings; CPU correctness only)."""
