@@ -1,0 +1,94 @@
+"""ClipDataset / FrameDataset windows and tensor conversions, on hand-built and real episodes."""
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.clips import ClipDataset, FrameDataset, frames_to_tensor, tensor_to_frames
+from worldmodels.episodes import LAYOUTS, EpisodeError, episode_files, save_episode
+
+
+def write_episodes(root, lengths, H=8, A=2):
+    """Episode e has pixel value (e*50 + t) at every pixel of frame t and action [e, t]."""
+    files = []
+    for e, T in enumerate(lengths):
+        image = np.stack([np.full((H, H, 3), e * 50 + t, np.uint8) for t in range(T)])
+        action = np.stack([[e, t] + [0] * (A - 2) for t in range(T)]).astype(np.float32)
+        p = root / f"ep_{e:06d}.npz"
+        save_episode(p, image, action)
+        files.append(p)
+    return files
+
+
+def test_conversions_round_trip():
+    img = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    t = frames_to_tensor(img)
+    assert t.shape == (3, 3, 5, 7) and t.dtype == torch.float32
+    assert abs(float(t[1, 2, 4, 6]) - img[1, 4, 6, 2] / 255.0) < 1e-6
+    assert np.array_equal(tensor_to_frames(t), img)
+    assert tensor_to_frames(torch.full((1, 3, 2, 2), 2.0)).max() == 255  # clamped
+    assert tensor_to_frames(torch.full((1, 3, 2, 2), -1.0)).max() == 0
+
+
+def test_clip_windows_cover_every_start(tmp_path):
+    files = write_episodes(tmp_path, [10, 4, 6])
+    ds = ClipDataset(files, clip_len=4)
+    assert len(ds) == (10 - 4 + 1) + (4 - 4 + 1) + (6 - 4 + 1)
+    seen = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["frames"].shape == (4, 3, 8, 8) and item["actions"].shape == (4, 2)
+        e, t0 = item["actions"][0].tolist()
+        # frames and actions come from the same episode and the same consecutive steps
+        assert item["actions"][:, 1].tolist() == [t0 + k for k in range(4)]
+        expect = torch.tensor([(e * 50 + t0 + k) / 255.0 for k in range(4)])
+        assert torch.allclose(item["frames"][:, 0, 0, 0], expect)
+        seen.add((e, t0))
+    assert len(seen) == len(ds)
+
+
+def test_stride_and_too_short(tmp_path):
+    files = write_episodes(tmp_path, [10, 3])
+    ds = ClipDataset(files, clip_len=4, stride=3)
+    assert [ds[i]["actions"][0].tolist() for i in range(len(ds))] == [[0, 0], [0, 3], [0, 6]]
+    with pytest.raises(EpisodeError, match="no clip of length 11.*longest has 10"):
+        ClipDataset(files, clip_len=11)
+    with pytest.raises(ValueError, match="clip_len"):
+        ClipDataset(files, clip_len=0)
+    with pytest.raises(ValueError, match="stride"):
+        ClipDataset(files, clip_len=2, stride=0)
+
+
+def test_all_actions_and_frame_dataset(tmp_path):
+    files = write_episodes(tmp_path, [5, 7])
+    ds = ClipDataset(files, clip_len=2)
+    acts = ds.all_actions()
+    assert acts.shape == (12, 2) and acts[:, 0].tolist() == [0] * 5 + [1] * 7
+    frames = FrameDataset(files)
+    assert len(frames) == 12
+    assert frames[6].shape == (3, 8, 8)
+    assert torch.allclose(frames[6][0, 0, 0], torch.tensor((50 + 1) / 255.0))
+
+
+def test_actions_required_unless_told(tmp_path):
+    np.savez(tmp_path / "img_only.npz", image=np.zeros((5, 4, 4, 3), np.uint8))
+    with pytest.raises(EpisodeError, match="img_only.npz: no actions"):
+        ClipDataset([tmp_path / "img_only.npz"], clip_len=2)
+    ds = ClipDataset([tmp_path / "img_only.npz"], clip_len=2, require_actions=False)
+    assert "actions" not in ds[0] and len(ds) == 4
+    with pytest.raises(EpisodeError, match="no episode in this dataset has actions"):
+        ds.all_actions()
+
+
+def test_clips_from_metaworld(shared_data):
+    files = episode_files(shared_data / "robot" / "metaworld")[:2]
+    ds = ClipDataset(files, clip_len=8, keymap=LAYOUTS["metaworld"], stride=10)
+    item = ds[0]
+    assert item["frames"].shape == (8, 3, 64, 64) and item["actions"].shape == (8, 4)
+    assert 0.0 <= item["frames"].min() and item["frames"].max() <= 1.0
+    assert len(ds) == 2 * len(range(0, 101 - 8 + 1, 10))
+
+
+def test_clips_from_bair(shared_data):
+    ds = ClipDataset([shared_data / "robot" / "bair_sample.npz"], clip_len=16, keymap=LAYOUTS["bair"])
+    assert len(ds) == 30 - 16 + 1 and ds[3]["frames"].shape == (16, 3, 64, 64)
