@@ -230,6 +230,13 @@ def build_dataset(cfg: RobotDataConfig, progress: bool = True) -> dict:
                 bar.update(1)
     bar.close()
     seconds = time.perf_counter() - t0
+    extra = [p.name for p in out.glob("ep_*.npz") if p.name > episode_path(out, cfg.episodes - 1).name]
+    if extra:
+        import warnings
+
+        warnings.warn(f"{out}: {len(extra)} episode file(s) beyond --episodes {cfg.episodes} "
+                      f"(e.g. {extra[0]}) remain and will be loaded as part of the folder",
+                      stacklevel=2)
     meta = make_meta(cfg, records, seconds, ACTION_NAMES, TASK_STATE_NAMES)
     tmp = out / ".meta.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
