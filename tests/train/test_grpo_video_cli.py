@@ -56,7 +56,8 @@ def test_rlvr_video_end_to_end_and_resume(world_model, tmp_path):
     common = ["--init", str(world_model), "--reward", "mae", "--out", str(out), "--preset", "tiny",
               "--set", "grpo.prompts_per_step=2", "--set", "grpo.mini_batch_prompts=2",
               "--set", "grpo.num_generations=3", "--set", "grpo.eval_steps=2",
-              "--set", "grpo.save_steps=2", "--set", "eval.clips=4", "--set", "grpo.device=cpu"]
+              "--set", "grpo.save_steps=2", "--set", "eval.clips=4", "--set", "grpo.device=cpu",
+              "--set", "grpo.sample_table_steps=2"]
     r = rlvr(*common, "--steps", "2")
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -73,6 +74,11 @@ def test_rlvr_video_end_to_end_and_resume(world_model, tmp_path):
     pred = wm.predict(torch.rand(1, 1, 3, 16, 16), torch.zeros(1, 3, 2))
     assert pred.shape == (1, 1, 3, 3, 16, 16)
     assert (out / "config.yaml").is_file()
+    import imageio.v3 as iio
+
+    img = iio.imread(out / "samples" / "step_000002.png")  # target row + 3 samples, 3 frames
+    assert img.shape == (4 * 16, 3 * 16, 3)
+    assert (out / "samples.jsonl").read_text().count("\n") == 6  # 2 prompts x 3 samples
     # --resume continues from step 2 to 3
     r = rlvr(*common, "--steps", "3", "--resume")
     assert r.exit_code == 0, r.output

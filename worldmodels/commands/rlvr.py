@@ -133,6 +133,28 @@ def video_eval_fn(task, cfg: VideoEvalConfig, device):
     return fn
 
 
+def video_sample_hook(out_dir: Path, task, num_generations: int):
+    """``hook(step, batch, predictions, rewards)``: saves ``samples/step_<n>.png`` with the
+    first prompt's target frames (top row) and its ``num_generations`` sampled predictions
+    (one row each, best reward first)."""
+
+    def hook(step, batch, predictions, rewards):
+        import imageio.v3 as iio
+        import torch
+
+        tgt = task.reward_items(batch)["target_frames"][0].float().cpu()  # (T,3,H,W)
+        preds = predictions[:num_generations].float().cpu()  # (G,T,3,H,W)
+        order = torch.argsort(torch.nan_to_num(rewards[:num_generations], nan=-1e9), descending=True)
+        rows = torch.cat([tgt[None], preds[order]], 0)  # (G+1,T,3,H,W)
+        grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * rows.shape[3],
+                                                   rows.shape[1] * rows.shape[4], 3)
+        (out_dir / "samples").mkdir(parents=True, exist_ok=True)
+        iio.imwrite(out_dir / "samples" / f"step_{step:06d}.png",
+                    (grid.clamp(0, 1) * 255).round().byte().numpy())
+
+    return hook
+
+
 def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = True,
                    reward=None) -> dict:
     """Build the reward (first, unless given), load the world model, run GRPO; returns the last
@@ -170,8 +192,9 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
             write_world_model_meta(out, task, task.tokenizer_dir, extra={**extra, "rlvr_step": step})
             export_backbone(out, model)
 
+    hook = video_sample_hook(out, task, cfg.grpo.num_generations) if cfg.grpo.sample_table_steps else None
     trainer = GRPOTrainer(cfg.grpo, task, wm.model, reward, out_dir=out, eval_fn=eval_fn,
-                          on_save=on_save)
+                          on_save=on_save, sample_hook=hook)
     if info.is_main:
         save_config(cfg, out)
         print(f"RLVR: reward {reward!r}, init {cfg.init}, {len(trainer.dataset)} train clips, "

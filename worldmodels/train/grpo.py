@@ -160,8 +160,9 @@ class GRPOTrainer:
             am = self._attention_mask(prompt_mask, out.sequences)
             ref = sequence_logprobs(self.ref_model, out.sequences, prompt.shape[1], segments,
                                     temperature=cfg.temperature, attention_mask=am).float()
-        if self.sample_hook is not None and self.rank == 0 and index == 0:
-            self.sample_hook(step, batch, preds, total)
+        st = cfg.sample_table_steps
+        if self.sample_hook is not None and self.rank == 0 and index == 0 and st and (step + 1) % st == 0:
+            self.sample_hook(step + 1, batch, preds, total)
         return _Chunk(index, minibatch, out.sequences, prompt.shape[1], segments, prompt_mask,
                       out.logprobs.float(), ref, out.loss_mask, None,
                       torch.where(valid, total, torch.full_like(total, math.nan)), valid,
