@@ -219,3 +219,33 @@ def test_config_validation_and_presets():
 
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def test_logit_gradients_zero_at_forced_positions():
+    """Through the real model: the GRPO loss puts no gradient on the logits that predict forced
+    tokens (nor on prompt positions), and some on the generated ones."""
+    from worldmodels.train.grpo_loss import grpo_loss
+    from worldmodels.train.rollout import rollout, sequence_logprobs
+
+    task, model = ToyTask(), tiny_model()
+    batch = task.repeat(task.collate(task.dataset("train")[:2]), 3)
+    prompt, segs = task.rollout_request(batch)
+    out = rollout(model, prompt, segs, generator=torch.Generator().manual_seed(0))
+    kept = {}
+
+    def hook(mod, inp, output):
+        output.retain_grad()
+        kept["logits"] = output
+
+    h = model.lm_head.register_forward_hook(hook)
+    logp = sequence_logprobs(model, out.sequences, prompt.shape[1], segs)
+    h.remove()
+    loss, _ = grpo_loss(logp, out.logprobs, torch.randn(6), out.loss_mask,
+                        ref_logprobs=out.logprobs - 0.1, beta=0.1)
+    loss.backward()
+    g = kept["logits"].grad  # (B, L+1, V): position j predicts completion token j
+    assert g.shape[1] == out.completion_ids.shape[1] + 1
+    per_pos = g[:, :-1].abs().sum(-1)  # (B, L)
+    assert (per_pos[:, 3:5] == 0).all()  # the two forced tokens
+    assert (g[:, -1] == 0).all()  # the extra last position predicts nothing
+    assert (per_pos[:, :3] > 0).all() and (per_pos[:, 5:] > 0).all()
