@@ -1,7 +1,8 @@
 """Image-based policies for Real2Sim: each maps frames to actions, nothing else.
 
-All policies share ``act(frames uint8 (B,H,W,3)) -> actions float32 (B,A)`` and ``reset(seed)``
-so the same policy can drive B real environments or B world-model rollouts in lock-step::
+All policies share ``act(frames uint8 (B,H,W,3)) -> actions float32 (B,A)`` and
+``reset(seeds: list[int])`` (one seed per row of the coming batch), so the same policy can
+drive B real environments or B world-model rollouts in lock-step::
 
     ro = StateReadout.load("runs/readout")
     pols = [RandomPolicy(), ReadoutExpert(ro, "push", noise=0.5), BCPolicy.load("runs/bc/push_large")]
@@ -35,8 +36,8 @@ class RandomPolicy:
         self.action_dim = action_dim
         self.rng = np.random.default_rng(0)
 
-    def reset(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
+    def reset(self, seeds: list[int]) -> None:
+        self.rng = np.random.default_rng(list(seeds))
 
     def act(self, frames: np.ndarray) -> np.ndarray:
         return self.rng.uniform(-1, 1, (len(frames), self.action_dim)).astype(np.float32)
@@ -51,8 +52,8 @@ class ReadoutExpert:
         self.description = f"scripted expert on read-out state, action noise std {noise:g}"
         self.rng = np.random.default_rng(0)
 
-    def reset(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
+    def reset(self, seeds: list[int]) -> None:
+        self.rng = np.random.default_rng(list(seeds))
 
     def act(self, frames: np.ndarray) -> np.ndarray:
         from worldmodels.envs.robot_experts import drawer_expert, push_expert
@@ -82,7 +83,7 @@ class BCPolicy:
     def __init__(self, net: BCNet, name: str = "bc", description: str = "behaviour-cloned CNN") -> None:
         self.net, self.name, self.description = net.eval(), name, description
 
-    def reset(self, seed: int) -> None:  # deterministic
+    def reset(self, seeds: list[int]) -> None:  # deterministic
         pass
 
     @torch.no_grad()

@@ -77,7 +77,7 @@ def run_real(policy, task: str, seeds: list[int], max_steps: int, image_size: in
     env = RobotEnv(task, image_size=image_size, max_steps=max_steps, seed=seeds[0])
     succ, clips = [], []
     for i, seed in enumerate(seeds):
-        policy.reset(seed)
+        policy.reset([seed])
         frame = env.reset(seed=seed)
         frames, ok = [frame], env.is_success()
         for _ in range(max_steps):
@@ -121,7 +121,7 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
         idx = list(range(lo, min(lo + batch, len(seeds))))
         if hasattr(model, "begin"):
             model.begin(task, [seeds[i] for i in idx])
-        policy.reset(seeds[lo])
+        policy.reset([seeds[i] for i in idx])                          # one row per seed
         B = len(idx)
         hist = [starts[idx]] * k                                        # k x (B,H,W,3), padded
         acts = [np.zeros((B, 2), np.float32)] * (k - 1)                 # zero actions between pads
@@ -164,9 +164,11 @@ def build_policies(family: str, readout, policies_dir: str | None) -> list:
     return pols
 
 
-def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True) -> tuple[dict, dict]:
+def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
+             policy_sets: dict | None = None) -> tuple[dict, dict]:
     """Run both sides for every task family, policy and model. Returns (results, videos) for
-    `planners.report.write_report` (videos: (task, policy) -> [real clip, one clip per model])."""
+    `planners.report.write_report` (videos: (task, policy) -> [real clip, one clip per model]).
+    ``policy_sets`` (family -> list of policies) replaces `build_policies` when given."""
     import time
 
     from worldmodels.config import to_dict
@@ -176,7 +178,8 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True) 
     success, videos, policies_meta, timing = {}, {}, {}, {}
     for task in cfg.tasks:
         success[task] = {}
-        for pol in build_policies(task, readout, cfg.policies):
+        pols = policy_sets[task] if policy_sets else build_policies(task, readout, cfg.policies)
+        for pol in pols:
             t0 = time.time()
             real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size, keep=cfg.videos)
             row = {"real": float(real.mean()), "real_episodes": real.astype(int).tolist(), "sim": {},
