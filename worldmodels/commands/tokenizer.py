@@ -1,5 +1,274 @@
-"""`wm tokenizer`: placeholder until its issue lands."""
+"""`wm tokenizer`: train and evaluate video tokenizers (per-frame FSQ/VQ, compressive).
 
-from worldmodels.commands._common import not_built
+    wm tokenizer train --kind frame --data data/robot --out runs/tok_frame --preset tiny
+    wm tokenizer train --kind compressive --data data/robot --out runs/tok_compressive \
+        --init-context runs/tok_frame --steps 1500
+    wm tokenizer train ... --resume                         # continue exactly where it stopped
+    wm tokenizer train ... --set train.lr=5e-4 --set model.fsq_levels=[7,5,5,5,5]
+    wm tokenizer eval --tokenizer runs/tok_frame --data data/robot
+    wm tokenizer eval --tokenizer runs/tok_compressive --data data/robot --compare runs/tok_frame
 
-app = not_built("tokenizer", "in progress")
+The model code lives in ``tokenizers_video`` (which knows nothing of ``worldmodels``); this
+module wires in the episode data, the resolved-config file and the LPIPS metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from worldmodels.config import ConfigError
+
+app = typer.Typer(help="train and evaluate video tokenizers (per-frame FSQ/VQ, compressive)",
+                  no_args_is_help=True)
+
+
+def _train_config_cls():
+    from tokenizers_video.train import TrainConfig
+
+    return TrainConfig
+
+
+@dataclass
+class TokenizerRunConfig:
+    """One `wm tokenizer train` run (written to ``<out>/config.yaml``).
+
+    Attributes:
+        kind: "frame" (per-frame tokenizer) or "compressive" (context-conditioned).
+        preset: model preset ("tiny" or "rt1"); ``model`` overrides its fields.
+        data: folder of episode ``.npz`` files (split by meta.json ``test_every``).
+        out: run directory (the trained tokenizer, checkpoints, logs, sample grids).
+        layout: episode key layout (rlvr, bair, metaworld).
+        clip_len: compressive only: context + future frames per training clip window.
+        future_per_clip: compressive only: future frames drawn from each window per item.
+        init_context: compressive only: a trained frame-tokenizer directory whose weights
+            initialise the context path (same channels / levels required).
+        freeze_context: compressive only: keep the context path fixed (ids stay identical
+            to the frame tokenizer's).
+        perceptual: LPIPS backbone for the perceptual loss ("vgg", "alex", "squeeze") or
+            "none"; missing backbone weights -> trains without it and says so.
+        model: the resolved model config (preset fields + overrides).
+        train: optimisation settings (tokenizers_video.TrainConfig).
+    """
+
+    kind: str = "frame"
+    preset: str = "tiny"
+    data: str = "data/robot"
+    out: str = "runs/tok_frame"
+    layout: str = "rlvr"
+    clip_len: int = 9
+    future_per_clip: int = 2
+    init_context: str | None = None
+    freeze_context: bool = False
+    perceptual: str = "vgg"
+    model: dict = field(default_factory=dict)
+    train: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("frame", "compressive"):
+            raise ConfigError(f"kind: expected 'frame' or 'compressive', got {self.kind!r}")
+        if self.perceptual not in ("vgg", "alex", "squeeze", "none"):
+            raise ConfigError(f"perceptual: expected vgg|alex|squeeze|none, got {self.perceptual!r}")
+        if self.clip_len < 2 or not 1 <= self.future_per_clip < self.clip_len:
+            raise ConfigError(f"need clip_len >= 2 and 1 <= future_per_clip < clip_len, got "
+                              f"{self.clip_len}, {self.future_per_clip}")
+        tc = _train_config_cls()
+        if self.train is None:
+            self.train = tc()
+        elif isinstance(self.train, dict):
+            from worldmodels.config import from_dict
+
+            self.train = from_dict(tc, self.train, prefix="train.")
+
+
+def _resolve(kind: str, preset: str, overrides: dict):
+    """Preset model config updated with ``overrides`` (type-checked, unknown keys named)."""
+    from tokenizers_video import (
+        COMPRESSIVE_PRESETS,
+        FRAME_PRESETS,
+        CompressiveTokenizerConfig,
+        FrameTokenizerConfig,
+    )
+    from worldmodels.config import from_dict, to_dict
+
+    presets, cls = ((FRAME_PRESETS, FrameTokenizerConfig) if kind == "frame"
+                    else (COMPRESSIVE_PRESETS, CompressiveTokenizerConfig))
+    if preset not in presets:
+        raise ConfigError(f"--preset {preset!r}: unknown for kind {kind!r}; known: {sorted(presets)}")
+    data = to_dict(presets[preset])
+    data.update(overrides)
+    return from_dict(cls, data, prefix="model.")
+
+
+def _frames(data: str, split: str, layout: str):
+    from worldmodels.clips import FrameDataset
+    from worldmodels.episodes import LAYOUTS, dataset_split
+
+    return FrameDataset(dataset_split(data, split), LAYOUTS[_layout(layout)])
+
+
+def _clips(data: str, split: str, layout: str, clip_len: int, stride: int):
+    from worldmodels.clips import ClipDataset
+    from worldmodels.episodes import LAYOUTS, dataset_split
+
+    return ClipDataset(dataset_split(data, split), clip_len, LAYOUTS[_layout(layout)],
+                       stride=stride, require_actions=False)
+
+
+def _layout(name: str) -> str:
+    from worldmodels.episodes import LAYOUTS
+
+    if name not in LAYOUTS:
+        raise typer.BadParameter(f"--layout {name!r}: known layouts {sorted(LAYOUTS)}")
+    return name
+
+
+def _perceptual(name: str, log):
+    if name == "none":
+        log("training without the perceptual term: perceptual=none")
+        return None
+    from worldmodels.metrics import LPIPSWeightsMissing, lpips_fn
+
+    try:
+        fn = lpips_fn(name)
+    except LPIPSWeightsMissing as e:
+        log(f"training without the perceptual term: {e}")
+        return None
+    return fn
+
+
+@app.command("train")
+def train_cmd(
+    kind: str = typer.Option("frame", help="frame | compressive"),
+    data: str = typer.Option("data/robot", help="episode folder"),
+    out: str = typer.Option(None, help="run directory (default runs/tok_<kind>)"),
+    preset: str = typer.Option("tiny", help="model preset: tiny | rt1"),
+    steps: int = typer.Option(None, help="train.steps"),
+    batch_size: int = typer.Option(None, help="train.batch_size"),
+    lr: float = typer.Option(None, help="train.lr"),
+    max_minutes: float = typer.Option(None, help="train.max_minutes (stop early with a checkpoint)"),
+    init_context: str = typer.Option(None, help="compressive: frame-tokenizer dir for the context path"),
+    config: Path = typer.Option(None, help="YAML recipe, e.g. data/recipes/tokenizer_frame_tiny.yaml"),
+    set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.lr=5e-4"),
+    resume: bool = typer.Option(False, help="continue from <out>/checkpoint"),
+) -> None:
+    """Train a tokenizer; writes <out>/{config.json, model.safetensors, checkpoint/, log.jsonl}."""
+    import torch
+
+    from tokenizers_video import CompressiveTokenizer, FrameTokenizer, train
+    from tokenizers_video.data import ContextFutureDataset
+    from worldmodels.config import load_config, save_config, to_dict
+
+    flags = [f"kind={kind}", f"data={data}", f"preset={preset}",
+             f"out={out or f'runs/tok_{kind}'}"]
+    for name, val in (("train.steps", steps), ("train.batch_size", batch_size), ("train.lr", lr),
+                      ("train.max_minutes", max_minutes), ("init_context", init_context)):
+        if val is not None:
+            flags.append(f"{name}={val}")
+    cfg = load_config(TokenizerRunConfig, config, flags + list(set_ or []))
+    mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
+    cfg = dataclasses.replace(cfg, model=to_dict(mcfg))
+    log = typer.echo
+    model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
+    if cfg.kind == "frame":
+        ds = _frames(cfg.data, "train", cfg.layout)
+    else:
+        ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.layout, cfg.clip_len, 1),
+                                  cfg.future_per_clip)
+        if cfg.init_context and not resume:
+            src = FrameTokenizer.from_pretrained(cfg.init_context)
+            try:
+                model.context.load_state_dict(src.state_dict())
+            except RuntimeError as e:
+                raise typer.BadParameter(f"--init-context {cfg.init_context}: its shape does not "
+                                         f"match model.context_channels/fsq_levels ({e})") from e
+            log(f"context path initialised from {cfg.init_context}")
+        if cfg.freeze_context:
+            model.context.requires_grad_(False)
+    save_config(cfg, cfg.out)
+    nparams = sum(p.numel() for p in model.parameters())
+    log(f"{cfg.kind} tokenizer '{cfg.preset}': {nparams / 1e6:.2f}M params, vocab {model.vocab_size}, "
+        f"{len(ds)} training items -> {cfg.out}")
+    perceptual = _perceptual(cfg.perceptual, log)
+    torch.manual_seed(cfg.train.seed)
+    summary = train(model, ds, cfg.train, cfg.out, resume=resume, perceptual=perceptual, log=log)
+    last = summary["last"] or {}
+    log(f"done: step {summary['step']}, {summary['frames_per_s']:.1f} frames/s, "
+        f"train L1 {last.get('l1', float('nan')):.4f}, train PSNR {last.get('psnr', float('nan')):.2f} dB")
+
+
+@app.command("eval")
+def eval_cmd(
+    tokenizer: str = typer.Option(..., help="trained tokenizer directory"),
+    data: str = typer.Option("data/robot", help="episode folder"),
+    split: str = typer.Option("test", help="test | train | all"),
+    layout: str = typer.Option("rlvr", help="episode key layout"),
+    clip_len: int = typer.Option(9, help="compressive: context + future frames per clip"),
+    compare: str = typer.Option(None, help="compressive: also score this frame tokenizer on the same future frames"),
+    batch_size: int = typer.Option(32, help="frames (or clips) per batch"),
+    lpips: str = typer.Option("vgg", help="LPIPS backbone or none"),
+    max_items: int = typer.Option(0, help="evaluate at most this many frames/clips (0: all)"),
+    out: Path = typer.Option(None, help="JSON output (default <tokenizer>/eval_<split>.json)"),
+) -> None:
+    """Held-out reconstruction MSE/PSNR/SSIM (+LPIPS), tokens per frame, usage, frames/s."""
+    import json
+
+    import torch
+
+    from tokenizers_video import load_tokenizer
+    from tokenizers_video.evaluate import evaluate_compressive, evaluate_frame
+    from worldmodels import metrics as M
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = load_tokenizer(tokenizer, device=device)
+    fns = {"mse": M.mse, "mae": M.mae, "psnr": M.psnr, "ssim": M.ssim}
+    if lpips != "none":
+        try:
+            fns["lpips"] = M.lpips_fn(lpips, device)
+        except M.LPIPSWeightsMissing as e:
+            typer.echo(f"evaluating without LPIPS: {e}", err=True)
+    if tok.kind == "frame":
+        res = evaluate_frame(tok, _frames(data, split, layout), fns, batch_size, max_items)
+        rows = [("frame", res)]
+    else:
+        from tokenizers_video import FrameTokenizer
+
+        ref = FrameTokenizer.from_pretrained(compare, device=device) if compare else None
+        clips = _clips(data, split, layout, clip_len, clip_len)  # non-overlapping windows
+        res = evaluate_compressive(tok, clips, fns, max(1, batch_size // clip_len), max_items, ref)
+        rows = [("context", {**res["context"], "tokens_per_frame": res["context_tokens"]}),
+                ("future", {**res["future"], "tokens_per_frame": res["tokens_per_future_frame"]})]
+        if ref is not None:
+            rows.append((f"future via {compare}", res["frame_tokenizer_future"]))
+    res.update(tokenizer=str(tokenizer), data=str(data), split=split)
+    target = out or Path(tokenizer) / f"eval_{split}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(res, indent=2) + "\n")
+    _print_table(rows, res["frames_per_s"], list(fns))
+    typer.echo(f"wrote {target}")
+
+
+def _print_table(rows, fps: float, names: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"tokenizer reconstruction (encode+decode {fps:.1f} frames/s)")
+    cols = ["tokens_per_frame", *names, "codebook_usage", "frames"]
+    table.add_column("frames scored")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for label, r in rows:
+        table.add_row(label, *[_fmt(r.get(c)) for c in cols])
+    Console().print(table)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"

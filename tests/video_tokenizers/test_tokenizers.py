@@ -1,0 +1,164 @@
+"""Frame and compressive tokenizers: shapes, ranges, token counts, gradients, save/load."""
+
+import json
+
+import pytest
+import torch
+
+from tokenizers_video import (
+    CompressiveTokenizer,
+    CompressiveTokenizerConfig,
+    FrameTokenizer,
+    FrameTokenizerConfig,
+    load_tokenizer,
+)
+
+
+def tiny_frame(**kw) -> FrameTokenizer:
+    torch.manual_seed(0)
+    cfg = dict(image_size=32, block_out_channels=(8, 16), norm_num_groups=4, fsq_levels=(5, 3))
+    cfg.update(kw)
+    return FrameTokenizer(FrameTokenizerConfig(**cfg))
+
+
+def tiny_compressive() -> CompressiveTokenizer:
+    torch.manual_seed(0)
+    return CompressiveTokenizer(CompressiveTokenizerConfig(
+        image_size=32, context_channels=(8, 16), future_channels=(8, 16, 16), norm_num_groups=4,
+        fsq_levels=(5, 3), xattn_heads=2))
+
+
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
+def test_frame_encode_decode_shapes_and_ranges(quantizer):
+    tok = tiny_frame(quantizer=quantizer, vq_codebook_size=20, vq_dim=4).eval()
+    frames = torch.rand(2, 3, 3, 32, 32)
+    ids = tok.encode(frames)
+    assert ids.shape == (2, 3, 16, 16) and ids.dtype == torch.int64
+    assert tok.grid == (16, 16) and tok.tokens_per_frame == 256
+    assert ids.min() >= 0 and ids.max() < tok.vocab_size
+    assert tok.vocab_size == (15 if quantizer == "fsq" else 20)
+    out = tok.decode(ids)
+    assert out.shape == frames.shape and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    # decode clamps out-of-range ids instead of failing (world-model samples may be invalid)
+    assert tok.decode(ids + 10_000).shape == frames.shape
+
+
+def test_presets_shapes():
+    tiny = FrameTokenizer.from_preset("tiny")
+    assert tiny.image_size == 64 and tiny.grid == (8, 8) and tiny.tokens_per_frame == 64
+    assert FrameTokenizerConfig().downsample == 8
+    from tokenizers_video import FRAME_PRESETS
+
+    assert FRAME_PRESETS["rt1"].downsample == 16 and FRAME_PRESETS["rt1"].fsq_levels == (7, 5, 5, 5, 5)
+    comp = CompressiveTokenizer.from_preset("tiny")
+    assert comp.context_tokens == 64 and comp.tokens_per_future_frame == 16
+    assert comp.tokens_per_future_frame * 4 <= tiny.tokens_per_frame
+
+
+def test_frame_errors_name_the_shape():
+    tok = tiny_frame()
+    with pytest.raises(ValueError, match="B,T,3,H,W"):
+        tok.encode(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="ids"):
+        tok.decode(torch.zeros(2, 16, 16, dtype=torch.long))
+    with pytest.raises(ValueError, match="norm_num_groups"):
+        FrameTokenizerConfig(block_out_channels=(6, 8), norm_num_groups=4)
+    with pytest.raises(ValueError, match="unknown frame-tokenizer preset"):
+        FrameTokenizer.from_preset("huge")
+
+
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
+def test_straight_through_gradients_reach_encoder(quantizer):
+    tok = tiny_frame(quantizer=quantizer, vq_codebook_size=20, vq_dim=4).train()
+    rec, tgt, aux = tok.reconstruct(torch.rand(2, 3, 32, 32))
+    ((rec - tgt).abs().mean() + aux["loss"]).backward()
+    g = tok.encoder.conv_in.weight.grad
+    assert g is not None and g.abs().sum() > 0
+
+
+def test_frame_save_load_bit_exact(tmp_path):
+    tok = tiny_frame().eval()
+    frames = torch.rand(1, 2, 3, 32, 32)
+    tok.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["kind"] == "frame" and (tmp_path / "model.safetensors").is_file()
+    back = load_tokenizer(tmp_path)
+    assert isinstance(back, FrameTokenizer)
+    for (k, a), (k2, b) in zip(tok.state_dict().items(), back.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+    ids = tok.encode(frames)
+    assert torch.equal(back.encode(frames), ids)
+    assert torch.equal(back.decode(ids), tok.decode(ids))
+
+
+def test_vq_save_load_keeps_codebook(tmp_path):
+    tok = tiny_frame(quantizer="vq", vq_codebook_size=20, vq_dim=4).eval()
+    tok.save_pretrained(tmp_path)
+    back = FrameTokenizer.from_pretrained(tmp_path)
+    assert torch.equal(back.quantizer.codebook, tok.quantizer.codebook)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_tokenizer(tmp_path)
+    tiny_frame().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="kind"):
+        CompressiveTokenizer.from_pretrained(tmp_path)
+
+
+def test_compressive_shapes_token_counts_and_ranges():
+    tok = tiny_compressive().eval()
+    assert tok.context_tokens == 256 and tok.tokens_per_future_frame == 64
+    ctx, fut = torch.rand(2, 3, 32, 32), torch.rand(2, 4, 3, 32, 32)
+    cids, fids = tok.encode(ctx, fut)
+    assert cids.shape == (2, 256) and fids.shape == (2, 4, 64)
+    for ids in (cids, fids):
+        assert ids.dtype == torch.int64 and ids.min() >= 0 and ids.max() < tok.vocab_size
+    c, f = tok.decode(cids, fids)
+    assert c.shape == ctx.shape and f.shape == fut.shape
+    assert c.min() >= 0 and f.max() <= 1
+    # future frames are decoded from the context: a different context changes them
+    c2, f2 = tok.decode(torch.roll(cids, 7, dims=1), fids)
+    assert not torch.allclose(f, f2)
+
+
+def test_compressive_future_encoding_depends_on_context():
+    tok = tiny_compressive().eval()
+    fut = torch.rand(1, 2, 3, 32, 32)
+    lat_a = tok._future_latent(fut[0], tok._context_encode(torch.zeros(1, 3, 32, 32))[1], 2)
+    lat_b = tok._future_latent(fut[0], tok._context_encode(torch.ones(1, 3, 32, 32))[1], 2)
+    assert not torch.allclose(lat_a, lat_b)
+
+
+def test_compressive_gradients_and_save_load(tmp_path):
+    tok = tiny_compressive().train()
+    rec, tgt, aux = tok.reconstruct(torch.rand(2, 3, 3, 32, 32))
+    assert rec.shape == tgt.shape == (6, 3, 32, 32)
+    (rec - tgt).abs().mean().backward()
+    assert tok.encoder.conv_in.weight.grad.abs().sum() > 0
+    assert tok.context.encoder.conv_in.weight.grad.abs().sum() > 0
+    assert next(iter(tok.enc_xattn.values())).attn.to_k.weight.grad.abs().sum() > 0
+    assert next(iter(tok.dec_xattn.values())).attn.to_k.weight.grad.abs().sum() > 0
+    tok.eval().save_pretrained(tmp_path)
+    back = load_tokenizer(tmp_path)
+    assert isinstance(back, CompressiveTokenizer)
+    ctx, fut = torch.rand(1, 3, 32, 32), torch.rand(1, 2, 3, 32, 32)
+    a, b = tok.encode(ctx, fut), back.encode(ctx, fut)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(tok.decode(*a)[1], back.decode(*b)[1])
+
+
+def test_compressive_context_matches_frame_tokenizer_weights():
+    """The context path is a FrameTokenizer: a trained one loads into it and gives equal ids."""
+    comp = tiny_compressive().eval()
+    frame = FrameTokenizer(comp.config.context_config()).eval()
+    comp.context.load_state_dict(frame.state_dict())
+    ctx = torch.rand(2, 3, 32, 32)
+    cids, _ = comp.encode(ctx, torch.rand(2, 1, 3, 32, 32))
+    assert torch.equal(cids, frame.encode(ctx.unsqueeze(1)).reshape(2, -1))
+
+
+def test_compressive_config_validation():
+    with pytest.raises(ValueError, match="more blocks"):
+        CompressiveTokenizerConfig(context_channels=(8, 16), future_channels=(8, 16))

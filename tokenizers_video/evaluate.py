@@ -1,0 +1,112 @@
+"""Held-out reconstruction evaluation of a tokenizer, with injected metric functions.
+
+    metrics = {"mse": mse, "psnr": psnr}       # fn(pred (N,3,H,W), target) -> (N,)
+    res = evaluate_frame(tok, frames_dataset, metrics)
+    res = evaluate_compressive(tok, clip_dataset, metrics, compare=frame_tok)
+
+Reported: metric means, tokens per frame, codebook usage over the whole set (fraction of
+the vocabulary that occurs) and its perplexity, and encode+decode throughput (frames/s,
+metrics excluded).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+
+Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class _Acc:
+    """Sums of per-frame metric values and a token histogram."""
+
+    def __init__(self, metrics: dict[str, Metric], vocab: int):
+        self.metrics, self.sums, self.n = metrics, {k: 0.0 for k in metrics}, 0
+        self.hist = torch.zeros(vocab, dtype=torch.long)
+
+    def add(self, pred: torch.Tensor, target: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        for k, fn in self.metrics.items():
+            self.sums[k] += float(fn(pred, target).double().sum())
+        self.n += pred.shape[0]
+        if ids is not None:
+            self.hist += torch.bincount(ids.reshape(-1).cpu(), minlength=self.hist.numel())
+
+    def result(self) -> dict:
+        out = {k: v / max(self.n, 1) for k, v in self.sums.items()}
+        out["frames"] = self.n
+        if self.hist.sum() > 0:
+            p = self.hist.double() / self.hist.sum()
+            out["codebook_usage"] = float((self.hist > 0).double().mean())
+            out["perplexity"] = math.exp(float(-(p[p > 0] * p[p > 0].log()).sum()))
+        return out
+
+
+def _frames_of(item) -> torch.Tensor:
+    return item["frames"] if isinstance(item, dict) else item
+
+
+def _batches(dataset, batch_size: int, max_items: int):
+    n = len(dataset) if max_items <= 0 else min(len(dataset), max_items)
+    for s in range(0, n, batch_size):
+        yield torch.stack([_frames_of(dataset[i]) for i in range(s, min(n, s + batch_size))])
+
+
+def _device(tok) -> torch.device:
+    return next(tok.parameters()).device
+
+
+@torch.no_grad()
+def evaluate_frame(tok, dataset, metrics: dict[str, Metric], batch_size: int = 32,
+                   max_items: int = 0) -> dict:
+    """Frames dataset (items (3,H,W)) -> metric means, usage, tokens/frame, frames/s."""
+    tok.eval()
+    acc, seconds = _Acc(metrics, tok.vocab_size), 0.0
+    for x in _batches(dataset, batch_size, max_items):  # (B,3,H,W)
+        x = x.to(_device(tok))
+        t0 = time.perf_counter()
+        ids = tok.encode(x.unsqueeze(1))  # (B,1,h,w)
+        rec = tok.decode(ids)[:, 0]  # (B,3,H,W)
+        seconds += time.perf_counter() - t0
+        acc.add(rec, x, ids)
+    res = acc.result()
+    res.update(kind="frame", tokens_per_frame=tok.tokens_per_frame, vocab_size=tok.vocab_size,
+               frames_per_s=res["frames"] / max(seconds, 1e-9))
+    return res
+
+
+@torch.no_grad()
+def evaluate_compressive(tok, dataset, metrics: dict[str, Metric], batch_size: int = 8,
+                         max_items: int = 0, compare=None) -> dict:
+    """Clip dataset (items (T,3,H,W): context + T-1 future frames) -> context / future scores.
+
+    ``compare`` (a FrameTokenizer) is scored on the same future frames, for the trade-off
+    between tokens per future frame and quality.
+    """
+    tok.eval()
+    ctx_acc, fut_acc = _Acc(metrics, tok.vocab_size), _Acc(metrics, tok.vocab_size)
+    cmp_acc = _Acc(metrics, compare.vocab_size) if compare is not None else None
+    seconds, frames = 0.0, 0
+    for clip in _batches(dataset, batch_size, max_items):  # (B,T,3,H,W)
+        clip = clip.to(_device(tok))
+        ctx, fut = clip[:, 0], clip[:, 1:]
+        t0 = time.perf_counter()
+        cids, fids = tok.encode(ctx, fut)
+        ctx_rec, fut_rec = tok.decode(cids, fids)
+        seconds += time.perf_counter() - t0
+        frames += clip.shape[0] * clip.shape[1]
+        ctx_acc.add(ctx_rec, ctx, cids)
+        fut_acc.add(fut_rec.flatten(0, 1), fut.flatten(0, 1), fids)
+        if compare is not None:
+            fut_c = fut.to(_device(compare))
+            cid = compare.encode(fut_c)
+            cmp_acc.add(compare.decode(cid).flatten(0, 1).to(fut.device), fut.flatten(0, 1), cid)
+    res = {"kind": "compressive", "vocab_size": tok.vocab_size, "context_tokens": tok.context_tokens,
+           "tokens_per_future_frame": tok.tokens_per_future_frame,
+           "frames_per_s": frames / max(seconds, 1e-9),
+           "context": ctx_acc.result(), "future": fut_acc.result()}
+    if cmp_acc is not None:
+        res["frame_tokenizer_future"] = {**cmp_acc.result(), "tokens_per_frame": compare.tokens_per_frame}
+    return res
