@@ -92,6 +92,20 @@ class _null:
 
 
 @torch.no_grad()
+def unigram_entropy(task, dataset, max_items: int = 2048, batch: int = 64) -> float:
+    """Entropy (nats) of the on-loss token distribution: the loss of a context-free model."""
+    idx = torch.linspace(0, len(dataset) - 1, min(max_items, len(dataset))).long().unique()
+    counts = None
+    for i in range(0, len(idx), batch):
+        lab = task.lm_batch(task.collate([dataset[int(j)] for j in idx[i : i + batch]]))["labels"]
+        lab = lab[lab != IGNORE_INDEX]
+        c = torch.bincount(lab, minlength=task.vocab_size).double()
+        counts = c if counts is None else counts + c
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log()).sum())
+
+
+@torch.no_grad()
 def evaluate(model, task, loader, device, precision: str, max_batches: int) -> float:
     """Mean held-out token loss (nats) over up to ``max_batches`` micro-batches, all ranks."""
     model.eval()
@@ -141,10 +155,13 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
                                          rank=info.rank, world_size=info.world_size)
     eval_loader = DataLoader(eval_set, batch_sampler=eval_sampler, collate_fn=task.collate)
     logger = RunLogger(run_dir, enabled=info.is_main)
+    if step == 0 and info.is_main:
+        logger.log(0, {"unigram_entropy": unigram_entropy(task, train_set)})
     bar = progress(cfg.steps, step, enabled=info.is_main, desc="pretrain")
     it, metrics = iter(loader), {}
     t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
     stop = min(cfg.steps, until) if until is not None else cfg.steps
+    t_start = time.time()
     while step < stop:
         micro = []
         for _ in range(cfg.grad_accum):
@@ -164,17 +181,21 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
         tok0 += out["tokens"] * info.world_size
         loss_acc, n_acc = loss_acc + out["loss_sum"], n_acc + out["loss_tokens"]
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if cfg.max_minutes:  # every rank takes part, so all stop at the same step
+            late = torch.tensor(float(time.time() - t_start > 60 * cfg.max_minutes), device=dev)
+            if float(all_reduce_sum(late)) > 0:
+                stop = step
+        if step % cfg.log_every == 0 or step == stop:
             dt = max(time.time() - t0, 1e-9)
             metrics = {"loss": loss_acc / max(n_acc, 1), "lr": sched.get_last_lr()[0],
                        "grad_norm": float(gnorm), "tokens_per_s": tok0 / dt, "tokens": tokens_seen}
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
             logger.log(step, metrics)
             t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
             metrics["eval_loss"] = evaluate(ddp, task, eval_loader, dev, cfg.precision, cfg.eval_batches)
             logger.log(step, {"eval_loss": metrics["eval_loss"]})
-        if (cfg.save_every and step % cfg.save_every == 0) or step in (cfg.steps, stop):
+        if (cfg.save_every and step % cfg.save_every == 0) or step == stop:
             ckpt.save_checkpoint(run_dir, step, {"model": unwrap(ddp)}, opt, sched,
                                  state={"sampler": sampler.state_dict(), "tokens": tokens_seen},
                                  keep=cfg.keep_checkpoints, rank=info.rank,

@@ -54,6 +54,8 @@ class MLEConfig:
     seed: seed of model init, data order and sampling.
     num_workers: DataLoader workers (0 keeps resume exact and is fastest for cached tokens).
     device: "auto", "cpu" or "cuda".
+    max_minutes: stop (with a checkpoint) after this much training wall-clock; 0 = no limit.
+        The schedule still spans ``steps``, so ``--resume`` continues the same run.
     """
 
     steps: int = 1000
@@ -70,12 +72,13 @@ class MLEConfig:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_every", "save_every", "num_workers", "keep_checkpoints"):
+        for name in ("eval_every", "save_every", "num_workers", "keep_checkpoints", "max_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.precision not in ("auto", "fp32", "bf16"):
