@@ -109,7 +109,7 @@ class SamplingPlanner:
             eps = torch.randn((cfg.num_samples, *mean.shape), generator=self.gen)
             z = (mean + std * eps).clamp(-1, 1)                     # (S, H, A)
             z[0] = mean.clamp(-1, 1)                                # always re-evaluate the mean
-            costs = torch.as_tensor(cost_fn(self.to_actions(z))).float().reshape(-1)  # (S,)
+            costs = torch.as_tensor(cost_fn(self.to_actions(z))).detach().float().reshape(-1)  # (S,)
             if costs.numel() != cfg.num_samples:
                 raise ValueError(f"cost_fn returned {costs.numel()} costs for {cfg.num_samples} sequences")
             costs = torch.nan_to_num(costs, nan=float("inf"))

@@ -67,7 +67,6 @@ def image_cost(pred: torch.Tensor, goal: torch.Tensor, kind: str = "pixel", lpip
     return c.mean(-1) + c[:, -1]
 
 
-@torch.no_grad()
 def world_model_cost(model, context: torch.Tensor, past_actions: torch.Tensor, kind: str, *,
                      task: str | None = None, readout=None, goal_image=None, lpips=None,
                      n_samples: int = 1):
@@ -82,6 +81,7 @@ def world_model_cost(model, context: torch.Tensor, past_actions: torch.Tensor, k
     if kind in ("pixel", "lpips") and goal_image is None:
         raise ValueError(f"a {kind!r} cost needs goal_image=")
 
+    @torch.no_grad()
     def cost_fn(seqs: torch.Tensor) -> torch.Tensor:
         Sn = seqs.shape[0]
         ctx = context.unsqueeze(0).expand(Sn, *context.shape)                       # (S,k,3,H,W)

@@ -118,6 +118,8 @@ class MPCController:
         self.cfg, self.env, self.model, self.readout, self.lpips = cfg, env, model, readout, lpips
         self.planner = make_planner(cfg.planner, cfg.knobs, env.action_low, env.action_high)
         self.oracle = isinstance(model, SimModel)
+        spec = getattr(getattr(model, "task", None), "spec", None)
+        self.k = int(getattr(spec, "context_frames", 0) or cfg.context)   # the model's own context length
         if cfg.cost == "state" and not self.oracle and readout is None:
             raise ValueError("cost 'state' with a learned world model needs a readout (--readout DIR)")
 
@@ -137,10 +139,13 @@ class MPCController:
         if self.oracle and cfg.cost == "state":
             cost_fn = oracle_state_cost(self.model, task)
         else:
-            k = min(cfg.context, len(self.frames))
-            ctx = to_tensor(np.stack(self.frames[-k:]))                                   # (k,3,H,W)
-            past = torch.as_tensor(np.array(self.actions[len(self.actions) - (k - 1):] if k > 1 else
-                                            np.zeros((0, self.env.action_dim)), dtype=np.float32))
+            k = self.k
+            pad = max(0, k - len(self.frames))                  # too early: repeat frame 0, zero actions
+            frames = [self.frames[0]] * pad + self.frames[-k:]
+            acts = [np.zeros(self.env.action_dim, np.float32)] * pad + self.actions
+            ctx = to_tensor(np.stack(frames[-k:]))                                          # (k,3,H,W)
+            past = torch.as_tensor(np.array(acts[len(acts) - (k - 1):] if k > 1 else
+                                            np.zeros((0, self.env.action_dim)), dtype=np.float32))  # (k-1,A)
             cost_fn = world_model_cost(self.model, ctx, past, cfg.cost, task=task, readout=self.readout,
                                        goal_image=self.goal, lpips=self.lpips, n_samples=cfg.n_samples)
         return self.planner.plan(cost_fn)

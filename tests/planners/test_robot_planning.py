@@ -145,3 +145,41 @@ def test_real2sim_with_perfect_loop(readout_and_heldout, tmp_path):
     page = write_report(res, videos, tmp_path / "rep")
     assert page.is_file() and len(list((tmp_path / "rep" / "gifs").glob("*.gif"))) == 3
     assert [p.name for p in build_policies("push", ro, "")] == ["random", "expert_n1.5", "expert_n0.6", "expert_n0"]
+
+
+class StaticWorldModel:
+    """World-model stand-in: k=2 context frames; predicts 'nothing moves'; records call shapes."""
+
+    class task:  # noqa: N801 - mimics VideoWorldModel.task.spec
+        class spec:  # noqa: N801
+            context_frames = 2
+
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, context_frames, actions, n_samples=1):
+        B, k = context_frames.shape[:2]
+        N = actions.shape[1] - (k - 1)
+        self.calls.append((tuple(context_frames.shape), tuple(actions.shape), n_samples))
+        return context_frames[:, -1:].unsqueeze(1).expand(B, n_samples, N, *context_frames.shape[2:])
+
+
+def test_mpc_and_real2sim_with_a_learned_model_api(readout_and_heldout):
+    from planners.mpc import MPCController, PlanRunConfig, run_episode
+    from planners.policies import RandomPolicy
+    from planners.real2sim import run_sim
+    from worldmodels.envs.robot import RobotEnv
+
+    ro = readout_and_heldout[0]
+    wm = StaticWorldModel()
+    knobs = PlannerConfig(iterations=2, num_samples=8, num_elites=2, horizon=3)
+    cfg = PlanRunConfig(task="push", model="fake", image_size=SIZE, max_steps=3, n_samples=2, knobs=knobs)
+    env = RobotEnv("push", image_size=SIZE, seed=0)
+    ep = run_episode(env, 0, MPCController(cfg, env, wm, readout=ro), 3, np.random.default_rng(0))
+    assert ep["steps"] == 3 and len(ep["frames"]) == 4
+    # k=2 context frames (padded at t=0), k-1 past actions + horizon planned ones, 8 sequences
+    assert set(wm.calls) == {((8, 2, 3, SIZE, SIZE), (8, 1 + 3, 2), 2)}
+    wm.calls.clear()
+    succ, clips = run_sim(RandomPolicy(), wm, ro, "drawer", [1, 2, 3], max_steps=4, image_size=SIZE, batch=2)
+    assert succ.shape == (3,) and clips[0].shape[1:] == (SIZE, SIZE, 3)
+    assert {c[0][0] for c in wm.calls} == {2, 1} and all(c[1][1] == 2 for c in wm.calls)
