@@ -75,7 +75,7 @@ def run(out_dir: str | Path, model_dir: str | None = None, preset: str = "tiny",
 
     t_ours = _timed(ours, repeats, sync)
     t_hf = _timed(hf, repeats, sync)
-    n_frames = max(1, new_tokens // (frame_tokens + action_tokens))
+    n_frames = max(1, (new_tokens + action_tokens) // (frame_tokens + action_tokens))
     segs = []
     for i in range(n_frames):
         segs.append(Segment("generate", frame_tokens, allowed=(0, vis)))

@@ -1,0 +1,71 @@
+"""Backbone presets, save/load round trip, attention fallback; world-model directory round trip."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from wm_fakes import FakeCompressiveTokenizer, FakeFrameTokenizer  # noqa: E402
+
+from worldmodels.models import build_backbone, count_params, load_backbone  # noqa: E402
+from worldmodels.tasks.video import VideoSpec, VideoTask  # noqa: E402
+from worldmodels.tasks.video_data import ActionCodec  # noqa: E402
+from worldmodels.world_model import VideoWorldModel  # noqa: E402
+
+
+def test_presets_sizes_and_untied():
+    tiny = build_backbone("tiny", 1259, 1024)
+    assert 1e6 <= count_params(tiny) <= 5e6
+    assert tiny.lm_head.weight.data_ptr() != tiny.model.embed_tokens.weight.data_ptr()
+    cfg = build_backbone("small", 100, 64).config  # tiny vocab: only check the shape
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size) == (
+        768, 12, 12, 3072)
+    with pytest.raises(ValueError, match="unknown backbone preset"):
+        build_backbone("huge", 10)
+
+
+def test_wm_triton_falls_back_to_sdpa_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only check")
+    m = build_backbone("test", 50, 64, attn_implementation="wm_triton")
+    assert m.config._attn_implementation == "sdpa"
+
+
+def test_save_load_round_trip(tmp_path):
+    m = build_backbone("test", 77, 64).eval()
+    m.save_pretrained(tmp_path / "b")
+    m2 = load_backbone(tmp_path / "b").eval()
+    x = torch.randint(0, 77, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(m(x).logits, m2(x).logits, atol=0, rtol=0)
+    with pytest.raises(FileNotFoundError, match="no backbone here"):
+        load_backbone(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("tok_cls", [FakeFrameTokenizer, FakeCompressiveTokenizer])
+def test_world_model_dir_round_trip_and_predict(tmp_path, tok_cls):
+    codec = ActionCodec([-1.0, -2.0], [1.0, 2.0])
+    task = VideoTask(tok_cls(), VideoSpec("multi", 2, 3), codec)
+    torch.manual_seed(0)
+    wm = VideoWorldModel(build_backbone("test", task.vocab_size, 256), task)
+    wm.save_pretrained(tmp_path / "wm")
+    wm2 = VideoWorldModel.from_pretrained(tmp_path / "wm", device="cpu")
+    assert wm2.task.layout() == task.layout()
+    assert torch.equal(wm2.task.codec.high, codec.high)
+    frames, actions = torch.rand(2, 2, 3, 16, 16), torch.rand(2, 1 + 4, 2)
+    a = wm.predict(frames, actions, n_samples=2, generator=torch.Generator().manual_seed(1))
+    b = wm2.predict(frames, actions, n_samples=2, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (2, 2, 4, 3, 16, 16) and torch.equal(a, b)
+    with pytest.raises(ValueError, match="actions must be"):
+        wm.predict(frames, actions[:, :1], 1)
+    with pytest.raises(FileNotFoundError, match="not a world model directory"):
+        VideoWorldModel.from_pretrained(tmp_path, device="cpu")
+
+
+def test_single_step_model_predicts_several_frames_by_sliding(tmp_path):
+    task = VideoTask(FakeFrameTokenizer(), VideoSpec("single", 2, 1), ActionCodec([-1, -1], [1, 1]))
+    wm = VideoWorldModel(build_backbone("test", task.vocab_size, 256), task)
+    out = wm.predict(torch.rand(1, 3, 3, 16, 16), torch.rand(1, 2 + 3, 2), n_samples=2)
+    assert out.shape == (1, 2, 3, 3, 16, 16)
