@@ -124,6 +124,17 @@ class VideoWorldModel:
         write_world_model_meta(directory, self.task, self.task.tokenizer_dir)
         export_backbone(directory, self.model)
 
+    def eval(self) -> VideoWorldModel:
+        """Inference mode (the backbone is always kept in eval mode here); returns self."""
+        self.model.eval()
+        return self
+
+    def to(self, device) -> VideoWorldModel:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.task.tokenizer.to(self.device)
+        return self
+
     @property
     def action_dim(self) -> int:
         return self.task.action_dim
