@@ -154,7 +154,8 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     eval_sampler = ResumableBatchSampler(len(eval_set), cfg.batch_size, seed=0, shuffle=False,
                                          rank=info.rank, world_size=info.world_size)
     eval_loader = DataLoader(eval_set, batch_sampler=eval_sampler, collate_fn=task.collate)
-    logger = RunLogger(run_dir, enabled=info.is_main)
+    logger = RunLogger(run_dir, enabled=info.is_main, tensorboard="auto" if cfg.tensorboard else False,
+                       wandb=cfg.wandb)
     if step == 0 and info.is_main:
         logger.log(0, {"unigram_entropy": unigram_entropy(task, train_set)})
     bar = progress(cfg.steps, step, enabled=info.is_main, desc="pretrain")

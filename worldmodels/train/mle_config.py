@@ -54,6 +54,8 @@ class MLEConfig:
     seed: seed of model init, data order and sampling.
     num_workers: DataLoader workers (0 keeps resume exact and is fastest for cached tokens).
     device: "auto", "cpu" or "cuda".
+    tensorboard: also log to TensorBoard (<out>/tb) when tensorboard is installed.
+    wandb: also log to Weights & Biases (error if wandb is not installed).
     max_minutes: stop (with a checkpoint) after this much training wall-clock; 0 = no limit.
         The schedule still spans ``steps``, so ``--resume`` continues the same run.
     """
@@ -73,6 +75,8 @@ class MLEConfig:
     num_workers: int = 0
     device: str = "auto"
     max_minutes: float = 0.0
+    tensorboard: bool = True
+    wandb: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
