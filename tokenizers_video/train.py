@@ -164,8 +164,11 @@ def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
 
 def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          log: Callable[[str], None] = print) -> dict:
+          log: Callable[[str], None] = print, stop_at: int | None = None) -> dict:
     """Train ``model`` (a FrameTokenizer or CompressiveTokenizer) in place; returns a summary.
+
+    ``stop_at`` ends this process early at that step (with a checkpoint) without changing the
+    schedule, as a pre-emption would; ``resume=True`` later continues the same trajectory.
 
     ``perceptual(pred, target)`` takes (N,3,H,W) frames in [0,1] and returns per-sample or
     scalar losses (e.g. LPIPS); None trains without the perceptual term.
@@ -214,7 +217,7 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
             recon = recon.float()
             l1 = (recon - target).abs().mean()
             loss = cfg.l1_weight * l1 + aux["loss"]
-            parts = {"l1": l1.item(), "quant": float(aux["loss"])}
+            parts = {"l1": l1.item(), "quant": float(aux["loss"].detach())}
             if perceptual is not None:
                 p = perceptual(recon, target).mean()
                 loss = loss + cfg.perceptual_weight * p
@@ -253,14 +256,15 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
                 f.write(json.dumps(rec) + "\n")
         if main and cfg.image_every and step % cfg.image_every == 0:
             ckpt.save_grid(out / "samples" / f"step_{step:06d}.png", target, recon)
-        over_time = cfg.max_minutes > 0 and (time.time() - t0) > cfg.max_minutes * 60
+        over_time = (cfg.max_minutes > 0 and (time.time() - t0) > cfg.max_minutes * 60) or (
+            stop_at is not None and step >= stop_at)
         if step % cfg.save_every == 0 or step == cfg.steps or over_time:
             if main:
                 ckpt.save(out, model, opt, sched, disc, dopt, step)
             if world > 1:
                 dist.barrier()
         if over_time:
-            log(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
+            log(f"stopping at step {step} (max_minutes={cfg.max_minutes}, stop_at={stop_at})")
             break
     if bar is not None:
         bar.close()

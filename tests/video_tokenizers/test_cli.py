@@ -1,0 +1,77 @@
+"""`wm tokenizer train|eval` end to end on a few generated episodes (small model overrides)."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from worldmodels.cli import app
+from worldmodels.episodes import save_episode
+
+SMALL_FRAME = ["--set", "model.block_out_channels=[8,16]", "--set", "model.norm_num_groups=4"]
+SMALL_COMP = ["--set", "model.context_channels=[8,16]", "--set", "model.future_channels=[8,16,16]",
+              "--set", "model.norm_num_groups=4"]
+QUIET = ["--set", "train.progress=false", "--set", "train.log_every=1", "--set", "perceptual=none"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "robot"
+    root.mkdir()
+    for e in range(6):
+        img = np.full((6, 64, 64, 3), 40 * e, np.uint8)
+        for t in range(6):  # a moving square
+            img[t, 10 + 3 * t : 20 + 3 * t, 20:30] = 255
+        save_episode(root / f"ep_{e:06d}.npz", img, rng.normal(size=(6, 2)).astype(np.float32))
+    (root / "meta.json").write_text(json.dumps({"test_every": 3}))
+    return root
+
+
+def run(args):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+def test_frame_train_eval_resume(data, tmp_path):
+    out = tmp_path / "tok_frame"
+    base = ["tokenizer", "train", "--kind", "frame", "--data", str(data), "--out", str(out),
+            "--steps", "2", "--batch-size", "4", *SMALL_FRAME, *QUIET]
+    text = run(base)
+    assert "training without the perceptual term" in text
+    assert (out / "config.yaml").is_file() and (out / "model.safetensors").is_file()
+    run([*base[:-len(QUIET) - len(SMALL_FRAME)], *SMALL_FRAME, *QUIET, "--resume"])  # nothing left
+    run([*[a if a != "2" else "3" for a in base], "--resume"])
+    lines = (out / "log.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["step"] for ln in lines] == [1, 2, 3]
+    text = run(["tokenizer", "eval", "--tokenizer", str(out), "--data", str(data), "--lpips", "none"])
+    res = json.loads((out / "eval_test.json").read_text())
+    assert res["frames"] == 12 and res["tokens_per_frame"] == 32 * 32
+    assert 0 <= res["codebook_usage"] <= 1 and res["psnr"] > 0 and "psnr" in text
+
+
+def test_compressive_train_with_init_context_and_eval_compare(data, tmp_path):
+    frame = tmp_path / "tok_frame"
+    run(["tokenizer", "train", "--kind", "frame", "--data", str(data), "--out", str(frame),
+         "--steps", "1", "--batch-size", "4", *SMALL_FRAME, *QUIET])
+    out = tmp_path / "tok_comp"
+    text = run(["tokenizer", "train", "--kind", "compressive", "--data", str(data), "--out", str(out),
+                "--steps", "1", "--batch-size", "2", "--init-context", str(frame),
+                "--set", "clip_len=4", *SMALL_COMP, *QUIET])
+    assert "context path initialised" in text
+    run(["tokenizer", "eval", "--tokenizer", str(out), "--data", str(data), "--clip-len", "3",
+         "--compare", str(frame), "--lpips", "none"])
+    res = json.loads((out / "eval_test.json").read_text())
+    assert res["context_tokens"] == 1024 and res["tokens_per_future_frame"] == 256
+    assert res["future"]["frames"] == 2 * 2 * 2  # 2 test episodes x 2 clips x 2 future frames
+    assert res["frame_tokenizer_future"]["tokens_per_frame"] == 1024
+
+
+def test_bad_flags_are_named(data, tmp_path):
+    res = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "frame", "--data", str(data),
+                                   "--out", str(tmp_path / "x"), "--set", "model.nope=1"])
+    assert res.exit_code != 0 and "model.nope" in (res.output + str(res.exception))
+    res = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "video", "--data", str(data)])
+    assert res.exit_code != 0 and "kind" in (res.output + str(res.exception))
