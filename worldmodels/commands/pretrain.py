@@ -107,6 +107,9 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
 
     info = init_distributed(cfg.train.device)
     out = Path(cfg.out)
+    if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        raise FileExistsError(f"{out} already holds a training run: pass --resume to continue it, "
+                              f"or choose another --out")
     tok_dir = Path(cfg.data.tokenizer)
     if not (tok_dir / "config.json").is_file():
         raise FileNotFoundError(f"data.tokenizer={tok_dir}: no tokenizer there (train one with "
