@@ -40,7 +40,7 @@ def load(init: str, data: str | None):
     return wm.model, wm.task
 
 
-def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory) -> dict:
+def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None) -> dict:
     from worldmodels.config import apply_overrides, from_dict, to_dict
     from worldmodels.rewards import build_reward
     from worldmodels.train.grpo import GRPOTrainer
@@ -52,15 +52,20 @@ def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory) -> dict:
                                save_steps=0, device="cpu"))
     cfg = from_dict(GRPOConfig, apply_overrides({"grpo": base}, args.set)["grpo"])
     records: list[dict] = []
-    tr = GRPOTrainer(cfg, task, model, reward, eval_fn=eval_fn_factory(task),
-                     log_fn=records.append)
     t0 = time.time()
+
+    def log(rec: dict) -> None:
+        records.append(rec)
+        if partial is not None and any(k.startswith("eval/") for k in rec):
+            partial({"records": records, "wall_s": time.time() - t0, "complete": False})
+
+    tr = GRPOTrainer(cfg, task, model, reward, eval_fn=eval_fn_factory(task), log_fn=log)
     tr.train(progress=not args.quiet)
     return {"records": records, "wall_s": time.time() - t0, "config": to_dict(cfg),
-            "optimizer_steps": tr.optimizer_steps}
+            "optimizer_steps": tr.optimizer_steps, "complete": True}
 
 
-def run_mle(args, seed: int, eval_fn_factory) -> dict:
+def run_mle(args, seed: int, eval_fn_factory, partial=None) -> dict:
     """Continued MLE: AdamW (same lr / clip as GRPO), ``prompts_per_step`` clips per step."""
     from worldmodels.train.grpo_config import grpo_preset
     from worldmodels.train.mle import forward_backward
@@ -88,9 +93,11 @@ def run_mle(args, seed: int, eval_fn_factory) -> dict:
             with torch.no_grad():
                 rec.update({f"eval/{k}": v for k, v in eval_fn(model.eval()).items()})
         records.append(rec)
+        if partial is not None and "eval/mse" in rec:
+            partial({"records": records, "wall_s": t_train, "complete": False})
         if not args.quiet and step % 10 == 0:
             print(f"mle s{seed} step {step} loss {rec['loss']:.4f}", flush=True)
-    return {"records": records, "wall_s": t_train, "optimizer_steps": args.steps}
+    return {"records": records, "wall_s": t_train, "optimizer_steps": args.steps, "complete": True}
 
 
 def curves(run: dict) -> dict[str, list[tuple[int, float]]]:
@@ -108,21 +115,38 @@ def mean_std(xs: list[float]) -> tuple[float, float]:
     return m, s
 
 
+def common_step(runs: dict[str, dict[int, dict]]) -> int:
+    """The largest evaluated step every included run has reached."""
+    lasts = [curves(r)["mse"][-1][0] for by in runs.values() for r in by.values() if curves(r)["mse"]]
+    return min(lasts) if lasts else 0
+
+
+def at_step(curve: list[tuple[int, float]], step: int) -> float | None:
+    return next((v for s, v in curve if s == step), None)
+
+
 def summarise(runs: dict[str, dict[int, dict]]) -> dict:
-    summary = {}
+    """Per arm: metrics at step 0 and at the common step (mean, std over seeds)."""
+    S = common_step(runs)
+    summary = {"common_step": S}
     for arm, by_seed in runs.items():
         per_metric = {}
         for k in METRICS:
-            start = [curves(r)[k][0][1] for r in by_seed.values() if curves(r)[k]]
-            end = [curves(r)[k][-1][1] for r in by_seed.values() if curves(r)[k]]
+            start, end = [], []
+            for r in by_seed.values():
+                c = curves(r)[k]
+                if c and at_step(c, S) is not None:
+                    start.append(c[0][1])
+                    end.append(at_step(c, S))
             if not end:
                 continue
             rel = [(e - s) / abs(s) if s else float("nan") for s, e in zip(start, end, strict=True)]
             per_metric[k] = {"start": mean_std(start), "end": mean_std(end), "rel_change": mean_std(rel)}
-        last_steps = [curves(r)["mse"][-1][0] for r in by_seed.values() if curves(r)["mse"]]
-        walls = [r["wall_s"] for r in by_seed.values()]
-        summary[arm] = {"seeds": sorted(by_seed), "steps": min(last_steps) if last_steps else 0,
-                        "wall_s": mean_std(walls), "metrics": per_metric}
+        walls = [r["wall_s"] * S / max(curves(r)["mse"][-1][0], 1) for r in by_seed.values()
+                 if curves(r)["mse"]]
+        summary[arm] = {"seeds": sorted(by_seed), "steps": S,
+                        "wall_s": mean_std(walls) if walls else (0.0, 0.0), "metrics": per_metric,
+                        "complete": [bool(r.get("complete")) for r in by_seed.values()]}
     return summary
 
 
@@ -161,18 +185,19 @@ def plot(runs: dict, path: Path) -> None:
 def markdown(summary: dict, notes: list[str], args) -> str:
     lines = [f"Command: `{args.command_line}`", ""]
     lines += [f"- {n}" for n in notes]
-    lines += ["", "| arm | seeds | steps | train wall-clock / run (s) | " +
+    lines += ["", "| arm | seeds | steps | train wall-clock / run to that step (s) | " +
               " | ".join(["multi MSE", "multi PSNR", "multi SSIM", "1-step MSE", "1-step PSNR",
                           "1-step SSIM", "repetition"]) + " | multi-MSE change vs step 0 |",
               "|" + "---|" * 12]
-    first = next(iter(summary.values()), None)
+    arms = {k: v for k, v in summary.items() if k != "common_step"}
+    first = next(iter(arms.values()), None)
     if first and "mse" in first["metrics"]:
         row = ["pretrained (step 0)", str(len(first["seeds"])), "0", "-"]
         for k in METRICS:
             m = first["metrics"][k]["start"]
             row.append(f"{m[0]:.4f} ± {m[1]:.4f}")
         lines.append("| " + " | ".join(row + ["-"]) + " |")
-    for arm, s in summary.items():
+    for arm, s in arms.items():
         if "mse" not in s["metrics"]:
             continue
         row = [arm, str(len(s["seeds"])), str(s["steps"]), f"{s['wall_s'][0]:.0f}"]
@@ -225,6 +250,10 @@ def main(argv=None) -> None:
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     notes, runs = [], {}
+
+    def saver(f):
+        return lambda res: f.write_text(json.dumps(res))
+
     for arm in args.arms:
         if ARMS[arm] and "lpips" in ARMS[arm]:
             from worldmodels.rewards import build_reward
@@ -236,14 +265,17 @@ def main(argv=None) -> None:
                 continue
         for seed in args.seeds:
             f = out / "runs" / f"{arm}{args.tag}_s{seed}.json"
-            if not f.exists() and not args.report_only:
+            done = f.exists() and json.loads(f.read_text()).get("complete")
+            if not done and not args.report_only:
                 print(f"== {arm} seed {seed}", flush=True)
-                res = (run_mle(args, seed, eval_factory) if ARMS[arm] is None
-                       else run_rlvr(args, ARMS[arm], seed, eval_factory))
+                res = (run_mle(args, seed, eval_factory, saver(f)) if ARMS[arm] is None
+                       else run_rlvr(args, ARMS[arm], seed, eval_factory, saver(f)))
                 res.update(arm=arm, seed=seed, steps=args.steps, overrides=args.set)
                 f.write_text(json.dumps(res))
-            if f.exists():
-                runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    for f in sorted((out / "runs").glob(f"*{args.tag}_s*.json")):  # every finished/partial run
+        arm, seed = f.stem[: -len(f"{args.tag}_s") - len(f.stem.split("_s")[-1])], int(f.stem.split("_s")[-1])
+        if arm in ARMS:
+            runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
     summary = summarise(runs)
     (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
                                                               "command": args.command_line}, indent=1))
