@@ -8,8 +8,10 @@ For each held-out clip (non-overlapping windows of ``context + future`` frames) 
 ``n_samples`` interact-mode rollouts from the ground-truth context and actions. *Single-step* =
 the first predicted frame (ground-truth context); *multi-step* = all ``future`` frames.
 Per metric: best-of-n per clip averaged over clips (± the mean within-clip std, RLVR-World's
-report) and the plain mean over all samples. Baselines on the same clips: copy-last-frame and
-the tokenizer's own reconstruction of the ground truth (the ceiling a token model can reach).
+report) and the plain mean over all samples. Baselines on the same clips: copy-last-frame (pixels),
+copy-last-frame *tokens* decoded through the tokenizer (the "no dynamics" token model), and the
+tokenizer's own reconstruction of the ground truth (the ceiling a token model can reach).
+Token accuracy = fraction of predicted frame tokens equal to the ground truth's.
 Writes ``eval.json``, ``eval.md`` and side-by-side GIFs (ground truth | prediction).
 """
 
@@ -77,8 +79,10 @@ def evaluate_video(model_dir: str, data_root: str, out_dir: str | None = None, n
     fns, note = _metric_fns(lpips_net, wm.device)
     gen = torch.Generator(device=wm.device).manual_seed(seed)
     vals = {k: {m: [] for m in fns} for k in ("single", "multi")}
-    base = {k: {m: [] for m in fns} for k in ("copy_last", "tokenizer")}
-    base_single = {k: {m: [] for m in fns} for k in ("copy_last", "tokenizer")}
+    names = ("copy_last", "copy_last_tokens", "tokenizer")
+    base = {k: {m: [] for m in fns} for k in names}
+    base_single = {k: {m: [] for m in fns} for k in names}
+    acc = {"single": [], "multi": [], "copy_single": [], "copy_multi": []}
     reps, gif_paths = [], []
     out = Path(out_dir) if out_dir else Path(model_dir) / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -100,10 +104,19 @@ def evaluate_video(model_dir: str, data_root: str, out_dir: str | None = None, n
                 vals["single"][m].append(fn(pred[:, :1], tgt_n[:, :1]).reshape(B, n_samples).cpu())
             copy = batch["frames"][:, c - 1 : c].expand_as(target)
             recon = task.decode_ids(batch["frame_ids"][:, c:], ctx).cpu()
-            for name, p in (("copy_last", copy), ("tokenizer", recon)):
+            last_ids = batch["frame_ids"][:, c - 1 : c].expand(-1, F, -1)
+            copy_tok = task.decode_ids(last_ids, ctx).cpu()
+            for name, p in (("copy_last", copy), ("copy_last_tokens", copy_tok), ("tokenizer", recon)):
                 for m, fn in fns.items():
                     base[name][m].append(fn(p, target).cpu())
                     base_single[name][m].append(fn(p[:, :1], target[:, :1]).cpu())
+        gt_ids = batch["frame_ids"][:, c:].repeat_interleave(n_samples, 0)  # (B*n,F,N)
+        hit = (ids == gt_ids).float()
+        acc["multi"].append(hit.mean((1, 2)).reshape(B, n_samples))
+        acc["single"].append(hit[:, 0].mean(1).reshape(B, n_samples))
+        chit = (last_ids == batch["frame_ids"][:, c:]).float()
+        acc["copy_multi"].append(chit.mean((1, 2)))
+        acc["copy_single"].append(chit[:, 0].mean(1))
         if F >= 2:
             reps.append(M.repeats(ids).float())
         for j in range(B):
@@ -121,8 +134,12 @@ def evaluate_video(model_dir: str, data_root: str, out_dir: str | None = None, n
             bon = M.best_of_n(v, HIGHER[m])
             res[k][m] = {"best_of_n": bon["mean"], "std": bon["std"], "mean": float(v.float().mean())}
         bs = base_single if k == "single" else base
-        for name in ("copy_last", "tokenizer"):
+        for name in names:
             res[k][name] = {m: float(torch.cat(bs[name][m]).float().mean()) for m in fns}
+        a = torch.cat(acc[k])
+        bon = M.best_of_n(a, True)
+        res[k]["token_acc"] = {"best_of_n": bon["mean"], "std": bon["std"], "mean": float(a.mean())}
+        res[k]["copy_last_tokens"]["token_acc"] = float(torch.cat(acc[f"copy_{k}"]).mean())
     res["multi"]["repetition_rate"] = float(torch.cat(reps).mean()) if reps else None
     (out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / "eval.md").write_text(markdown_table(res))
@@ -134,17 +151,21 @@ def markdown_table(res: dict) -> str:
     lines = [f"Held-out clips: {res['clips']}, {res['n_samples']} samples each, context "
              f"{res['context_frames']} frame(s), multi-step {res['future_frames']} frames, "
              f"temperature {res['temperature']}.", "",
-             "| setting | " + " | ".join(ms) + " |", "|---" * (len(ms) + 1) + "|"]
+             "| setting | " + " | ".join(ms) + " | token acc |", "|---" * (len(ms) + 2) + "|"]
     for k, label in (("single", "single-step"), ("multi", f"multi-step ({res['future_frames']})")):
         r = res[k]
         lines.append(f"| {label}: model best-of-{res['n_samples']} | "
-                     + " | ".join(f"{r[m]['best_of_n']:.4f} ± {r[m]['std']:.4f}" for m in ms) + " |")
+                     + " | ".join(f"{r[m]['best_of_n']:.4f} ± {r[m]['std']:.4f}" for m in ms + ["token_acc"])
+                     + " |")
         lines.append(f"| {label}: model mean of samples | "
-                     + " | ".join(f"{r[m]['mean']:.4f}" for m in ms) + " |")
-        lines.append(f"| {label}: copy last frame | "
-                     + " | ".join(f"{r['copy_last'][m]:.4f}" for m in ms) + " |")
+                     + " | ".join(f"{r[m]['mean']:.4f}" for m in ms + ["token_acc"]) + " |")
+        lines.append(f"| {label}: copy last frame (pixels) | "
+                     + " | ".join(f"{r['copy_last'][m]:.4f}" for m in ms) + " | – |")
+        lines.append(f"| {label}: copy last frame's tokens | "
+                     + " | ".join(f"{r['copy_last_tokens'][m]:.4f}" for m in ms)
+                     + f" | {r['copy_last_tokens']['token_acc']:.4f} |")
         lines.append(f"| {label}: tokenizer reconstruction (ceiling) | "
-                     + " | ".join(f"{r['tokenizer'][m]:.4f}" for m in ms) + " |")
+                     + " | ".join(f"{r['tokenizer'][m]:.4f}" for m in ms) + " | 1 |")
     rr = res["multi"].get("repetition_rate")
     lines += ["", f"Multi-step repetition rate: {rr:.3f}" if rr is not None else ""]
     if res.get("note"):
