@@ -48,6 +48,9 @@ class TrainConfig:
         beta2: AdamW beta2.
         grad_clip: global gradient-norm clip (0 disables).
         l1_weight: weight of the L1 reconstruction loss.
+        mse_weight: weight of an MSE reconstruction loss (0: off, as in the paper). Its
+            gradient grows with the error, so small high-contrast objects that L1 (and no
+            perceptual term) learns late are picked up early.
         perceptual_weight: weight of the perceptual (LPIPS) loss when a perceptual fn is given.
         gan_weight: weight of the generator hinge loss.
         gan_start_step: step from which the hinge-GAN term is on; -1 disables the GAN.
@@ -73,6 +76,7 @@ class TrainConfig:
     beta2: float = 0.99
     grad_clip: float = 1.0
     l1_weight: float = 1.0
+    mse_weight: float = 0.0
     perceptual_weight: float = 1.0
     gan_weight: float = 0.1
     gan_start_step: int = -1
@@ -95,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"lr and disc_lr must be > 0, got {self.lr}, {self.disc_lr}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0,1], got {self.min_lr_ratio}")
+        if self.l1_weight < 0 or self.mse_weight < 0 or self.perceptual_weight < 0 or self.gan_weight < 0:
+            raise ValueError("loss weights (l1, mse, perceptual, gan) must be >= 0")
         if self.warmup_steps < 0 or self.image_every < 0 or self.max_minutes < 0:
             raise ValueError("warmup_steps, image_every and max_minutes must be >= 0")
         if self.gan_start_step < -1:
@@ -218,6 +224,10 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
             l1 = (recon - target).abs().mean()
             loss = cfg.l1_weight * l1 + aux["loss"]
             parts = {"l1": l1.item(), "quant": float(aux["loss"].detach())}
+            if cfg.mse_weight > 0:
+                mse_loss = (recon - target).pow(2).mean()
+                loss = loss + cfg.mse_weight * mse_loss
+                parts["mse"] = mse_loss.item()
             if perceptual is not None:
                 p = perceptual(recon, target).mean()
                 loss = loss + cfg.perceptual_weight * p

@@ -75,3 +75,18 @@ def test_bad_flags_are_named(data, tmp_path):
     assert res.exit_code != 0 and "model.nope" in (res.output + str(res.exception))
     res = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "video", "--data", str(data)])
     assert res.exit_code != 0 and "kind" in (res.output + str(res.exception))
+
+
+@pytest.mark.parametrize("name", ["tokenizer_frame_tiny", "tokenizer_compressive_tiny",
+                                  "tokenizer_frame_rt1"])
+def test_recipes_load_and_resolve(name):
+    from pathlib import Path
+
+    from worldmodels.commands.tokenizer import TokenizerRunConfig, _resolve
+    from worldmodels.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "data" / "recipes" / f"{name}.yaml"
+    cfg = load_config(TokenizerRunConfig, path, ["train.steps=7"])
+    assert cfg.train.steps == 7 and cfg.kind in name
+    model = _resolve(cfg.kind, cfg.preset, cfg.model)
+    assert model.image_size in (64, 256)

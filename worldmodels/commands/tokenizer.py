@@ -41,7 +41,8 @@ class TokenizerRunConfig:
         kind: "frame" (per-frame tokenizer) or "compressive" (context-conditioned).
         preset: model preset ("tiny" or "rt1"); ``model`` overrides its fields.
         data: folder of episode ``.npz`` files (split by meta.json ``test_every``).
-        out: run directory (the trained tokenizer, checkpoints, logs, sample grids).
+        out: run directory (the trained tokenizer, checkpoints, logs, sample grids);
+            empty means ``runs/tok_<kind>``.
         layout: episode key layout (rlvr, bair, metaworld).
         clip_len: compressive only: context + future frames per training clip window.
         future_per_clip: compressive only: future frames drawn from each window per item.
@@ -58,7 +59,7 @@ class TokenizerRunConfig:
     kind: str = "frame"
     preset: str = "tiny"
     data: str = "data/robot"
-    out: str = "runs/tok_frame"
+    out: str = ""
     layout: str = "rlvr"
     clip_len: int = 9
     future_per_clip: int = 2
@@ -83,6 +84,10 @@ class TokenizerRunConfig:
             from worldmodels.config import from_dict
 
             self.train = from_dict(tc, self.train, prefix="train.")
+
+
+def _run_dir(cfg: TokenizerRunConfig) -> str:
+    return cfg.out or f"runs/tok_{cfg.kind}"
 
 
 def _resolve(kind: str, preset: str, overrides: dict):
@@ -143,10 +148,10 @@ def _perceptual(name: str, log):
 
 @app.command("train")
 def train_cmd(
-    kind: str = typer.Option("frame", help="frame | compressive"),
-    data: str = typer.Option("data/robot", help="episode folder"),
-    out: str = typer.Option(None, help="run directory (default runs/tok_<kind>)"),
-    preset: str = typer.Option("tiny", help="model preset: tiny | rt1"),
+    kind: str = typer.Option(None, help="frame | compressive  [default: frame]"),
+    data: str = typer.Option(None, help="episode folder  [default: data/robot]"),
+    out: str = typer.Option(None, help="run directory  [default: runs/tok_<kind>]"),
+    preset: str = typer.Option(None, help="model preset: tiny | rt1  [default: tiny]"),
     steps: int = typer.Option(None, help="train.steps"),
     batch_size: int = typer.Option(None, help="train.batch_size"),
     lr: float = typer.Option(None, help="train.lr"),
@@ -163,15 +168,15 @@ def train_cmd(
     from tokenizers_video.data import ContextFutureDataset
     from worldmodels.config import load_config, save_config, to_dict
 
-    flags = [f"kind={kind}", f"data={data}", f"preset={preset}",
-             f"out={out or f'runs/tok_{kind}'}"]
-    for name, val in (("train.steps", steps), ("train.batch_size", batch_size), ("train.lr", lr),
+    flags = []  # only flags given on the command line override the recipe
+    for name, val in (("kind", kind), ("data", data), ("preset", preset), ("out", out),
+                      ("train.steps", steps), ("train.batch_size", batch_size), ("train.lr", lr),
                       ("train.max_minutes", max_minutes), ("init_context", init_context)):
         if val is not None:
             flags.append(f"{name}={val}")
     cfg = load_config(TokenizerRunConfig, config, flags + list(set_ or []))
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
-    cfg = dataclasses.replace(cfg, model=to_dict(mcfg))
+    cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg))
     log = typer.echo
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
     if cfg.kind == "frame":
