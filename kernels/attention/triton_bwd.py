@@ -183,13 +183,21 @@ def _bwd_dq(Q, K, V, DO, LSE, Delta, DQ, qk_scale, sm_scale,
              dq.to(DQ.dtype.element_ty), mask=row_ok[:, None])
 
 
-def _bwd_blocks(nq: int, nk: int, interpret: bool) -> tuple[int, int, int, int, int]:
-    """(dkdv BLOCK_M, dkdv BLOCK_N, dq BLOCK_M, dq BLOCK_N, num_warps): one fixed config."""
+def bwd_blocks(head_dim: int, nq: int, nk: int, interpret: bool) -> tuple[int, ...]:
+    """(dkdv BLOCK_M, dkdv BLOCK_N, dq BLOCK_M, dq BLOCK_N, num_warps, num_stages).
+
+    One fixed config per head dim. GPU configs were picked so that the sm_90 build has no
+    register spills (``benchmarks/kernels_aot_check.py``); they are not tuned by timing yet.
+    """
     if interpret:
         bm = min(128, max(16, triton.next_power_of_2(nq)))
         bn = min(128, max(16, triton.next_power_of_2(nk)))
-        return bm, bn, bm, bn, 4
-    return 32, 128, 128, 32, 4
+        return bm, bn, bm, bn, 4, 1
+    if head_dim <= 64:
+        return 32, 128, 128, 64, 8, 3
+    if head_dim <= 128:
+        return 16, 128, 128, 32, 8, 3
+    return 16, 64, 64, 32, 8, 2
 
 
 def flash_attn_bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -202,11 +210,10 @@ def flash_attn_bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.
     hkv, nk = k.shape[1], k.shape[2]
     interp = interpreting()
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    m1, n1, m2, n2, warps = _bwd_blocks(nq, nk, interp)
+    m1, n1, m2, n2, warps, stages = bwd_blocks(d, nq, nk, interp)
     if blocks is not None:
         m1, n1, m2, n2 = blocks
     upcast = bool(interp and q.dtype == torch.bfloat16)
-    stages = 1 if interp else 3
     delta = torch.empty(bsz, h, nq, device=q.device, dtype=torch.float32)
     _bwd_preprocess[(triton.cdiv(nq, m2), bsz * h)](
         o, do, delta, *o.stride(), *do.stride(), h, nq, HEAD_DIM=d, BLOCK_M=m2)

@@ -8,8 +8,12 @@ exists in memory: memory is O(N + K) (inputs, outputs, one tile per program). Wi
 ``||x - c||^2`` of each row is stored (the commitment-loss term). Ties keep the smallest
 index (strict ``<`` across tiles, first index inside a tile).
 
-fp32 inputs use IEEE fp32 dot products on GPU (``PRECISION="ieee"``; TF32 would flip
-near-ties against the reference); fp16/bf16 inputs use tensor cores with fp32 accumulation.
+fp32 inputs use ``PRECISION="tf32x3"`` on GPU: three TF32 tensor-core products that recover
+close to fp32 accuracy (plain TF32 would flip near-ties against the fp32 reference, and the
+IEEE fp32 dot spills registers badly on sm_90, see ``benchmarks/kernels_aot_check.py``);
+fp16/bf16 inputs use tensor cores with fp32 accumulation. The input block stays in
+registers for the whole codebook loop, so very wide vectors (D > 128) spill; VQ latents are
+usually 4-64 wide.
 """
 
 from __future__ import annotations
@@ -67,13 +71,16 @@ def _vq_kernel(X, C, IDX, DIST, CODES, ERR, N, K, D,
 
 
 def _blocks(n: int, k: int, d: int, interpret: bool) -> tuple[int, int, int, int]:
-    """(BLOCK_N, BLOCK_K, num_warps, num_stages): one fixed config."""
+    """(BLOCK_N, BLOCK_K, num_warps, num_stages): one fixed config per width (no spills on
+    sm_90 up to D=64 for fp32 and D=128 for half; not tuned by timing yet)."""
     if interpret:
         return (min(128, max(16, triton.next_power_of_2(n))),
                 min(128, max(16, triton.next_power_of_2(k))), 4, 1)
-    if d > 128:
-        return 64, 64, 4, 2
-    return 128, 64, 4, 3
+    if d <= 64:
+        return 128, 64, 8, 3
+    if d <= 128:
+        return 64, 64, 8, 2
+    return 64, 32, 8, 2
 
 
 def vq_triton(x: torch.Tensor, codebook: torch.Tensor, with_codes: bool = False,
@@ -101,7 +108,7 @@ def vq_triton(x: torch.Tensor, codebook: torch.Tensor, with_codes: bool = False,
         x, codebook, idx, dist, codes, err, n, k, d,
         *x.stride(), *codebook.stride(), *codes.stride(),
         BLOCK_N=bn, BLOCK_K=bk, BLOCK_D=bd, WITH_CODES=with_codes, UPCAST=upcast,
-        PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
+        PRECISION="tf32x3" if x.dtype == torch.float32 else "tf32",
         num_warps=warps, num_stages=stages)
     if with_codes:
         return idx, dist, codes.to(x.dtype), err
