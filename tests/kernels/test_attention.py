@@ -120,3 +120,13 @@ def test_bad_shapes_raise_clear_errors():
         attention(q, torch.randn(1, 2, 8, 32), torch.randn(1, 2, 8, 32))
     with pytest.raises(ValueError, match="4-D"):
         attention(q[0], q[0], q[0])
+
+
+def test_custom_op_opcheck():
+    """torch.library.opcheck: schema, fake (shapes/strides), autograd registration, AOT."""
+    from kernels.attention.dispatch import flash_attn_fwd_op
+
+    q, k, v, _ = _inputs(17, 4, 2, 32, torch.float32, seed=5)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    result = torch.library.opcheck(flash_attn_fwd_op, (q, k, v, True, 0.2))
+    assert set(result.values()) == {"SUCCESS"}, result
