@@ -110,7 +110,8 @@ def triton_supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     dtypes = _HALF + ((torch.float32,) if interpreting() else ())
     d = q.shape[-1]
     return (q.dtype in dtypes and d in (16, 32, 64, 128, 256) and q.shape[2] > 0
-            and (not causal or q.shape[2] == k.shape[2]))
+            and (not causal or q.shape[2] == k.shape[2])
+            and max(q.numel(), k.numel()) < 2**31)  # kernels index with int32 offsets
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,

@@ -43,6 +43,7 @@ def _check(x: torch.Tensor, codebook: torch.Tensor) -> None:
 
 def _triton_ok(x: torch.Tensor, codebook: torch.Tensor, interpret: bool | None) -> bool:
     return (x.shape[0] > 0 and x.dtype == codebook.dtype
+            and max(x.numel(), codebook.numel()) < 2**31  # int32 offsets in the kernel
             and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
             and x.device == codebook.device and use_triton(x, codebook, interpret=interpret))
 
