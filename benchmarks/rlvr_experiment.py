@@ -239,6 +239,9 @@ def main(argv=None) -> None:
     p.add_argument("--tag", default="", help="suffix of run files (keeps variants apart)")
     p.add_argument("--doc", default="docs/rlvr.md", help="'' to leave the doc alone")
     p.add_argument("--report-only", action="store_true", help="only summarise finished runs")
+    p.add_argument("--diagnose", type=int, default=0, metavar="N",
+                   help="also evaluate the pretrained model with N samples per clip (best-of-N "
+                        "headroom: how much better the best sample is than the average one)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
@@ -276,6 +279,23 @@ def main(argv=None) -> None:
         arm, seed = f.stem[: -len(f"{args.tag}_s") - len(f.stem.split("_s")[-1])], int(f.stem.split("_s")[-1])
         if arm in ARMS:
             runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    diag_file = out / f"diagnose{args.tag}.json"
+    if args.diagnose and not diag_file.exists() and not args.report_only:
+        from worldmodels.commands.rlvr import VideoEvalConfig as E
+
+        model, task = load(args.init, args.data)
+        t0 = time.time()
+        res = video_eval_fn(task, E(clips=args.eval_clips, n_samples=args.diagnose),
+                            torch.device("cpu"))(model.eval())
+        res["n_samples"], res["wall_s"] = args.diagnose, time.time() - t0
+        diag_file.write_text(json.dumps(res, indent=1))
+    if diag_file.exists():
+        d = json.loads(diag_file.read_text())
+        notes.append(f"Pretrained model, {d['n_samples']} samples per clip at temperature 1: "
+                     f"multi-step MSE mean {d['mse']:.4f} vs best-of-{d['n_samples']} "
+                     f"{d['mse_best']:.4f} ({100 * (d['mse_best'] / d['mse'] - 1):+.1f}%); "
+                     f"single-step {d['mse_1']:.4f} vs {d['mse_1_best']:.4f}. This gap is the "
+                     f"headroom GRPO can exploit by shifting probability to better samples.")
     summary = summarise(runs)
     (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
                                                               "command": args.command_line}, indent=1))

@@ -332,7 +332,8 @@ class GRPOTrainer:
                     from worldmodels.train.logging import RunLogger
 
                     self._logger = RunLogger(self.out_dir, tensorboard=False)
-                self._logger.log(record.get("step", self.step), record)
+                self._logger.log(record.get("step", self.step),
+                                 {k: v for k, v in record.items() if k != "step"})
         return record
 
     def _write_samples(self) -> None:
