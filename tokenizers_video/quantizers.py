@@ -13,6 +13,7 @@ codes hit in this batch) and perplexity.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -158,6 +159,9 @@ class VQ(nn.Module):
     def _ema_update(self, flat: torch.Tensor, ids: torch.Tensor) -> None:
         onehot_sum = torch.zeros_like(self.ema_sum).index_add_(0, ids, flat)
         counts = torch.bincount(ids, minlength=self.codebook_size).float()
+        if dist.is_available() and dist.is_initialized():  # same codebook on every rank
+            dist.all_reduce(onehot_sum)
+            dist.all_reduce(counts)
         self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(onehot_sum, alpha=1 - self.decay)
         n = self.ema_count.sum()
@@ -167,6 +171,8 @@ class VQ(nn.Module):
     @torch.no_grad()
     def _track(self, flat: torch.Tensor, ids: torch.Tensor) -> None:
         counts = torch.bincount(ids, minlength=self.codebook_size).float()
+        if dist.is_available() and dist.is_initialized():  # identical dead-code sets on all ranks
+            dist.all_reduce(counts)
         self.usage_ema.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         keep = flat[torch.randperm(flat.shape[0], device=flat.device)[: 4 * self.codebook_size]]
         self._recent = keep
@@ -187,6 +193,9 @@ class VQ(nn.Module):
             self.ema_sum[dead] = new
             self.ema_count[dead] = 1.0
         self.usage_ema[dead] = self.restart_threshold * 2  # grace period before the next check
+        if dist.is_available() and dist.is_initialized():  # rank 0's restarts win everywhere
+            for buf in (self.embedding.data, self.usage_ema) + ((self.ema_sum, self.ema_count) if self.ema else ()):
+                dist.broadcast(buf, src=0)
         return int(dead.numel())
 
 

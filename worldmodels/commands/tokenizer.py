@@ -178,6 +178,7 @@ def train_cmd(
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
     cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg))
     log = typer.echo
+    torch.manual_seed(cfg.train.seed)  # model initialisation
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
     if cfg.kind == "frame":
         ds = _frames(cfg.data, "train", cfg.layout)
@@ -199,7 +200,6 @@ def train_cmd(
     log(f"{cfg.kind} tokenizer '{cfg.preset}': {nparams / 1e6:.2f}M params, vocab {model.vocab_size}, "
         f"{len(ds)} training items -> {cfg.out}")
     perceptual = _perceptual(cfg.perceptual, log)
-    torch.manual_seed(cfg.train.seed)
     summary = train(model, ds, cfg.train, cfg.out, resume=resume, perceptual=perceptual, log=log)
     last = summary["last"] or {}
     log(f"done: step {summary['step']}, {summary['frames_per_s']:.1f} frames/s, "
