@@ -100,6 +100,22 @@ def run_mle(args, seed: int, eval_fn_factory, partial=None) -> dict:
     return {"records": records, "wall_s": t_train, "optimizer_steps": args.steps, "complete": True}
 
 
+@torch.no_grad()
+def tokenizer_floor(task, clips: int) -> dict:
+    """MSE of the ground-truth future tokens decoded, on the evaluation clips (a lower bound
+    for a model that predicts tokens; the evaluation picks the same evenly spaced clips)."""
+    from worldmodels import metrics as M
+
+    ds = task.dataset("test")
+    idx = torch.linspace(0, len(ds) - 1, min(clips, len(ds))).round().long().unique().tolist()
+    batch = task.collate([ds[i] for i in idx])
+    c, T = task.spec.context_frames, task.spec.future_frames
+    pred = task.decode_ids(batch["frame_ids"][:, c:c + T], batch.get("ctx_ids")).float().cpu()
+    tgt = task.reward_items(batch)["target_frames"].float().cpu()
+    return {"floor_mse": float(M.mse(pred, tgt).mean()),
+            "floor_mse_1": float(M.mse(pred[:, :1], tgt[:, :1]).mean())}
+
+
 def curves(run: dict) -> dict[str, list[tuple[int, float]]]:
     out: dict[str, list] = {k: [] for k in METRICS}
     for r in run["records"]:
@@ -288,6 +304,7 @@ def main(argv=None) -> None:
         res = video_eval_fn(task, E(clips=args.eval_clips, n_samples=args.diagnose),
                             torch.device("cpu"))(model.eval())
         res["n_samples"], res["wall_s"] = args.diagnose, time.time() - t0
+        res.update(tokenizer_floor(task, args.eval_clips))
         diag_file.write_text(json.dumps(res, indent=1))
     if diag_file.exists():
         d = json.loads(diag_file.read_text())
@@ -296,6 +313,9 @@ def main(argv=None) -> None:
                      f"{d['mse_best']:.4f} ({100 * (d['mse_best'] / d['mse'] - 1):+.1f}%); "
                      f"single-step {d['mse_1']:.4f} vs {d['mse_1_best']:.4f}. This gap is the "
                      f"headroom GRPO can exploit by shifting probability to better samples.")
+        notes.append(f"Tokenizer floor (ground-truth tokens decoded, same clips): multi-step MSE "
+                     f"{d['floor_mse']:.4f}, single-step {d['floor_mse_1']:.4f}: a world model "
+                     f"whose tokens were all right would still score this.")
     summary = summarise(runs)
     (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
                                                               "command": args.command_line}, indent=1))
