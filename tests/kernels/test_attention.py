@@ -69,9 +69,11 @@ def test_small_blocks_many_tiles_and_strided_inputs():
     k = torch.randn(2, n, hkv, d, generator=g).transpose(1, 2)
     v = torch.randn(2, n, hkv, d, generator=g).transpose(1, 2)
     do = torch.randn(2, h, n, d, generator=g)
-    for causal in (True, False):
-        o, lse2 = flash_attn_fwd(q, k, v, causal, block_m=16, block_n=32)
-        dq, dk, dv = flash_attn_bwd(do, q, k, v, o, lse2, causal, blocks=(32, 16, 16, 32))
+    configs = [(True, (16, 32), (32, 16, 16, 32)), (False, (16, 32), (32, 16, 16, 32)),
+               (True, (64, 16), (16, 64, 64, 16))]
+    for causal, fwd_blocks, bwd_blocks in configs:
+        o, lse2 = flash_attn_fwd(q, k, v, causal, block_m=fwd_blocks[0], block_n=fwd_blocks[1])
+        dq, dk, dv = flash_attn_bwd(do, q, k, v, o, lse2, causal, blocks=bwd_blocks)
         ro, _, rdq, rdk, rdv = _reference_grads(q, k, v, do, causal)
         for got, ref in [(o, ro), (dq, rdq), (dk, rdk), (dv, rdv)]:
             assert rel_rms(got, ref) <= 1e-5
