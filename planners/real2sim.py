@@ -132,12 +132,15 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
             ctx = to_tensor(np.stack(hist[-k:], 1))                     # (B,k,3,H,W)
             past = acts[len(acts) - (k - 1):] if k > 1 else []
             act_seq = torch.from_numpy(np.stack([*past, a], 1))          # (B,k,A)
-            pred = model.predict(ctx, act_seq.float(), n_samples=1)[:, 0, 0]   # (B,3,H,W)
-            frame = (pred.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+            # only unfinished episodes are generated (a closed-loop simulator steps every row)
+            li = np.arange(B) if hasattr(model, "begin") else np.flatnonzero(~done)
+            pred = model.predict(ctx[li], act_seq[li].float(), n_samples=1)[:, 0, 0]   # (b,3,H,W)
+            frame = hist[-1].copy()                                     # finished rows hold still
+            frame[li] = (pred.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
             hist.append(frame)
             acts.append(a)
-            st = readout.read_uint8(frame)
-            done |= np.array([success_from_task_state(task, s) for s in st])
+            st = readout.read_uint8(frame[li])
+            done[li] |= np.array([success_from_task_state(task, s) for s in st])
             if clip_open:
                 clip.append(frame[0])
                 clip_open = not done[0]                                 # stop at the first success
