@@ -169,6 +169,28 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         return {i: CrossAttend(ch, ctx_levels[r], r, c.xattn_heads, c.norm_num_groups)
                 for i, (r, ch) in enumerate(levels) if r <= c.xattn_max_res and r in ctx_levels}
 
+    @torch.no_grad()
+    def init_future_from_context(self) -> int:
+        """Warm-start the future encoder/decoder from the context path where shapes agree.
+
+        Encoder tensors match by name; decoder up-block ``j`` of the context path maps to
+        future up-block ``j + extra`` (same resolution and channels), ``extra`` being the
+        number of additional blocks. Returns how many tensors were copied.
+        """
+        extra = len(self.config.future_channels) - len(self.config.context_channels)
+        copied = 0
+        for src, dst, shift in ((self.context.encoder, self.encoder, 0),
+                                (self.context.decoder, self.decoder, extra)):
+            target = dst.state_dict()
+            for name, value in src.state_dict().items():
+                if name.startswith("up_blocks."):
+                    j, rest = name.split(".", 2)[1:]
+                    name = f"up_blocks.{int(j) + shift}.{rest}"
+                if name in target and target[name].shape == value.shape:
+                    target[name].copy_(value)
+                    copied += 1
+        return copied
+
     @classmethod
     def from_preset(cls, name: str, **overrides) -> CompressiveTokenizer:
         if name not in COMPRESSIVE_PRESETS:

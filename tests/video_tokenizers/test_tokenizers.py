@@ -162,3 +162,14 @@ def test_compressive_context_matches_frame_tokenizer_weights():
 def test_compressive_config_validation():
     with pytest.raises(ValueError, match="more blocks"):
         CompressiveTokenizerConfig(context_channels=(8, 16), future_channels=(8, 16))
+
+
+def test_future_path_warm_start_copies_matching_tensors():
+    comp = tiny_compressive()
+    n = comp.init_future_from_context()
+    assert n > 10
+    assert torch.equal(comp.encoder.conv_in.weight, comp.context.encoder.conv_in.weight)
+    assert torch.equal(comp.decoder.conv_out.weight, comp.context.decoder.conv_out.weight)
+    # context up-block 0 (first upsampling, at the context grid) -> future up-block 1
+    a = comp.context.decoder.up_blocks[0].resnets[0].conv1.weight
+    assert torch.equal(comp.decoder.up_blocks[1].resnets[0].conv1.weight, a)

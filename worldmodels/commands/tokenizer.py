@@ -192,7 +192,9 @@ def train_cmd(
             except RuntimeError as e:
                 raise typer.BadParameter(f"--init-context {cfg.init_context}: its shape does not "
                                          f"match model.context_channels/fsq_levels ({e})") from e
-            log(f"context path initialised from {cfg.init_context}")
+            n = model.init_future_from_context()
+            log(f"context path initialised from {cfg.init_context}; {n} future-path tensors "
+                "warm-started from it")
         if cfg.freeze_context:
             model.context.requires_grad_(False)
     save_config(cfg, cfg.out)
