@@ -25,7 +25,8 @@ class KernelBenchConfig:
     """Settings of one ``wm bench kernels`` run.
 
     Attributes:
-        out: directory; the results go to ``out/kernels.json`` (created if missing).
+        out: directory; the results go to ``out/kernels.json`` and the tables to
+            ``out/kernels.md`` (created if missing).
         quick: fewer shapes (attention D=64, N in {1k, 4k}; VQ N up to 256k, K up to 4k).
         only: "all", "attention" or "vq".
     """
@@ -101,7 +102,10 @@ def run_kernel_bench(cfg: KernelBenchConfig, echo=print) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(path)
+    from kernels.bench.report import markdown
+
+    (out / "kernels.md").write_text(markdown(result))
     for row in result["rows"]:
         echo(json.dumps(row))
-    echo(f"wrote {path}")
+    echo(f"wrote {path} and {out / 'kernels.md'}")
     return path

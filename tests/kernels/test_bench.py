@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from kernels.bench import attention as att
 from kernels.bench import vq
 from kernels.bench.common import roofline
+from kernels.bench.report import markdown
 
 CPU_DEV = {"name": "cpu", "cuda": False, "bf16_tflops": None, "hbm_tbs": None,
            "fp32_tflops": None}
@@ -25,6 +26,7 @@ def test_cli_without_gpu_writes_correctness_json(tmp_path):
     assert res.exit_code == 0, res.output
     assert "speed numbers need a GPU" in res.output
     data = json.loads((tmp_path / "kernels.json").read_text())
+    assert "NOT a speed figure" in (tmp_path / "kernels.md").read_text()
     assert "NOT a speed figure" in data["note"] and data["device"]["cuda"] is False
     checks = {r["op"] for r in data["rows"]}
     assert checks == {"attention_check", "vq_check"}
@@ -45,7 +47,7 @@ def test_cli_rejects_bad_only(tmp_path):
 
 def test_benchmark_rows_on_cpu_shapes():
     """The per-shape GPU benchmark code, run on tiny CPU tensors (times are meaningless)."""
-    rows = att._bench_one(CPU_DEV, 1, 2, 32, 32, True, torch.float16, device="cpu")
+    rows = att_rows = att._bench_one(CPU_DEV, 1, 2, 32, 32, True, torch.float16, device="cpu")
     assert {(r["impl"], r["pass"]) for r in rows} == {
         ("triton", "fwd"), ("triton", "bwd"), ("sdpa_flash", "fwd"), ("sdpa_flash", "bwd")}
     ours = [r for r in rows if r["impl"] == "triton"]
@@ -54,6 +56,8 @@ def test_benchmark_rows_on_cpu_shapes():
     rows = vq._bench_nk(CPU_DEV, 64, 40, 16, vq.IMPLS, device="cpu")
     assert [r["impl"] for r in rows] == ["triton_fused", "torch_chunked", "cdist_argmin"]
     assert "speedup_vs_chunked" in rows[0] and all(r["ms"] > 0 for r in rows)
+    md = markdown({"device": CPU_DEV, "rows": rows + att_rows})
+    assert "| 64 | 40 | 16 |" in md and "| 32 | 32 | True | bwd |" in md
 
 
 def test_roofline_fractions():
