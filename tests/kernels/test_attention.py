@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+pytest.importorskip("triton")
+
 from kernels.attention import FlashAttentionFunction, attention, attention_reference
 from kernels.attention.triton_bwd import flash_attn_bwd
 from kernels.attention.triton_fwd import flash_attn_fwd

@@ -6,6 +6,8 @@
 import pytest
 import torch
 
+pytest.importorskip("triton")
+
 from kernels.vq import nearest_code, nearest_code_reference, quantize, quantize_reference
 from kernels.vq.triton_vq import vq_triton
 
