@@ -164,12 +164,17 @@ def train_readout(frames: np.ndarray, states: np.ndarray, steps: int = 1500, bat
 @torch.no_grad()
 def evaluate_readout(model: StateReadout, frames: np.ndarray, states: np.ndarray, tasks: list[str]) -> dict:
     """Held-out error: mean |pred − true| (overall and per dim, metres) and the fraction of
-    frames where success judged on the read-out state equals success on the true state."""
+    frames where success judged from the frame (`judge_success`: read-out state + objects
+    visible) equals success on the true state."""
     from worldmodels.envs.robot import TASK_STATE_NAMES, success_from_task_state
 
     pred = np.concatenate([model.read_uint8(frames[i:i + 256]) for i in range(0, len(frames), 256)])
     err = np.abs(pred - states)
-    agree = [success_from_task_state(t, p) == success_from_task_state(t, s) for t, p, s in zip(tasks, pred, states, strict=True)]
+    from worldmodels.envs.robot import task_family
+
+    judged = [success_from_task_state(t, p) and bool(objects_visible(task_family(t), f[None])[0])
+              for t, p, f in zip(tasks, pred, frames, strict=True)]
+    agree = [j == success_from_task_state(t, s) for t, j, s in zip(tasks, judged, states, strict=True)]
     succ = np.array([success_from_task_state(t, s) for t, s in zip(tasks, states, strict=True)])
     agree = np.array(agree)
     return {
@@ -179,3 +184,34 @@ def evaluate_readout(model: StateReadout, frames: np.ndarray, states: np.ndarray
         "success_agreement_on_successes": float(agree[succ].mean()) if succ.any() else None,
         "frames": int(len(frames)),
     }
+
+
+MIN_PIXELS = 4  # real 64x64 frames show >= 16 block, >= 19 goal, >= 21 handle pixels
+
+
+def objects_visible(family: str, frames: np.ndarray) -> np.ndarray:
+    """uint8 frames (M,H,W,3) -> (M,) bool: the objects success depends on are on screen.
+
+    Red block and green goal (push), yellow handle and green target marker (drawer), counted
+    by colour (thresholds scaled from 64x64). A readout regresses *some* state from any image,
+    so on a frame where a world model has erased the objects it tends towards the mean state,
+    which can satisfy the predicate by accident; this check turns such frames into failures.
+    """
+    f = np.asarray(frames).astype(np.int16)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    need = max(1, round(MIN_PIXELS * f.shape[1] * f.shape[2] / 64**2))
+    green = ((g > 150) & (r < 120) & (b < 140)).sum((1, 2)) >= need
+    if family == "push":
+        other = ((r > 150) & (g < 90) & (b < 90)).sum((1, 2)) >= need          # red block
+    else:
+        other = ((r > 170) & (g > 150) & (b < 90)).sum((1, 2)) >= need         # yellow handle
+    return green & other
+
+
+def judge_success(readout: StateReadout, task: str, frames: np.ndarray) -> np.ndarray:
+    """Success on frames (M,H,W,3): the task predicate on the read-out state, and the objects visible."""
+    from worldmodels.envs.robot import success_from_task_state, task_family
+
+    states = readout.read_uint8(frames)
+    ok = np.array([success_from_task_state(task, s) for s in states], dtype=bool)
+    return ok & objects_visible(task_family(task), frames)

@@ -112,7 +112,7 @@ def context_len(model) -> int:
 def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int, image_size: int,
             batch: int = 25, keep: int = 1):
     """Policy closed-loop inside ``model``: (successes (E,) bool by readout, kept clips)."""
-    from worldmodels.envs.robot import success_from_task_state
+    from planners.readout import judge_success
 
     starts = first_frames(task, seeds, image_size)                      # (E,H,W,3)
     k = context_len(model)
@@ -125,7 +125,7 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
         B = len(idx)
         hist = [starts[idx]] * k                                        # k x (B,H,W,3), padded
         acts = [np.zeros((B, 2), np.float32)] * (k - 1)                 # zero actions between pads
-        done = np.array([success_from_task_state(task, s) for s in readout.read_uint8(starts[idx])])
+        done = judge_success(readout, task, starts[idx])
         clip, clip_open = [starts[idx[0]]], lo == 0 and not done[0]
         for _ in range(max_steps):
             a = policy.act(hist[-1])                                    # (B,A)
@@ -139,8 +139,7 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
             frame[li] = (pred.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
             hist.append(frame)
             acts.append(a)
-            st = readout.read_uint8(frame[li])
-            done[li] |= np.array([success_from_task_state(task, s) for s in st])
+            done[li] |= judge_success(readout, task, frame[li])
             if clip_open:
                 clip.append(frame[0])
                 clip_open = not done[0]                                 # stop at the first success

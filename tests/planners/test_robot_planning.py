@@ -33,6 +33,13 @@ def test_readout_error_bound(readout_and_heldout, tmp_path):
     assert r["mae_per_dim"]["drawer_opening"] < 0.01  # metres
     assert r["mae_per_dim"]["block_x"] < 0.04 and r["mae_per_dim"]["goal_x"] < 0.04
     assert r["success_agreement"] > 0.8
+    # frames with the objects erased (what a poor world model produces) are never successes
+    from planners.readout import judge_success, objects_visible
+
+    assert objects_visible("push", fh).all() and objects_visible("drawer", fh).all()
+    blank = np.broadcast_to(fh[:, :1, :1], fh.shape).copy()                   # table colour only
+    assert not objects_visible("push", blank).any()
+    assert not judge_success(ro, "push", blank).any()
     ro.save(tmp_path / "ro")
     again = StateReadout.load(tmp_path / "ro")
     assert np.allclose(again.read_uint8(fh[:4]), ro.read_uint8(fh[:4]), atol=1e-5)
