@@ -2,7 +2,9 @@
 
 All policies share ``act(frames uint8 (B,H,W,3)) -> actions float32 (B,A)`` and
 ``reset(seeds: list[int])`` (one seed per row of the coming batch), so the same policy can
-drive B real environments or B world-model rollouts in lock-step::
+drive B real environments or B world-model rollouts in lock-step. Random streams are per
+episode seed, so an episode sees the same noise in reality and in the world model (common
+random numbers: a perfect model reproduces reality episode by episode)::
 
     ro = StateReadout.load("runs/readout")
     pols = [RandomPolicy(), ReadoutExpert(ro, "push", noise=0.5), BCPolicy.load("runs/bc/push_large")]
@@ -34,13 +36,13 @@ class RandomPolicy:
     def __init__(self, action_dim: int = 2, name: str = "random") -> None:
         self.name, self.description = name, "uniform random actions"
         self.action_dim = action_dim
-        self.rng = np.random.default_rng(0)
+        self.rngs = [np.random.default_rng(0)]
 
     def reset(self, seeds: list[int]) -> None:
-        self.rng = np.random.default_rng(list(seeds))
+        self.rngs = [np.random.default_rng(s) for s in seeds]   # one stream per episode row
 
     def act(self, frames: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1, 1, (len(frames), self.action_dim)).astype(np.float32)
+        return np.stack([r.uniform(-1, 1, self.action_dim) for r in self.rngs[:len(frames)]]).astype(np.float32)
 
 
 class ReadoutExpert:
@@ -50,10 +52,10 @@ class ReadoutExpert:
         self.readout, self.family, self.noise = readout, family, float(noise)
         self.name = name or f"expert_n{noise:g}"
         self.description = f"scripted expert on read-out state, action noise std {noise:g}"
-        self.rng = np.random.default_rng(0)
+        self.rngs = [np.random.default_rng(0)]
 
     def reset(self, seeds: list[int]) -> None:
-        self.rng = np.random.default_rng(list(seeds))
+        self.rngs = [np.random.default_rng(s) for s in seeds]   # one stream per episode row
 
     def act(self, frames: np.ndarray) -> np.ndarray:
         from worldmodels.envs.robot_experts import drawer_expert, push_expert
@@ -62,7 +64,7 @@ class ReadoutExpert:
         fn = push_expert if self.family == "push" else drawer_expert
         a = np.stack([fn(s) for s in states])
         if self.noise > 0:
-            a = a + self.noise * self.rng.standard_normal(a.shape)
+            a = a + self.noise * np.stack([r.standard_normal(a.shape[1]) for r in self.rngs[:len(a)]])
         return np.clip(a, -1, 1).astype(np.float32)
 
 
