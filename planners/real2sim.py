@@ -38,6 +38,8 @@ class Real2SimConfig:
     batch:       world-model episodes generated in lock-step.
     seed:        first episode seed.
     videos:      episodes per (task, policy) kept as side-by-side GIFs in the report (0 or 1).
+    reuse_real:  results.json of an earlier run with the same seeds/episodes/steps whose real
+                 side is reused (only the GIF episodes are re-run in MuJoCo); "" = measure.
     """
 
     tasks: tuple[str, ...] = ("push", "drawer")
@@ -51,6 +53,7 @@ class Real2SimConfig:
     batch: int = 25
     seed: int = 5000
     videos: int = 1
+    reuse_real: str = ""
 
     def __post_init__(self) -> None:
         for t in self.tasks:
@@ -166,6 +169,22 @@ def build_policies(family: str, readout, policies_dir: str | None) -> list:
     return pols
 
 
+def load_real(cfg: Real2SimConfig) -> dict:
+    """Per-episode real outcomes {task: {policy: [0/1,...]}} from ``cfg.reuse_real`` (checked to match)."""
+    import json
+    from pathlib import Path
+
+    p = Path(cfg.reuse_real)
+    if not p.is_file():
+        raise FileNotFoundError(f"reuse_real: {p} does not exist (a results.json of wm real2sim run)")
+    old = json.loads(p.read_text())
+    oc = old.get("config", {})
+    for key in ("episodes", "max_steps", "seed", "image_size"):
+        if oc.get(key) != getattr(cfg, key):
+            raise ValueError(f"reuse_real: {p} has {key}={oc.get(key)}, this run {getattr(cfg, key)}")
+    return {t: {n: row["real_episodes"] for n, row in rows.items()} for t, rows in old["success"].items()}
+
+
 def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
              policy_sets: dict | None = None) -> tuple[dict, dict]:
     """Run both sides for every task family, policy and model. Returns (results, videos) for
@@ -177,13 +196,18 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
 
     names = cfg.model_names()
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
+    earlier = load_real(cfg) if cfg.reuse_real else {}
     success, videos, policies_meta, timing = {}, {}, {}, {}
     for task in cfg.tasks:
         success[task] = {}
         pols = policy_sets[task] if policy_sets else build_policies(task, readout, cfg.policies)
         for pol in pols:
             t0 = time.time()
-            real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size, keep=cfg.videos)
+            if pol.name in earlier.get(task, {}):
+                real = np.array(earlier[task][pol.name], bool)
+                real_clips = run_real(pol, task, seeds[:cfg.videos], cfg.max_steps, cfg.image_size, keep=cfg.videos)[1] if cfg.videos else []
+            else:
+                real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size, keep=cfg.videos)
             row = {"real": float(real.mean()), "real_episodes": real.astype(int).tolist(), "sim": {},
                    "sim_episodes": {}}
             clips = list(real_clips)

@@ -152,6 +152,14 @@ def test_real2sim_with_perfect_loop(readout_and_heldout, tmp_path):
     page = write_report(res, videos, tmp_path / "rep")
     assert page.is_file() and len(list((tmp_path / "rep" / "gifs").glob("*.gif"))) == 3
     assert [p.name for p in build_policies("push", ro, "")] == ["random", "expert_n1.5", "expert_n0.6", "expert_n0"]
+    # the real side can be reused from results.json (same seeds), e.g. to add an RLVR model later
+    import dataclasses
+
+    again = dataclasses.replace(cfg, reuse_real=str(tmp_path / "rep" / "results.json"), videos=0)
+    res2, _ = evaluate(again, [LoopSim(SIZE)], ro, progress=False, policy_sets={"drawer": pols[:2]})
+    assert res2["success"]["drawer"]["replay_n1.5"]["real_episodes"] == rows["replay_n1.5"]["real_episodes"]
+    with pytest.raises(ValueError, match="episodes=6, this run 5"):
+        evaluate(dataclasses.replace(again, episodes=5), [LoopSim(SIZE)], ro, progress=False, policy_sets={"drawer": pols[:1]})
 
 
 class StaticWorldModel:

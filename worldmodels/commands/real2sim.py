@@ -32,6 +32,7 @@ def run(
     batch: int = typer.Option(25, help="world-model episodes in lock-step"),
     seed: int = typer.Option(5000, help="first episode seed"),
     report: str = typer.Option("runs/real2sim", help="output dir for index.html + results.json"),
+    reuse_real: str = typer.Option("", help="results.json whose real side (same seeds) is reused"),
     config: Path = typer.Option(None, help="YAML with Real2SimConfig fields"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override"),
 ) -> None:
@@ -51,7 +52,7 @@ def run(
         base = Real2SimConfig(tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                               models=tuple(model), names=tuple(name or ()), readout=readout,
                               policies=policies, episodes=episodes, max_steps=max_steps,
-                              image_size=image_size, batch=batch, seed=seed)
+                              image_size=image_size, batch=batch, seed=seed, reuse_real=reuse_real)
         cfg = load_config(Real2SimConfig, config, set_, base=base)
         ro = StateReadout.load(cfg.readout)
         models = [LoopSim(cfg.image_size) if m == "oracle-loop" else load_world_model(m, "push", cfg.image_size)
