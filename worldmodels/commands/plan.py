@@ -75,6 +75,7 @@ def readout_cmd(
     train_steps: int = typer.Option(3000, help="optimiser steps"),
     width: int = typer.Option(32, help="CNN width"),
     image_size: int = typer.Option(64, help="frame size"),
+    heldout: int = typer.Option(40, help="held-out episodes (seed+1, every 2nd frame)"),
     seed: int = typer.Option(0, help="data seed (held-out set uses seed+1)"),
 ) -> None:
     """Train the frame -> task-state readout; prints and saves its held-out error (eval.json)."""
@@ -87,7 +88,7 @@ def readout_cmd(
 
     tasks = ("push", "drawer")
     f, s, _ = collect_frames(tasks, episodes, steps, image_size, seed=seed, every=every, progress=True)
-    fh, sh, nh = collect_frames(tasks, max(episodes // 12, 4), steps, image_size, seed=seed + 1, every=2)
+    fh, sh, nh = collect_frames(tasks, heldout, steps, image_size, seed=seed + 1, every=2)
     ro = train_readout(f, s, steps=train_steps, width=width, seed=seed, progress=True)
     result = evaluate_readout(ro, fh, sh, nh)
     ro.save(out)
