@@ -264,13 +264,14 @@ def _print_table(rows, fps: float, names: list[str]) -> None:
     from rich.table import Table
 
     table = Table(title=f"tokenizer reconstruction (encode+decode {fps:.1f} frames/s)")
-    cols = ["tokens_per_frame", *names, "codebook_usage", "frames"]
-    table.add_column("frames scored")
-    for c in cols:
-        table.add_column(c, justify="right")
+    cols = [("tokens_per_frame", "tok/frame"), *[(n, n) for n in names],
+            ("codebook_usage", "usage"), ("frames", "n")]
+    table.add_column("scored")
+    for _, head in cols:
+        table.add_column(head, justify="right")
     for label, r in rows:
-        table.add_row(label, *[_fmt(r.get(c)) for c in cols])
-    Console().print(table)
+        table.add_row(label, *[_fmt(r.get(c)) for c, _ in cols])
+    Console(width=max(100, Console().width)).print(table)
 
 
 def _fmt(v) -> str:
