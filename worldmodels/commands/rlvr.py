@@ -244,6 +244,10 @@ def video(
     except FileNotFoundError as e:  # missing world model / data: one clear line
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return
     shown = {k: round(v, 5) for k, v in last.items() if isinstance(v, float) and
              (k.startswith("eval/") or k in ("reward", "kl"))}
     typer.echo(f"done: step {last.get('step')} {shown} -> {cfg.out}")
