@@ -67,6 +67,10 @@ def test_compressive_train_with_init_context_and_eval_compare(data, tmp_path):
     assert res["context_tokens"] == 1024 and res["tokens_per_future_frame"] == 256
     assert res["future"]["frames"] == 2 * 2 * 2  # 2 test episodes x 2 clips x 2 future frames
     assert res["frame_tokenizer_future"]["tokens_per_frame"] == 1024
+    # the moving square changes pixels; copying the context gets them wrong
+    assert res["copy_context"]["changed_pixels"] > 0
+    assert res["copy_context"]["changed_psnr"] < res["copy_context"]["psnr"]
+    assert "changed_psnr" in res["future"] and "changed_psnr" in res["frame_tokenizer_future"]
 
 
 def test_bad_flags_are_named(data, tmp_path):

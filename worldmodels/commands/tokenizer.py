@@ -251,11 +251,13 @@ def eval_cmd(
                 ("future", {**res["future"], "tokens_per_frame": res["tokens_per_future_frame"]})]
         if ref is not None:
             rows.append((f"future via {compare}", res["frame_tokenizer_future"]))
+        rows.append(("future = copy of context", {**res["copy_context"], "tokens_per_frame": 0}))
     res.update(tokenizer=str(tokenizer), data=str(data), split=split)
     target = out or Path(tokenizer) / f"eval_{split}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(res, indent=2) + "\n")
-    _print_table(rows, res["frames_per_s"], list(fns))
+    names = list(fns) + (["changed_psnr"] if tok.kind == "compressive" else [])
+    _print_table(rows, res["frames_per_s"], names)
     typer.echo(f"wrote {target}")
 
 
