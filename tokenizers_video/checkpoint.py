@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -34,7 +35,9 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -43,7 +46,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -88,7 +92,11 @@ def load(out: Path, model, opt, sched, disc, dopt, device) -> int:
 
     model.load_state_dict(load_file(str(d / "model.safetensors")))
     model.to(device)
-    state = torch.load(d / STATE_NAME, map_location=device, weights_only=False)
+    try:
+        state = torch.load(d / STATE_NAME, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise RuntimeError(f"{d / STATE_NAME}: not loadable with weights_only=True (written by an "
+                           f"older tokenizers_video?); start a new run instead of --resume ({e})") from e
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     _unwrap(disc).load_state_dict(state["disc"])
