@@ -74,7 +74,18 @@ def success_from_task_state(task: str, task_state: np.ndarray) -> bool:
 
 
 def _init_gl() -> None:
+    """Prepare headless rendering before the first EGL context exists.
+
+    Mesa's EGL driver and libtriton both carry LLVM; loading libtriton *after* an EGL context
+    exists crashes the process (torch 2.15 + triton 3.9: ``torch.optim`` imports
+    ``torch._dynamo``, which imports triton, so "render, then train" in one process would
+    segfault). Loading triton first, when it is installed, avoids that.
+    """
     os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        import triton  # noqa: F401
+    except Exception:  # noqa: BLE001 - absent or broken triton: nothing to order
+        pass
 
 
 class RobotEnv:
