@@ -59,6 +59,11 @@ def robot(
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(code=2) from e
     oracle = next((r["success_rate"] for r in rows if r["model"] == "oracle"), None)
+    from planners.report import write_json
+
+    table = [{k: r[k] for k in ("model", "success_rate", "successes", "episodes", "mean_steps", "seconds")}
+             | {"fraction_of_oracle": (r["success_rate"] / oracle) if oracle else None} for r in rows]
+    write_json(Path(out) / f"compare_{task}_{planner}.json", {"task": task, "planner": planner, "rows": table})
     typer.echo(f"\n{'model':<28}{'success':>10}{'n':>6}{'vs oracle':>11}{'s/episode':>11}")
     for r in rows:
         frac = f"{r['success_rate'] / oracle:.2f}" if oracle else "-"
