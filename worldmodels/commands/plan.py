@@ -49,10 +49,10 @@ def robot(
 
     rows = []
     for m in [x.strip() for x in model.split(",") if x.strip()]:
-        base = PlanRunConfig(task=task, planner=planner, model=m, episodes=episodes, max_steps=max_steps,
-                             cost=cost, readout=readout, image_size=image_size, seed=seed, videos=videos,
-                             out=str(Path(out) / f"{task}_{planner}_{_slug(m)}"))
         try:
+            base = PlanRunConfig(task=task, planner=planner, model=m, episodes=episodes, max_steps=max_steps,
+                                 cost=cost, readout=readout, image_size=image_size, seed=seed, videos=videos,
+                                 out=str(Path(out) / f"{task}_{planner}_{_slug(m)}"))
             cfg = load_config(PlanRunConfig, config, set_, base=base)
             rows.append(run_mpc(cfg))
         except (FileNotFoundError, ValueError) as e:
