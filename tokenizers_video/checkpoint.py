@@ -118,11 +118,14 @@ def trim_log(path: Path, step: int) -> None:
 
 
 def save_grid(path: Path, target: torch.Tensor, recon: torch.Tensor, rows: int = 8) -> None:
-    """PNG with ``rows`` rows of [input | reconstruction] from (N,3,H,W) tensors in [0,1]."""
+    """PNG with ``rows`` rows of [input | reconstruction] from (N,3,H,W) tensors in [0,1].
+
+    The last ``rows`` frames are shown (for the compressive tokenizer: future frames).
+    """
     import imageio.v3 as iio
 
     n = min(rows, target.shape[0])
-    pair = torch.cat([target[:n], recon[:n].detach().float().clamp(0, 1)], dim=3)  # (n,3,H,2W)
+    pair = torch.cat([target[-n:], recon[-n:].detach().float().clamp(0, 1)], dim=3)  # (n,3,H,2W)
     grid = pair.permute(0, 2, 3, 1).reshape(-1, pair.shape[3], 3)  # (n*H, 2W, 3)
     img = (grid.cpu().numpy() * 255).round().astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
