@@ -104,6 +104,7 @@ def test_advantages_match_hand(mode):
         assert exp[2] == pytest.approx(1 / (1 + 1e-6))
         assert exp[5] == pytest.approx(2 / (math.sqrt(3) + 1e-6))
     assert stats["frac_reward_zero_std"] == 0.0
+    assert stats["reward_std"] == pytest.approx((1.0 + math.sqrt(3)) / 2)  # mean of group stds
 
 
 @pytest.mark.parametrize("loss_type", ["token_mean", "sequence_mean"])

@@ -103,7 +103,7 @@ def test_smoke_reward_improves(tmp_path):
     recs = tr.train(progress=False)
     steps = [r for r in recs if "reward" in r]
     assert len(steps) == 40 and len(evals) == 3  # step 0, 20, 40
-    for key in ("reward", "reward_std", "reward/match", "reward/neg_l1", "frac_reward_zero_std",
+    for key in ("reward", "reward_std", "reward_std_batch", "reward/match", "reward/neg_l1", "frac_reward_zero_std",
                 "kl", "clip_ratio", "entropy", "grad_norm", "lr", "gen_tokens_per_s",
                 "invalid_rewards"):
         assert key in steps[-1], key
@@ -195,7 +195,7 @@ def test_two_process_gloo_step_equals_single_process(tmp_path):
     res = torch.load(out, weights_only=True)
     assert single.optimizer_steps == 2
     torch.testing.assert_close(res["params"], params(single.model), atol=2e-6, rtol=1e-5)
-    for k in ("reward", "reward_std", "invalid_rewards", "kl", "clip_ratio", "frac_reward_zero_std"):
+    for k in ("reward", "reward_std", "reward_std_batch", "invalid_rewards", "kl", "clip_ratio", "frac_reward_zero_std"):
         assert res["metrics"][k] == pytest.approx(m1[k], rel=1e-5, abs=1e-7), k
     moved = (params(single.model) - params(tiny_model())).abs().max()
     assert moved > 1e-4  # the step really changed the weights

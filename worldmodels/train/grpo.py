@@ -188,17 +188,20 @@ class GRPOTrainer:
             s = dist.all_reduce_sum(s)
             n = s[2].clamp(min=2)
             batch_std = float(((s[1] - s[0] ** 2 / n) / (n - 1)).clamp(min=0).sqrt())
-        zero, invalid, groups = 0.0, 0.0, 0
+        zero, gstd, invalid, groups = 0.0, 0.0, 0.0, 0
         for c in chunks:
             adv, ok, st = group_advantages(c.rewards, G, cfg.scale_rewards, c.valid, batch_std)
             c.advantages = adv.float().to(self.device)
             c.loss_mask = c.loss_mask & ok.to(self.device).unsqueeze(1)
             ng = c.rewards.numel() // G
             zero += st["frac_reward_zero_std"] * ng
+            gstd += st["reward_std"] * ng
             invalid += st["invalid_rewards"]
             groups += ng
-        z = dist.all_reduce_sum(torch.tensor([zero, invalid, float(groups)], dtype=torch.float64))
-        return {"frac_reward_zero_std": float(z[0] / z[2].clamp(min=1)), "invalid_rewards": float(z[1])}
+        z = dist.all_reduce_sum(torch.tensor([zero, gstd, invalid, float(groups)], dtype=torch.float64))
+        n = z[3].clamp(min=1)
+        return {"frac_reward_zero_std": float(z[0] / n), "reward_std": float(z[1] / n),
+                "invalid_rewards": float(z[2])}
 
     # ------------------------------------------------------------------------ updates
     def _update(self, chunks: list[_Chunk], minibatch: int) -> dict[str, float]:
@@ -278,7 +281,7 @@ class GRPOTrainer:
         n = float(s[2].clamp(min=1))
         mean = float(s[0]) / n
         var = (float(s[1]) - n * mean * mean) / max(n - 1, 1)
-        out = {"reward": mean, "reward_std": math.sqrt(max(var, 0.0))}
+        out = {"reward": mean, "reward_std_batch": math.sqrt(max(var, 0.0))}
         for i, nme in enumerate(names):
             out[f"reward/{nme}"] = float(s[3 + i]) / n
         return out

@@ -58,7 +58,8 @@ def group_advantages(
     std over all ranks); computed from ``rewards`` when None.
 
     Returns (advantages (N,), valid (N,) bool, stats) where stats has ``frac_reward_zero_std``
-    (fraction of groups whose valid rewards have zero std, i.e. no learning signal) and
+    (fraction of groups whose valid rewards have zero std, i.e. no learning signal),
+    ``reward_std`` (mean over groups of the unbiased within-group std, TRL's meaning) and
     ``invalid_rewards`` (count of excluded samples).
     """
     if rewards.ndim != 1 or rewards.numel() % group_size != 0:
@@ -88,6 +89,7 @@ def group_advantages(
     zero_std = ((std.squeeze(1) <= 1e-8) | (n.squeeze(1) < 2)).to(torch.float64)
     stats = {
         "frac_reward_zero_std": float(zero_std.mean()),
+        "reward_std": float(std.mean()),
         "invalid_rewards": float((~ok).sum()),
     }
     return adv.reshape(-1).to(rewards.dtype if rewards.is_floating_point() else torch.float32), ok, stats
