@@ -226,20 +226,82 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
                 sims = " ".join(f"{n}={row['sim'][n]:.2f}" for n in names)
                 print(f"[real2sim] {task:<7}{pol.name:<14} real={row['real']:.2f} {sims} "
                       f"({timing[f'{task}/{pol.name}']:.0f}s)", flush=True)
-    metrics = {}
-    pol_names = list(policies_meta)
-    for name in names:
-        metrics[name] = {}
-        all_r, all_s = [], []
-        for task in cfg.tasks:
-            r = [success[task][p]["real"] for p in pol_names if p in success[task]]
-            s = [success[task][p]["sim"][name] for p in pol_names if p in success[task]]
-            metrics[name][task] = ranking_metrics(r, s)
-            all_r += r
-            all_s += s
-        metrics[name]["overall"] = ranking_metrics(all_r, all_s)
     results = {"tasks": list(cfg.tasks), "models": names, "model_paths": list(cfg.models),
                "episodes": cfg.episodes, "max_steps": cfg.max_steps,
                "policies": [{"name": p, "description": d} for p, d in policies_meta.items()],
-               "success": success, "metrics": metrics, "seconds": timing, "config": to_dict(cfg)}
+               "success": success, "seconds": timing, "config": to_dict(cfg)}
+    results["metrics"] = compute_metrics(results)
     return results, videos
+
+
+def compute_metrics(results: dict) -> dict:
+    """SIMPLER metrics {model: {task|"overall": {...}}} from ``results["success"]``."""
+    names = [p["name"] for p in results["policies"]]
+    metrics = {}
+    for m in results["models"]:
+        metrics[m], all_r, all_s = {}, [], []
+        for task in results["tasks"]:
+            rows = results["success"][task]
+            r = [rows[p]["real"] for p in names if p in rows]
+            s = [rows[p]["sim"][m] for p in names if p in rows]
+            metrics[m][task] = ranking_metrics(r, s)
+            all_r, all_s = all_r + r, all_s + s
+        metrics[m]["overall"] = ranking_metrics(all_r, all_s)
+    return metrics
+
+
+def _gif_panels(path, n: int, size: int, gap: int = 2) -> list[np.ndarray]:
+    import imageio.v2 as imageio
+
+    frames = np.stack([f[..., :3] for f in imageio.mimread(path)])            # (T,H,n*W+gaps,3)
+    return [frames[:, :size, i * (size + gap): i * (size + gap) + size] for i in range(n)]
+
+
+def merge_results(dirs: list[str]) -> tuple[dict, dict]:
+    """Combine ``wm real2sim run`` report dirs measured on the same episodes (same config
+    seeds/episodes/steps, identical real outcomes) into one results dict with every model side
+    by side, plus videos re-tiled from their GIFs (real | model A | model B ...)."""
+    import json
+    from pathlib import Path
+
+    runs = [json.loads((Path(d) / "results.json").read_text()) for d in dirs]
+    base = runs[0]
+    keys = ("episodes", "max_steps", "seed", "image_size")
+    merged = {**base, "models": list(base["models"]), "model_paths": list(base.get("model_paths", []))}
+    merged["success"] = json.loads(json.dumps(base["success"]))
+    for d, run in zip(dirs[1:], runs[1:], strict=True):
+        for k in keys:
+            if run["config"][k] != base["config"][k]:
+                raise ValueError(f"{d}: {k}={run['config'][k]} differs from {dirs[0]} ({base['config'][k]})")
+        for task in base["tasks"]:
+            for pol, row in base["success"][task].items():
+                other = run["success"].get(task, {}).get(pol)
+                if other is None or other["real_episodes"] != row["real_episodes"]:
+                    raise ValueError(f"{d}: real episodes of {task}/{pol} differ from {dirs[0]} (not the same episodes)")
+        for m, path in zip(run["models"], run.get("model_paths", run["models"]), strict=False):
+            if m in merged["models"]:
+                continue
+            merged["models"].append(m)
+            merged["model_paths"].append(path)
+            for task in base["tasks"]:
+                for pol in base["success"][task]:
+                    src = run["success"][task][pol]
+                    merged["success"][task][pol]["sim"][m] = src["sim"][m]
+                    merged["success"][task][pol]["sim_episodes"][m] = src["sim_episodes"][m]
+    merged["metrics"] = compute_metrics(merged)
+    merged["merged_from"] = [str(d) for d in dirs]
+    videos, size = {}, base["config"]["image_size"]
+    for task in base["tasks"]:
+        for pol in base["success"][task]:
+            clips = None
+            for d, run in zip(dirs, runs, strict=True):
+                gif = Path(d) / "gifs" / f"{task}_{pol}.gif"
+                if not gif.is_file():
+                    clips = None
+                    break
+                panels = _gif_panels(gif, 1 + len(run["models"]), size)
+                clips = panels if clips is None else clips + [p for m, p in zip(run["models"], panels[1:], strict=True)
+                                                              if m not in base["models"]]
+            if clips:
+                videos[(task, pol)] = clips
+    return merged, videos

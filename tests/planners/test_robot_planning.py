@@ -155,9 +155,18 @@ def test_real2sim_with_perfect_loop(readout_and_heldout, tmp_path):
     # the real side can be reused from results.json (same seeds), e.g. to add an RLVR model later
     import dataclasses
 
-    again = dataclasses.replace(cfg, reuse_real=str(tmp_path / "rep" / "results.json"), videos=0)
-    res2, _ = evaluate(again, [LoopSim(SIZE)], ro, progress=False, policy_sets={"drawer": pols[:2]})
+    again = dataclasses.replace(cfg, reuse_real=str(tmp_path / "rep" / "results.json"), names=("p2",))
+    res2, videos2 = evaluate(again, [LoopSim(SIZE)], ro, progress=False, policy_sets={"drawer": pols})
     assert res2["success"]["drawer"]["replay_n1.5"]["real_episodes"] == rows["replay_n1.5"]["real_episodes"]
+    # two runs on the same episodes merge into one side-by-side report (GIFs re-tiled)
+    from planners.real2sim import merge_results
+
+    write_report(res2, videos2, tmp_path / "rep2")
+    merged, mvideos = merge_results([str(tmp_path / "rep"), str(tmp_path / "rep2")])
+    assert merged["models"] == ["perfect", "p2"] and set(merged["metrics"]) == {"perfect", "p2"}
+    assert merged["success"]["drawer"]["replay_n0"]["sim"]["p2"] == res2["success"]["drawer"]["replay_n0"]["sim"]["p2"]
+    assert len(mvideos) == 3 and all(len(c) == 3 and c[0].shape[1:] == (SIZE, SIZE, 3) for c in mvideos.values())
+    write_report(merged, mvideos, tmp_path / "rep3")
     with pytest.raises(ValueError, match="episodes=6, this run 5"):
         evaluate(dataclasses.replace(again, episodes=5), [LoopSim(SIZE)], ro, progress=False, policy_sets={"drawer": pols[:1]})
 

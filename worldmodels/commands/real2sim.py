@@ -4,6 +4,7 @@
     wm real2sim policies --out runs/policies                   # BC policies of different competence
     wm real2sim run --model runs/wm_video --model runs/wm_rlvr --episodes 50 --report runs/real2sim
     wm real2sim run --model oracle-loop --episodes 10 --report /tmp/r2s   # perfect-model control
+    wm real2sim merge runs/r2s_base runs/r2s_rlvr --report runs/real2sim  # side by side
 
 The report directory gets index.html (tables, scatter plot, side-by-side GIFs), results.json,
 gifs/ and config.yaml.
@@ -102,3 +103,23 @@ def policies_cmd(
                            description=f"BC CNN, {demos} expert demos, {steps} steps")
             pol.save(Path(out) / fam / pname)
             typer.echo(f"saved {Path(out) / fam / pname}: {pol.description}")
+
+
+@app.command("merge")
+def merge(
+    runs: list[str] = typer.Argument(..., help="report dirs of `wm real2sim run` on the same episodes"),
+    report: str = typer.Option(..., help="output dir for the combined report"),
+) -> None:
+    """Put the world models of several runs side by side (e.g. base measured first, RLVR later)."""
+    from planners.real2sim import merge_results
+    from planners.report import write_report
+
+    try:
+        results, videos = merge_results(runs)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    page = write_report(results, videos, report)
+    for m, per in results["metrics"].items():
+        typer.echo(f"{m:<12} overall pearson {per['overall']['pearson']:.3f}  mmrv {per['overall']['mmrv']:.3f}")
+    typer.echo(f"report: {page}")
