@@ -100,6 +100,62 @@ def run_mle(args, seed: int, eval_fn_factory, partial=None) -> dict:
     return {"records": records, "wall_s": t_train, "optimizer_steps": args.steps, "complete": True}
 
 
+def grad_snr(args, k: int) -> dict:
+    """Gradient signal-to-noise at the pretrained model: pairwise cosine similarity of the GRPO
+    policy gradient (tiny preset batch) on ``k`` independent batches, and the same for the MLE
+    gradient on batches of the same number of clips. Cosine ~ 0 means one step's gradient is
+    mostly noise at this batch size. Also: the batch size that would give cosine 0.5 when the
+    noise is independent across samples (cos = S / (S + N/n))."""
+    from worldmodels.rewards import build_reward
+    from worldmodels.train.grpo import GRPOTrainer
+    from worldmodels.train.grpo_config import grpo_preset
+    from worldmodels.train.grpo_loss import grpo_loss, loss_denominator
+    from worldmodels.train.mle import forward_backward
+    from worldmodels.train.rollout import sequence_logprobs
+
+    model, task = load(args.init, args.data)
+    cfg = grpo_preset("tiny", beta=0.0, device="cpu")
+    tr = GRPOTrainer(cfg, task, model, build_reward("mae"))
+
+    def flat() -> torch.Tensor:
+        return torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()])
+
+    def cos_stats(gs: list[torch.Tensor]) -> dict:
+        cs = [float(torch.nn.functional.cosine_similarity(gs[i], gs[j], 0))
+              for i in range(len(gs)) for j in range(i + 1, len(gs))]
+        c = sum(cs) / len(cs)
+        return {"cos_pairs": cs, "cos_mean": c}
+
+    rl, t0 = [], time.time()
+    for i in range(k):
+        step = 10_000 + i
+        prompts = tr.step_prompts(step)
+        chunks = [tr._rollout_chunk(step, j, kk, prompts[s0:s0 + tr.chunk]) for j, s0, kk in tr.my_chunks()]
+        tr._advantages(chunks)
+        model.train()
+        model.zero_grad(set_to_none=False)
+        den = sum(loss_denominator(c.loss_mask, cfg.loss_type) for c in chunks)
+        for c in chunks:
+            lp = sequence_logprobs(model, c.sequences, c.prompt_len, c.segments)
+            loss, _ = grpo_loss(lp, c.old_logprobs, c.advantages, c.loss_mask, normalizer=den)
+            loss.backward()
+        rl.append(flat())
+    t_rl = time.time() - t0
+    ds = task.dataset("train", with_frames=False)
+    g, ml = torch.Generator().manual_seed(0), []
+    for _ in range(k):
+        idx = torch.randint(len(ds), (cfg.prompts_per_step,), generator=g).tolist()
+        model.zero_grad(set_to_none=False)
+        forward_backward(model, task, [task.collate([ds[i] for i in idx])], torch.device("cpu"))
+        ml.append(flat())
+    out = {"k": k, "prompts": cfg.prompts_per_step, "samples": cfg.prompts_per_step * cfg.num_generations,
+           "grpo": cos_stats(rl), "mle": cos_stats(ml), "grpo_wall_s": t_rl}
+    for name in ("grpo", "mle"):
+        c = out[name]["cos_mean"]
+        out[name]["batch_for_cos_0.5"] = (cfg.prompts_per_step * (1 - c) / c) if c > 0 else None
+    return out
+
+
 @torch.no_grad()
 def tokenizer_floor(task, clips: int) -> dict:
     """MSE of the ground-truth future tokens decoded, on the evaluation clips (a lower bound
@@ -258,6 +314,8 @@ def main(argv=None) -> None:
     p.add_argument("--diagnose", type=int, default=0, metavar="N",
                    help="also evaluate the pretrained model with N samples per clip (best-of-N "
                         "headroom: how much better the best sample is than the average one)")
+    p.add_argument("--grad-snr", type=int, default=0, metavar="K",
+                   help="gradient signal-to-noise: cosine of GRPO / MLE gradients on K batches")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
@@ -295,6 +353,19 @@ def main(argv=None) -> None:
         arm, seed = f.stem[: -len(f"{args.tag}_s") - len(f.stem.split("_s")[-1])], int(f.stem.split("_s")[-1])
         if arm in ARMS:
             runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    snr_file = out / f"grad_snr{args.tag}.json"
+    if args.grad_snr and not snr_file.exists():  # also with --report-only
+        snr_file.write_text(json.dumps(grad_snr(args, args.grad_snr), indent=1))
+    if snr_file.exists():
+        d = json.loads(snr_file.read_text())
+        notes.append(
+            f"Gradient signal-to-noise at the pretrained model ({d['k']} independent batches of "
+            f"{d['prompts']} prompts): mean pairwise cosine of the GRPO gradient "
+            f"{d['grpo']['cos_mean']:.3f} ({d['samples']} samples/step) vs MLE "
+            f"{d['mle']['cos_mean']:.3f} ({d['prompts']} clips/step). Prompts per step for "
+            f"cosine 0.5 if the noise is independent per prompt: GRPO "
+            f"{d['grpo']['batch_for_cos_0.5'] or float('inf'):.0f}, MLE "
+            f"{d['mle']['batch_for_cos_0.5'] or float('inf'):.0f}.")
     diag_file = out / f"diagnose{args.tag}.json"
     if args.diagnose and not diag_file.exists() and not args.report_only:
         from worldmodels.commands.rlvr import VideoEvalConfig as E
