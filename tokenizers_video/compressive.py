@@ -42,6 +42,9 @@ class CompressiveTokenizerConfig:
         fsq_levels: FSQ levels shared by context and future tokens.
         xattn_max_res: cross-attend to context features at resolutions up to this side.
         xattn_heads: attention heads in each cross-attention layer.
+        residual: decode a future frame as the decoded context frame plus a decoded change
+            (the future decoder's output layer starts at zero, so an untrained tokenizer
+            already reproduces "nothing moved"; tokens only have to carry what changed).
     """
 
     image_size: int = 64
@@ -52,6 +55,7 @@ class CompressiveTokenizerConfig:
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
     xattn_max_res: int = 16
     xattn_heads: int = 4
+    residual: bool = False
 
     def __post_init__(self) -> None:
         self.context_channels = tuple(int(c) for c in self.context_channels)
@@ -77,7 +81,7 @@ class CompressiveTokenizerConfig:
 
 COMPRESSIVE_PRESETS: dict[str, CompressiveTokenizerConfig] = {
     # 64x64: context 8x8 = 64 tokens (= the tiny frame tokenizer), future 4x4 = 16 tokens.
-    "tiny": CompressiveTokenizerConfig(),
+    "tiny": CompressiveTokenizerConfig(residual=True),
     # iVideoGPT / RLVR-World shape on 256x320 RT-1 frames: context 8x (32x40 = 1,280 tokens),
     # future 32x (8x10 = 80 tokens); here on square 256 frames: 1,024 and 64 tokens.
     "rt1": CompressiveTokenizerConfig(image_size=256, context_channels=(128, 128, 256, 512),
@@ -163,6 +167,9 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         self._dec_x = self._cross_layers(decoder_levels(c.future_channels, size), ctx_dec)
         self.enc_xattn = nn.ModuleDict({str(k): v for k, v in self._enc_x.items()})
         self.dec_xattn = nn.ModuleDict({str(k): v for k, v in self._dec_x.items()})
+        if c.residual:  # start from "future = context"
+            nn.init.zeros_(self.decoder.conv_out.weight)
+            nn.init.zeros_(self.decoder.conv_out.bias)
 
     def _cross_layers(self, levels, ctx_levels) -> dict[int, CrossAttend]:
         c = self.config
@@ -186,6 +193,8 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
                 if name.startswith("up_blocks."):
                     j, rest = name.split(".", 2)[1:]
                     name = f"up_blocks.{int(j) + shift}.{rest}"
+                if self.config.residual and dst is self.decoder and name.startswith("conv_out"):
+                    continue  # the residual output layer stays at zero
                 if name in target and target[name].shape == value.shape:
                     target[name].copy_(value)
                     copied += 1
@@ -259,10 +268,13 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         lat = run_encoder(self.encoder, fut * 2 - 1, self._with_context(self._enc_x, enc_feats, t))
         return lat.permute(0, 2, 3, 1)
 
-    def _future_decode(self, codes: torch.Tensor, dec_feats, t: int) -> torch.Tensor:
-        """(B*T,hf,wf,D) -> (B*T,3,H,W) unclamped."""
+    def _future_decode(self, codes: torch.Tensor, dec_feats, t: int,
+                       ctx_rec: torch.Tensor) -> torch.Tensor:
+        """(B*T,hf,wf,D) codes, decoded context (B,3,H,W) -> (B*T,3,H,W) unclamped."""
         out = run_decoder(self.decoder, codes.permute(0, 3, 1, 2),
                           self._with_context(self._dec_x, dec_feats, t))
+        if self.config.residual:
+            return ctx_rec.repeat_interleave(t, dim=0) + out
         return (out + 1) / 2
 
     # --- training forward ---------------------------------------------------------------
@@ -278,7 +290,7 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         cq, cids, caux = self.quantizer(lat)
         ctx_rec, dec_feats = self._context_decode(cq)
         fq, fids, faux = self.quantizer(self._future_latent(fut, enc_feats, t - 1))
-        fut_rec = self._future_decode(fq, dec_feats, t - 1)
+        fut_rec = self._future_decode(fq, dec_feats, t - 1, ctx_rec)
         aux = {"loss": caux["loss"] + faux["loss"], "usage": faux["usage"],
                "perplexity": faux["perplexity"], "context_usage": caux["usage"],
                "ids": torch.cat([cids.flatten(), fids.flatten()])}
@@ -310,6 +322,6 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         ccodes = self.quantizer.indices_to_codes(ctx_ids.clamp(0, v).reshape(b, *self.context_grid))
         ctx_rec, dec_feats = self._context_decode(ccodes)
         fcodes = self.quantizer.indices_to_codes(fut_ids.clamp(0, v).reshape(b * t, *self.future_grid))
-        fut_rec = self._future_decode(fcodes, dec_feats, t)
+        fut_rec = self._future_decode(fcodes, dec_feats, t, ctx_rec)
         return (ctx_rec.clamp(0, 1).float(),
                 fut_rec.clamp(0, 1).float().reshape(b, t, *fut_rec.shape[1:]))

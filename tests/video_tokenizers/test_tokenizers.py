@@ -173,3 +173,24 @@ def test_future_path_warm_start_copies_matching_tensors():
     # context up-block 0 (first upsampling, at the context grid) -> future up-block 1
     a = comp.context.decoder.up_blocks[0].resnets[0].conv1.weight
     assert torch.equal(comp.decoder.up_blocks[1].resnets[0].conv1.weight, a)
+
+
+def test_residual_compressive_starts_from_copy_of_context(tmp_path):
+    torch.manual_seed(0)
+    tok = CompressiveTokenizer(CompressiveTokenizerConfig(
+        image_size=32, context_channels=(8, 16), future_channels=(8, 16, 16), norm_num_groups=4,
+        fsq_levels=(5, 3), xattn_heads=2, residual=True))
+    tok.init_future_from_context()  # must leave the zero output layer alone
+    assert tok.decoder.conv_out.weight.abs().sum() == 0
+    ctx, fut = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 3, 32, 32)
+    c, f = tok.decode(*tok.encode(ctx, fut))
+    torch.testing.assert_close(f, c.unsqueeze(1).expand_as(f))
+    # after a training step the future frames differ from the context (the change is decoded)
+    opt = torch.optim.SGD(tok.parameters(), lr=0.1)
+    rec, tgt, _ = tok.train().reconstruct(torch.cat([ctx.unsqueeze(1), fut], 1))
+    (rec - tgt).abs().mean().backward()
+    opt.step()
+    c, f = tok.eval().decode(*tok.encode(ctx, fut))
+    assert not torch.allclose(f, c.unsqueeze(1).expand_as(f))
+    tok.save_pretrained(tmp_path)
+    assert load_tokenizer(tmp_path).config.residual is True
