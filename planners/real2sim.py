@@ -257,14 +257,37 @@ def _gif_panels(path, n: int, size: int, gap: int = 2) -> list[np.ndarray]:
     return [frames[:, :size, i * (size + gap): i * (size + gap) + size] for i in range(n)]
 
 
-def merge_results(dirs: list[str]) -> tuple[dict, dict]:
+def truncate_episodes(run: dict, n: int) -> dict:
+    """The same results restricted to the first ``n`` episodes (rates recomputed per episode)."""
+    import copy
+
+    if n > run["episodes"]:
+        raise ValueError(f"cannot truncate to {n} episodes: the run has {run['episodes']}")
+    run = copy.deepcopy(run)
+    for rows in run["success"].values():
+        for row in rows.values():
+            row["real_episodes"] = row["real_episodes"][:n]
+            row["real"] = float(np.mean(row["real_episodes"]))
+            for m in row["sim_episodes"]:
+                row["sim_episodes"][m] = row["sim_episodes"][m][:n]
+                row["sim"][m] = float(np.mean(row["sim_episodes"][m]))
+    run["episodes"] = n
+    run["config"] = {**run["config"], "episodes": n}
+    return run
+
+
+def merge_results(dirs: list[str], episodes: int | None = None) -> tuple[dict, dict]:
     """Combine ``wm real2sim run`` report dirs measured on the same episodes (same config
     seeds/episodes/steps, identical real outcomes) into one results dict with every model side
-    by side, plus videos re-tiled from their GIFs (real | model A | model B ...)."""
+    by side, plus videos re-tiled from their GIFs (real | model A | model B ...).
+    ``episodes`` first restricts every run to its first N episodes (same seeds), so a model
+    measured on fewer episodes can sit next to one measured on more."""
     import json
     from pathlib import Path
 
     runs = [json.loads((Path(d) / "results.json").read_text()) for d in dirs]
+    if episodes is not None:
+        runs = [truncate_episodes(r, episodes) for r in runs]
     base = runs[0]
     keys = ("episodes", "max_steps", "seed", "image_size")
     merged = {**base, "models": list(base["models"]), "model_paths": list(base.get("model_paths", []))}

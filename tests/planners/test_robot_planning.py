@@ -167,6 +167,11 @@ def test_real2sim_with_perfect_loop(readout_and_heldout, tmp_path):
     assert merged["success"]["drawer"]["replay_n0"]["sim"]["p2"] == res2["success"]["drawer"]["replay_n0"]["sim"]["p2"]
     assert len(mvideos) == 3 and all(len(c) == 3 and c[0].shape[1:] == (SIZE, SIZE, 3) for c in mvideos.values())
     write_report(merged, mvideos, tmp_path / "rep3")
+    few, _ = merge_results([str(tmp_path / "rep"), str(tmp_path / "rep2")], episodes=2)
+    row = few["success"]["drawer"]["replay_n1.5"]
+    assert few["episodes"] == 2 and row["real"] == np.mean(rows["replay_n1.5"]["real_episodes"][:2])
+    with pytest.raises(ValueError, match="has 6"):
+        merge_results([str(tmp_path / "rep")], episodes=7)
     with pytest.raises(ValueError, match="episodes=6, this run 5"):
         evaluate(dataclasses.replace(again, episodes=5), [LoopSim(SIZE)], ro, progress=False, policy_sets={"drawer": pols[:1]})
 

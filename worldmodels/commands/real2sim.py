@@ -109,13 +109,14 @@ def policies_cmd(
 def merge(
     runs: list[str] = typer.Argument(..., help="report dirs of `wm real2sim run` on the same episodes"),
     report: str = typer.Option(..., help="output dir for the combined report"),
+    episodes: int = typer.Option(None, help="use only the first N episodes of every run"),
 ) -> None:
     """Put the world models of several runs side by side (e.g. base measured first, RLVR later)."""
     from planners.real2sim import merge_results
     from planners.report import write_report
 
     try:
-        results, videos = merge_results(runs)
+        results, videos = merge_results(runs, episodes)
     except (FileNotFoundError, ValueError, KeyError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
