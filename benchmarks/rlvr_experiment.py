@@ -367,7 +367,7 @@ def main(argv=None) -> None:
             f"{d['grpo']['batch_for_cos_0.5'] or float('inf'):.0f}, MLE "
             f"{d['mle']['batch_for_cos_0.5'] or float('inf'):.0f}.")
     diag_file = out / f"diagnose{args.tag}.json"
-    if args.diagnose and not diag_file.exists() and not args.report_only:
+    if args.diagnose and not diag_file.exists():  # also with --report-only
         from worldmodels.commands.rlvr import VideoEvalConfig as E
 
         model, task = load(args.init, args.data)
