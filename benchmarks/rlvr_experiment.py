@@ -197,6 +197,14 @@ def at_step(curve: list[tuple[int, float]], step: int) -> float | None:
     return next((v for s, v in curve if s == step), None)
 
 
+def train_seconds(run: dict, S: int) -> float:
+    """Training wall-clock up to step S, evaluation excluded (GRPO: sum of step_time_s)."""
+    times = [r["step_time_s"] for r in run["records"] if "step_time_s" in r and r["step"] <= S]
+    if times:
+        return float(sum(times))
+    return run["wall_s"] * S / max(curves(run)["mse"][-1][0], 1)
+
+
 def summarise(runs: dict[str, dict[int, dict]]) -> dict:
     """Per arm: metrics at step 0 and at the common step (mean, std over seeds)."""
     S = common_step(runs)
@@ -214,8 +222,7 @@ def summarise(runs: dict[str, dict[int, dict]]) -> dict:
                 continue
             rel = [(e - s) / abs(s) if s else float("nan") for s, e in zip(start, end, strict=True)]
             per_metric[k] = {"start": mean_std(start), "end": mean_std(end), "rel_change": mean_std(rel)}
-        walls = [r["wall_s"] * S / max(curves(r)["mse"][-1][0], 1) for r in by_seed.values()
-                 if curves(r)["mse"]]
+        walls = [train_seconds(r, S) for r in by_seed.values() if curves(r)["mse"]]
         summary[arm] = {"seeds": sorted(by_seed), "steps": S,
                         "wall_s": mean_std(walls) if walls else (0.0, 0.0), "metrics": per_metric,
                         "complete": [bool(r.get("complete")) for r in by_seed.values()]}
@@ -257,7 +264,7 @@ def plot(runs: dict, path: Path) -> None:
 def markdown(summary: dict, notes: list[str], args) -> str:
     lines = [f"Command: `{args.command_line}`", ""]
     lines += [f"- {n}" for n in notes]
-    lines += ["", "| arm | seeds | steps | train wall-clock / run to that step (s) | " +
+    lines += ["", "| arm | seeds | steps | train wall-clock / run, eval excluded (s) | " +
               " | ".join(["multi MSE", "multi PSNR", "multi SSIM", "1-step MSE", "1-step PSNR",
                           "1-step SSIM", "repetition"]) + " | multi-MSE change vs step 0 |",
               "|" + "---|" * 12]
@@ -281,7 +288,7 @@ def markdown(summary: dict, notes: list[str], args) -> str:
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Values are mean ± std over seeds (sample std); the step-0 row is the same "
               "pretrained model evaluated with each seed's arm (identical weights, same eval seed).",
-              "", "![held-out metrics vs step](rlvr_heldout_mse.png)"]
+              "", f"![held-out metrics vs step]({args.plot_name})"]
     return "\n".join(lines)
 
 
@@ -310,6 +317,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="runs/rlvr_experiment")
     p.add_argument("--tag", default="", help="suffix of run files (keeps variants apart)")
     p.add_argument("--doc", default="docs/rlvr.md", help="'' to leave the doc alone")
+    p.add_argument("--plot", default=None, help="plot path (default docs/rlvr_heldout_mse<tag>.png)")
     p.add_argument("--report-only", action="store_true", help="only summarise finished runs")
     p.add_argument("--diagnose", type=int, default=0, metavar="N",
                    help="also evaluate the pretrained model with N samples per clip (best-of-N "
@@ -390,7 +398,9 @@ def main(argv=None) -> None:
     summary = summarise(runs)
     (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
                                                               "command": args.command_line}, indent=1))
-    plot(runs, ROOT / "docs" / f"rlvr_heldout_mse{args.tag}.png")
+    plot_path = Path(args.plot) if args.plot else ROOT / "docs" / f"rlvr_heldout_mse{args.tag}.png"
+    args.plot_name = plot_path.name
+    plot(runs, plot_path)
     print(json.dumps(summary, indent=1))
     if args.doc:
         write_doc(ROOT / args.doc, markdown(summary, notes, args))
