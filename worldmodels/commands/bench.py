@@ -32,4 +32,28 @@ def kernels_cmd(
     run_kernel_bench(cfg, echo=typer.echo)
 
 
-# ---- `wm bench rollout` (lead): add the rollout-engine benchmark command here. -------------
+# ---- `wm bench rollout` -----------------------------------------------------------------
+
+
+@app.command("rollout")
+def rollout_cmd(
+    out: Path = typer.Option(..., "--out", help="output directory (writes bench_rollout.json/.md)"),
+    model: str | None = typer.Option(None, "--model", help="world-model directory; default: a "
+                                     "randomly initialised backbone of --preset"),
+    preset: str = typer.Option("tiny", "--preset", help="backbone preset without --model"),
+    batch: int = typer.Option(32, "--batch", min=1),
+    prompt_len: int = typer.Option(64, "--prompt-len", min=1),
+    new_tokens: int = typer.Option(128, "--new-tokens", min=1),
+    repeats: int = typer.Option(3, "--repeats", min=1),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """KV-cached rollout engine vs `model.generate` on the same batch: tokens/s and their ratio.
+
+        wm bench rollout --out runs/bench --model runs/wm_video
+    """
+    from worldmodels.train.rollout_bench import run
+
+    result = run(out, model_dir=model, preset=preset, batch=batch, prompt_len=prompt_len,
+                 new_tokens=new_tokens, repeats=repeats, device=device)
+    typer.echo(f"rollout {result['rollout_tok_s']:.0f} tok/s, generate "
+               f"{result['generate_tok_s']:.0f} tok/s, ratio {result['ratio']:.2f} -> {out}")
