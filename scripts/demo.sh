@@ -17,7 +17,7 @@ OUT="${DEMO_OUT:-runs/demo}"
 DATA="${DEMO_DATA:-data/robot}"
 TOK_MINUTES="${TOK_MINUTES:-6}"
 WM_MINUTES="${WM_MINUTES:-6}"
-RLVR_STEPS="${RLVR_STEPS:-15}"
+RLVR_STEPS="${RLVR_STEPS:-5}"
 EVAL_CLIPS="${EVAL_CLIPS:-32}"
 
 # stage NAME DIR cmd...: run unless DIR/.done exists; continue with --resume if DIR is partial.
