@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from planners import _preload  # noqa: F401  (triton before EGL)
 
 STATE_DIM = 8
 
