@@ -43,7 +43,6 @@ def robot(
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import planners  # noqa: F401  (loads triton before EGL; see planners/__init__)
     from planners.mpc import PlanRunConfig, run_mpc
     from worldmodels.config import load_config
 
@@ -88,7 +87,6 @@ def readout_cmd(
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import planners  # noqa: F401
     from planners.readout import collect_frames, evaluate_readout, train_readout
 
     tasks = ("push", "drawer")

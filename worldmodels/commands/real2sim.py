@@ -41,7 +41,6 @@ def run(
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import planners  # noqa: F401  (loads triton before EGL; see planners/__init__)
     from planners.mpc import load_world_model
     from planners.readout import StateReadout
     from planners.real2sim import Real2SimConfig, evaluate
@@ -91,7 +90,6 @@ def policies_cmd(
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import planners  # noqa: F401
     from planners.policies import collect_demos, train_bc
 
     for fam in [t.strip() for t in tasks.split(",") if t.strip()]:
