@@ -109,5 +109,12 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def cleanup() -> None:
+    """Tear down the process group once every rank is done with it.
+
+    The barrier matters: a rank that destroys its group while a peer is still mid-collective
+    closes the gloo connection under the peer's transport thread, which aborts that process
+    ("terminate called without an active exception").
+    """
     if is_dist():
+        dist.barrier()
         dist.destroy_process_group()
