@@ -15,7 +15,7 @@ grid, so all ids share one space [0, vocab_size).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from diffusers.models.attention_processor import Attention
@@ -147,6 +147,7 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
 
     kind = "compressive"
     config_class = CompressiveTokenizerConfig
+    presets = COMPRESSIVE_PRESETS
 
     def __init__(self, config: CompressiveTokenizerConfig):
         super().__init__()
@@ -199,20 +200,6 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
                     target[name].copy_(value)
                     copied += 1
         return copied
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> CompressiveTokenizer:
-        if name not in COMPRESSIVE_PRESETS:
-            raise ValueError(f"unknown compressive preset {name!r}; known: {sorted(COMPRESSIVE_PRESETS)}")
-        return cls(replace(COMPRESSIVE_PRESETS[name], **overrides))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.quantizer.codebook_size
-
-    @property
-    def image_size(self) -> int:
-        return self.config.image_size
 
     @property
     def context_grid(self) -> tuple[int, int]:

@@ -11,7 +11,7 @@ of ResNet layers, a mid-block with self-attention). ``len(block_out_channels)`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from diffusers.models.autoencoders.vae import Decoder, Encoder
@@ -110,6 +110,7 @@ class FrameTokenizer(PretrainedMixin, nn.Module):
 
     kind = "frame"
     config_class = FrameTokenizerConfig
+    presets = FRAME_PRESETS
 
     def __init__(self, config: FrameTokenizerConfig):
         super().__init__()
@@ -129,21 +130,7 @@ class FrameTokenizer(PretrainedMixin, nn.Module):
                                mid_block_add_attention=config.mid_attention)
         self.quantizer = _quantizer(config)
 
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> FrameTokenizer:
-        if name not in FRAME_PRESETS:
-            raise ValueError(f"unknown frame-tokenizer preset {name!r}; known: {sorted(FRAME_PRESETS)}")
-        return cls(replace(FRAME_PRESETS[name], **overrides))
-
     # --- facts other code reads -------------------------------------------------------
-    @property
-    def vocab_size(self) -> int:
-        return self.quantizer.codebook_size
-
-    @property
-    def image_size(self) -> int:
-        return self.config.image_size
-
     @property
     def grid(self) -> tuple[int, int]:
         s = self.config.image_size // self.config.downsample

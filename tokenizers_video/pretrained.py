@@ -35,12 +35,30 @@ def _atomic_write_bytes(path: Path, write) -> None:
 class PretrainedMixin:
     """Adds ``save_pretrained`` / ``from_pretrained`` to an ``nn.Module`` with a dataclass ``config``.
 
-    Subclasses set ``kind`` (str) and ``config_class`` (the dataclass) and take the config as
-    their only constructor argument.
+    Subclasses set ``kind`` (str), ``config_class`` (the dataclass) and ``presets`` (name ->
+    config), take the config as their only constructor argument, and own a ``quantizer`` whose
+    ``codebook_size`` is the number of visual ids.
     """
 
     kind: str = ""
     config_class: type = object
+    presets: dict = {}
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides):
+        """A fresh model from a named preset; ``overrides`` replace config fields."""
+        if name not in cls.presets:
+            raise ValueError(f"unknown {cls.kind}-tokenizer preset {name!r}; known: {sorted(cls.presets)}")
+        return cls(dataclasses.replace(cls.presets[name], **overrides))
+
+    @property
+    def vocab_size(self) -> int:
+        """Visual token ids lie in ``[0, vocab_size)``."""
+        return self.quantizer.codebook_size
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
 
     def save_pretrained(self, directory: str | Path) -> Path:
         d = Path(directory)
