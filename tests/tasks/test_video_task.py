@@ -122,3 +122,20 @@ def test_bad_specs_raise():
         VideoTask(FakeCompressiveTokenizer(), VideoSpec("single", 1, 1), codec())
     with pytest.raises(ValueError, match="expects 2"):
         codec().encode(torch.zeros(3, 5))
+
+
+def test_cache_key_follows_tokenizer_content_not_path(tmp_path):
+    from worldmodels.tasks.video_data import _cache_key
+
+    ep = tmp_path / "ep.npz"
+    ep.write_bytes(b"episode")
+    a, b = tmp_path / "tok_a", tmp_path / "tok_b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "config.json").write_text('{"kind": "frame"}')
+        (d / "model.safetensors").write_bytes(b"weights-1")
+    (a / "log.jsonl").write_text("training log only the original run has")
+    assert _cache_key(str(a), [ep], "x") == _cache_key(str(b), [ep], "x")  # a copy reuses
+    (b / "model.safetensors").write_bytes(b"weights-2")
+    assert _cache_key(str(a), [ep], "x") != _cache_key(str(b), [ep], "x")  # new weights do not
+    assert _cache_key(str(a), [ep], "x") != _cache_key(str(a), [ep], "y")

@@ -91,12 +91,21 @@ def encode_compressive(tokenizer, frames: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _cache_key(tokenizer_dir: str | None, files: list[Path], extra: str) -> str:
+    """Key of one token cache: the tokenizer's *content* and the episode files' size/mtime.
+
+    The tokenizer is keyed by the bytes of its config and weights, not by path or mtime, so a
+    world model's copy of a tokenizer (``<wm>/tokenizer``) reuses the cache its training run
+    wrote instead of tokenising the whole dataset again.
+    """
     h = hashlib.sha1(extra.encode())
     if tokenizer_dir:
-        for p in sorted(Path(tokenizer_dir).glob("*")):
+        for name in ("config.json", "model.safetensors"):
+            p = Path(tokenizer_dir) / name
             if p.is_file():
-                st = p.stat()
-                h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+                h.update(name.encode())
+                with open(p, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 22), b""):
+                        h.update(chunk)
     for f in files:
         st = Path(f).stat()
         h.update(f"{Path(f).name}:{st.st_size}:{st.st_mtime_ns}".encode())
