@@ -22,10 +22,11 @@ import datetime as _dt
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from worldmodels.atomic import atomic_write
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -86,11 +87,7 @@ def write_gif(path: Path, frames: np.ndarray, fps: int = 8) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=float)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: json.dump(data, f, indent=2, default=float), text=True)
 
 
 def write_report(results: dict, videos: dict | None, out_dir: str | Path) -> Path:

@@ -14,14 +14,14 @@ Overrides are ``dotted.key=value``; the value is parsed as YAML (so ``1e-4``, ``
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from worldmodels.atomic import atomic_write
 
 T = TypeVar("T")
 
@@ -190,8 +190,5 @@ def save_config(cfg: Any, run_dir: str | Path, filename: str = CONFIG_FILENAME) 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / filename
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".config-", suffix=".yaml")
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    os.replace(tmp, target)
-    return target
+    return atomic_write(target, lambda f: yaml.safe_dump(to_dict(cfg), f, sort_keys=False),
+                        text=True)

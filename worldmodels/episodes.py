@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from worldmodels.atomic import atomic_write
 
 META_FILENAME = "meta.json"
 
@@ -178,15 +178,8 @@ def save_episode(path: str | Path, image: np.ndarray, action: np.ndarray, **extr
         raise EpisodeError(f"{path}: image must be (T,H,W,3) uint8, got {image.shape} {image.dtype}")
     if action.ndim != 2 or action.shape[0] != image.shape[0]:
         raise EpisodeError(f"{path}: action must be (T,A) with T={image.shape[0]}, got {action.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, image=image, action=action.astype(np.float32), **extra)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez_compressed(
+        f, image=image, action=action.astype(np.float32), **extra))
 
 
 def episode_files(root: str | Path) -> list[Path]:

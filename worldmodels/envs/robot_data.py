@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodels.atomic import atomic_write
+
 META_VERSION = 1
 # Fields that define the data; resuming into a folder built with other values is refused.
 DATA_FIELDS = ("tasks", "image_size", "episode_len", "seed", "expert_noise", "random_fraction")
@@ -238,9 +240,7 @@ def build_dataset(cfg: RobotDataConfig, progress: bool = True) -> dict:
                       f"(e.g. {extra[0]}) remain and will be loaded as part of the folder",
                       stacklevel=2)
     meta = make_meta(cfg, records, seconds, ACTION_NAMES, TASK_STATE_NAMES)
-    tmp = out / ".meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, out / "meta.json")
+    atomic_write(out / "meta.json", lambda f: json.dump(meta, f, indent=2), text=True)
     return meta
 
 

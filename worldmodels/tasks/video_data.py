@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from worldmodels.atomic import atomic_write
 from worldmodels.clips import ClipDataset, frames_to_tensor
 
 log = logging.getLogger(__name__)
@@ -113,15 +112,7 @@ def _cache_key(tokenizer_dir: str | None, files: list[Path], extra: str) -> str:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 class TokenClipDataset(Dataset):

@@ -19,11 +19,12 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from worldmodels.atomic import atomic_write
 
 CKPT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -122,10 +123,7 @@ def save_checkpoint(run_dir: str | Path, step: int, models: dict, optimizer=None
 
 
 def _write_latest(root: Path, name: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".latest-")
-    with os.fdopen(fd, "w") as f:
-        f.write(name + "\n")
-    os.replace(tmp, root / "latest")
+    atomic_write(root / "latest", lambda f: f.write(name + "\n"), text=True)
 
 
 def _prune(root: Path, keep: int) -> None:
