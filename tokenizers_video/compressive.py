@@ -9,8 +9,11 @@ The context frame goes through an ordinary per-frame tokenizer (``self.context``
 through a deeper encoder that down-samples further (fewer tokens) and, at every resolution
 the context path also has (up to ``xattn_max_res``), cross-attends to the context encoder's
 features; its decoder likewise cross-attends to the context decoder's features. Future frames
-therefore only need to encode what differs from the context. Both paths use the same FSQ
-grid, so all ids share one space [0, vocab_size).
+therefore only need to encode what differs from the context. Above ``xattn_max_res``
+(where attention would be costly) ``context_skip_max_res`` adds spatially aligned skips: the
+context feature map of the same resolution is concatenated and fused in by a zero-initialised
+conv branch (the camera is static, so pixel (i, j) of the context is pixel (i, j) of the
+future). Both paths use the same FSQ grid, so all ids share one space [0, vocab_size).
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ class CompressiveTokenizerConfig:
         residual: decode a future frame as the decoded context frame plus a decoded change
             (the future decoder's output layer starts at zero, so an untrained tokenizer
             already reproduces "nothing moved"; tokens only have to carry what changed).
+        context_skip_max_res: 0 (off) or a resolution side: at every future encoder level
+            (incl. the ``conv_in`` stem) and decoder level whose side is > ``xattn_max_res``
+            and <= this, fuse the context path's feature map of the same level and side
+            (encoder features when encoding, decoder features when decoding) through a
+            :class:`ContextFuse` (concat + conv, added residually, output conv zero at init,
+            so a warm-started tokenizer is unchanged at step 0). Assumes a static camera.
     """
 
     image_size: int = 64
@@ -56,6 +65,7 @@ class CompressiveTokenizerConfig:
     xattn_max_res: int = 16
     xattn_heads: int = 4
     residual: bool = False
+    context_skip_max_res: int = 0
 
     def __post_init__(self) -> None:
         self.context_channels = tuple(int(c) for c in self.context_channels)
@@ -71,6 +81,12 @@ class CompressiveTokenizerConfig:
         if self.image_size % 2 ** (len(self.future_channels) - 1):
             raise ValueError(f"image_size={self.image_size} not divisible by the future "
                              f"down-sampling 2**{len(self.future_channels) - 1}")
+        self.context_skip_max_res = int(self.context_skip_max_res)
+        if self.context_skip_max_res < 0 or (
+                self.context_skip_max_res and (self.context_skip_max_res <= self.xattn_max_res
+                                               or self.context_skip_max_res > self.image_size)):
+            raise ValueError(f"context_skip_max_res={self.context_skip_max_res}: 0 (off) or a side in "
+                             f"(xattn_max_res={self.xattn_max_res}, image_size={self.image_size}]")
 
     def context_config(self) -> FrameTokenizerConfig:
         return FrameTokenizerConfig(image_size=self.image_size, block_out_channels=self.context_channels,
@@ -111,6 +127,26 @@ class CrossAttend(nn.Module):
         return x + out.transpose(1, 2).reshape(n, c, h, w)
 
 
+class ContextFuse(nn.Module):
+    """x + out([x, ctx, SiLU(mix([x, ctx]))]) on aligned (N,C,r,r) / (N,Cc,r,r) maps.
+
+    ``out`` (1x1) starts at zero, so the module is the identity at init; its direct
+    [x, ctx] inputs can express "copy the context here" linearly, the 3x3 ``mix`` branch
+    lets it gate that per pixel (what moved vs what did not).
+    """
+
+    def __init__(self, ch: int, ctx_ch: int):
+        super().__init__()
+        self.mix = nn.Conv2d(ch + ctx_ch, ch, 3, padding=1)
+        self.out = nn.Conv2d(2 * ch + ctx_ch, ch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        xc = torch.cat([x, ctx.to(x.dtype)], 1)
+        return x + self.out(torch.cat([xc, nn.functional.silu(self.mix(xc))], 1))
+
+
 def encoder_levels(chans, size):
     """[(res, channels)] after each down block, then the mid-block (diffusers Encoder)."""
     n = len(chans)
@@ -126,8 +162,9 @@ def decoder_levels(chans, size):
 
 
 def run_encoder(enc: Encoder, x: torch.Tensor, hook) -> torch.Tensor:
-    """diffusers Encoder forward with ``hook(level, feat) -> feat`` after each block and the mid."""
-    h = enc.conv_in(x)
+    """diffusers Encoder forward with ``hook(level, feat) -> feat`` after ``conv_in`` (level -1),
+    each block and the mid."""
+    h = hook(-1, enc.conv_in(x))
     for i, block in enumerate(enc.down_blocks):
         h = hook(i, block(h))
     h = hook(len(enc.down_blocks), enc.mid_block(h))
@@ -168,6 +205,15 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         self._dec_x = self._cross_layers(decoder_levels(c.future_channels, size), ctx_dec)
         self.enc_xattn = nn.ModuleDict({str(k): v for k, v in self._enc_x.items()})
         self.dec_xattn = nn.ModuleDict({str(k): v for k, v in self._dec_x.items()})
+        # context-skip fusions: future level -> (context level, ContextFuse)
+        stem = [(size, c.future_channels[0])], [(size, c.context_channels[0])]
+        self._enc_s = self._skip_layers(stem[0] + encoder_levels(c.future_channels, size),
+                                        stem[1] + encoder_levels(c.context_channels, size), 0, -1)
+        extra = len(c.future_channels) - len(c.context_channels)
+        self._dec_s = self._skip_layers(decoder_levels(c.future_channels, size),
+                                        decoder_levels(c.context_channels, size), extra, 0)
+        self.enc_skip = nn.ModuleDict({str(k): v for k, (_, v) in self._enc_s.items()})
+        self.dec_skip = nn.ModuleDict({str(k): v for k, (_, v) in self._dec_s.items()})
         if c.residual:  # start from "future = context"
             nn.init.zeros_(self.decoder.conv_out.weight)
             nn.init.zeros_(self.decoder.conv_out.bias)
@@ -176,6 +222,17 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
         c = self.config
         return {i: CrossAttend(ch, ctx_levels[r], r, c.xattn_heads, c.norm_num_groups)
                 for i, (r, ch) in enumerate(levels) if r <= c.xattn_max_res and r in ctx_levels}
+
+    def _skip_layers(self, levels, ctx_levels, shift: int, first: int):
+        """{future level: (context level, ContextFuse)} where level ``i`` (numbered from
+        ``first``) meets context level ``i - shift`` at the same side, within the skip range."""
+        c, out = self.config, {}
+        for k, (r, ch) in enumerate(levels):
+            j = k - shift
+            if (c.xattn_max_res < r <= c.context_skip_max_res and 0 <= j < len(ctx_levels)
+                    and ctx_levels[j][0] == r):
+                out[k + first] = (j + first, ContextFuse(ch, ctx_levels[j][1]))
+        return out
 
     @torch.no_grad()
     def init_future_from_context(self) -> int:
@@ -220,46 +277,51 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
 
     # --- feature plumbing ----------------------------------------------------------------
     def _context_encode(self, ctx: torch.Tensor):
-        """(B,3,H,W) -> (latent (B,h,w,D), {res: feature (B,C,r,r)})."""
-        feats: dict[int, torch.Tensor] = {}
+        """(B,3,H,W) -> (latent (B,h,w,D), feats): feats[("res", r)] is the last feature map
+        of side r (for cross-attention), feats[("level", i)] the one after level i (skips)."""
+        feats: dict[tuple[str, int], torch.Tensor] = {}
 
-        def rec(_i, f):
-            feats[f.shape[-1]] = f
+        def rec(i, f):
+            feats["res", f.shape[-1]] = feats["level", i] = f
             return f
 
         lat = run_encoder(self.context.encoder, ctx * 2 - 1, rec)
         return lat.permute(0, 2, 3, 1), feats
 
     def _context_decode(self, codes: torch.Tensor):
-        """(B,h,w,D) codes -> (frames (B,3,H,W) unclamped, {res: feature})."""
-        feats: dict[int, torch.Tensor] = {}
+        """(B,h,w,D) codes -> (frames (B,3,H,W) unclamped, feats as in ``_context_encode``)."""
+        feats: dict[tuple[str, int], torch.Tensor] = {}
 
-        def rec(_i, f):
-            feats[f.shape[-1]] = f
+        def rec(i, f):
+            feats["res", f.shape[-1]] = feats["level", i] = f
             return f
 
         out = run_decoder(self.context.decoder, codes.permute(0, 3, 1, 2), rec)
         return (out + 1) / 2, feats
 
-    def _with_context(self, layers: dict[int, CrossAttend], feats, t: int):
+    def _with_context(self, layers: dict[int, CrossAttend], skips, feats, t: int):
         def hook(i, f):
-            if i not in layers:
-                return f
-            ctx = feats[f.shape[-1]].repeat_interleave(t, dim=0)  # (B*T,Cc,r,r)
-            return layers[i](f, ctx)
+            if i in layers:
+                ctx = feats["res", f.shape[-1]].repeat_interleave(t, dim=0)  # (B*T,Cc,r,r)
+                f = layers[i](f, ctx)
+            if i in skips:
+                j, fuse = skips[i]
+                f = fuse(f, feats["level", j].repeat_interleave(t, dim=0))
+            return f
 
         return hook
 
     def _future_latent(self, fut: torch.Tensor, enc_feats, t: int) -> torch.Tensor:
         """(B*T,3,H,W) -> (B*T,hf,wf,D)."""
-        lat = run_encoder(self.encoder, fut * 2 - 1, self._with_context(self._enc_x, enc_feats, t))
+        lat = run_encoder(self.encoder, fut * 2 - 1,
+                          self._with_context(self._enc_x, self._enc_s, enc_feats, t))
         return lat.permute(0, 2, 3, 1)
 
     def _future_decode(self, codes: torch.Tensor, dec_feats, t: int,
                        ctx_rec: torch.Tensor) -> torch.Tensor:
         """(B*T,hf,wf,D) codes, decoded context (B,3,H,W) -> (B*T,3,H,W) unclamped."""
         out = run_decoder(self.decoder, codes.permute(0, 3, 1, 2),
-                          self._with_context(self._dec_x, dec_feats, t))
+                          self._with_context(self._dec_x, self._dec_s, dec_feats, t))
         if self.config.residual:
             return ctx_rec.repeat_interleave(t, dim=0) + out
         return (out + 1) / 2
