@@ -122,6 +122,11 @@ class MPCController:
         self.k = int(getattr(spec, "context_frames", 0) or cfg.context)   # the model's own context length
         if cfg.cost == "state" and not self.oracle and readout is None:
             raise ValueError("cost 'state' with a learned world model needs a readout (--readout DIR)")
+        skip = int(getattr(spec, "frame_skip", 1))
+        if skip > 1 and (self.k > 1 or cfg.knobs.horizon % skip):
+            raise ValueError(f"this world model steps {skip} environment actions per frame: plan "
+                             f"with a horizon that is a multiple of {skip} (got "
+                             f"{cfg.knobs.horizon}) and a 1-frame-context model (it has {self.k})")
 
     def reset(self, first_frame: np.ndarray) -> None:
         self.planner.reset()

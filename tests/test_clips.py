@@ -51,12 +51,28 @@ def test_stride_and_too_short(tmp_path):
     files = write_episodes(tmp_path, [10, 3])
     ds = ClipDataset(files, clip_len=4, stride=3)
     assert [ds[i]["actions"][0].tolist() for i in range(len(ds))] == [[0, 0], [0, 3], [0, 6]]
-    with pytest.raises(EpisodeError, match="no clip of length 11.*longest has 10"):
+    with pytest.raises(EpisodeError, match="no clip of 11 frames.*longest has 10"):
         ClipDataset(files, clip_len=11)
     with pytest.raises(ValueError, match="clip_len"):
         ClipDataset(files, clip_len=0)
     with pytest.raises(ValueError, match="stride"):
         ClipDataset(files, clip_len=2, stride=0)
+
+
+def test_frame_skip_keeps_every_sth_frame_and_groups_actions(tmp_path):
+    files = write_episodes(tmp_path, [10, 6])
+    ds = ClipDataset(files, clip_len=3, frame_skip=3)  # a window spans 2*3+1 = 7 recorded steps
+    assert len(ds) == (10 - 7 + 1) + 0  # the 6-step episode is too short
+    item = ds[2]  # episode 0, start 2: frames 2, 5, 8
+    assert torch.allclose(item["frames"][:, 0, 0, 0], torch.tensor([2.0, 5.0, 8.0]) / 255.0)
+    acts = item["actions"].reshape(3, 3, 2)  # (kept frame, action in its group, A)
+    assert item["actions"].shape == (3, 6)
+    assert acts[..., 1].tolist() == [[2, 3, 4], [5, 6, 7], [8, 9, 9]]  # last group edge-padded
+    assert (acts[..., 0] == 0).all()
+    with pytest.raises(EpisodeError, match="frame_skip 3: 19 recorded steps"):
+        ClipDataset(files, clip_len=7, frame_skip=3)
+    with pytest.raises(ValueError, match="frame_skip"):
+        ClipDataset(files, clip_len=2, frame_skip=0)
 
 
 def test_all_actions_and_frame_dataset(tmp_path):

@@ -3,6 +3,8 @@
     files = dataset_split("data/robot", "train")
     ds = ClipDataset(files, clip_len=8)          # item: frames (8,3,H,W) float in [0,1],
                                                  #       actions (8,A) float32 (if present)
+    ds = ClipDataset(files, 8, frame_skip=6)     # every 6th frame; actions (8,6*A): the 6
+                                                 #   actions executed after each kept frame
     frames = FrameDataset(files)                 # item: (3,H,W) float in [0,1]
 
 Episodes are small (64x64), so they are loaded once and kept in memory as uint8.
@@ -31,28 +33,46 @@ def tensor_to_frames(frames: torch.Tensor) -> np.ndarray:
 
 
 class ClipDataset(Dataset):
-    """All windows of ``clip_len`` consecutive steps (every ``stride`` steps) of each episode."""
+    """All windows of ``clip_len`` kept frames (starts every ``stride`` recorded steps).
+
+    With ``frame_skip = s`` a window keeps frames ``start, start+s, …`` and the actions of kept
+    frame i are the s actions ``action[start+i*s : start+(i+1)*s]`` flattened to (s*A,), so
+    the step from one kept frame to the next carries every executed action. The last kept
+    frame's group can run past the episode's end; it is edge-padded with the final action (no
+    world-model layout uses the last frame's actions).
+    """
 
     def __init__(self, files: list[Path], clip_len: int, keymap: KeyMap | None = None,
-                 stride: int = 1, require_actions: bool = True):
+                 stride: int = 1, require_actions: bool = True, frame_skip: int = 1):
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
-        self.clip_len = clip_len
+        if stride < 1 or frame_skip < 1:
+            raise ValueError(f"stride and frame_skip must be >= 1, got {stride}, {frame_skip}")
+        self.clip_len, self.frame_skip = clip_len, frame_skip
+        span = (clip_len - 1) * frame_skip + 1  # recorded frames one window covers
         self.episodes: list[Episode] = [load_episode(f, keymap) for f in files]
         self.index: list[tuple[int, int]] = []
         for e, ep in enumerate(self.episodes):
             if require_actions and ep.action is None:
                 raise EpisodeError(f"{ep.path}: no actions, but this dataset needs them")
-            for start in range(0, len(ep) - clip_len + 1, stride):
+            for start in range(0, len(ep) - span + 1, stride):
                 self.index.append((e, start))
         if not self.index:
             longest = max((len(ep) for ep in self.episodes), default=0)
             raise EpisodeError(
-                f"no clip of length {clip_len} fits in {len(files)} episode(s) "
-                f"(longest has {longest} steps)"
+                f"no clip of {clip_len} frames (frame_skip {frame_skip}: {span} recorded steps) "
+                f"fits in {len(files)} episode(s) (longest has {longest} steps)"
             )
+
+    def frame_steps(self, start: int) -> np.ndarray:
+        """Recorded-frame indices of the window starting at ``start``: (clip_len,)."""
+        return start + self.frame_skip * np.arange(self.clip_len)
+
+    def window_actions(self, ep: Episode, start: int) -> np.ndarray:
+        """(clip_len, frame_skip*A) float32: each kept frame's group of executed actions."""
+        steps = start + np.arange(self.clip_len * self.frame_skip)
+        acts = ep.action[np.minimum(steps, len(ep.action) - 1)]  # (clip_len*s, A), edge-padded
+        return np.ascontiguousarray(acts.reshape(self.clip_len, -1), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -60,9 +80,9 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         e, s = self.index[i]
         ep = self.episodes[e]
-        item = {"frames": frames_to_tensor(ep.image[s : s + self.clip_len])}
+        item = {"frames": frames_to_tensor(ep.image[self.frame_steps(s)])}
         if ep.action is not None:
-            item["actions"] = torch.from_numpy(ep.action[s : s + self.clip_len])
+            item["actions"] = torch.from_numpy(self.window_actions(ep, s))
         return item
 
     def all_actions(self) -> np.ndarray:

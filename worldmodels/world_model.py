@@ -5,7 +5,9 @@
 
 ``context_frames`` (B,k,3,H,W) in [0,1]; ``actions`` (B,k-1+N,A) raw (continuous) actions:
 ``actions[:, :k-1]`` sit between the context frames and ``actions[:, k-1+i]`` leads to
-predicted frame i. Directory layout::
+predicted frame i. A model trained with ``frame_skip = s`` takes actions at the environment's
+rate, (B,(k-1+N)*s,A): each group of s consecutive actions leads from one frame to the next
+(context frames are then s recorded steps apart too). Directory layout::
 
     worldmodel.json   {"kind": "video", "backbone": "backbone", "tokenizer": "tokenizer", layout...}
     backbone/         transformers save_pretrained (config.json + model.safetensors)
@@ -139,27 +141,34 @@ class VideoWorldModel:
     def action_dim(self) -> int:
         return self.task.action_dim
 
+    @property
+    def frame_skip(self) -> int:
+        """Environment steps per model step (predicted frames are this many steps apart)."""
+        return self.task.frame_skip
+
     @torch.no_grad()
     def predict(self, context_frames: Tensor, actions: Tensor, n_samples: int = 1,
                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        """(B,k,3,H,W) frames + (B,k-1+N,A) actions -> (B,n_samples,N,3,H,W) predicted frames."""
+        """(B,k,3,H,W) frames + (B,(k-1+N)*s,A) actions -> (B,n_samples,N,3,H,W) predicted frames
+        (s = ``frame_skip``, 1 unless the model was trained with a frame skip)."""
         from worldmodels.tasks.video_data import encode_compressive, encode_frames
 
         t = self.task
         if context_frames.dim() != 5:
             raise ValueError(f"context_frames must be (B,k,3,H,W), got {tuple(context_frames.shape)}")
         B, k = context_frames.shape[:2]
-        n_future = actions.shape[1] - (k - 1)
-        if actions.dim() != 3 or n_future < 1:
-            raise ValueError(f"actions must be (B, k-1+N, A) with N >= 1 (k={k}), got "
-                             f"{tuple(actions.shape)}")
+        s = t.frame_skip
+        if actions.dim() != 3 or actions.shape[1] % s or actions.shape[1] // s - (k - 1) < 1:
+            raise ValueError(f"actions must be (B, (k-1+N)*{s}, A) with N >= 1 (k={k} context "
+                             f"frames, frame_skip={s}), got {tuple(actions.shape)}")
+        n_future = actions.shape[1] // s - (k - 1)
         size = getattr(t.tokenizer, "image_size", context_frames.shape[-1])
         if tuple(context_frames.shape[-2:]) != (size, size):
             raise ValueError(f"frames are {tuple(context_frames.shape[-2:])}, the tokenizer expects "
                              f"{size}x{size}")
         frames = context_frames.float()
-        act_ids = t.codec.encode(actions.float().cpu())
+        act_ids = t.codec.encode(actions.float().cpu()).reshape(B, -1, t.action_tokens)  # (B,k-1+N,s*A)
         ctx = None
         if t.compressive:
             ctx, fids = encode_compressive(t.tokenizer, frames)
@@ -177,7 +186,7 @@ class VideoWorldModel:
                     ctx_ids: Tensor | None = None, n_samples: int = 1, temperature: float = 1.0,
                     top_k: int | None = None, top_p: float | None = None,
                     generator: torch.Generator | None = None) -> Tensor:
-        """Token-level predict: context frame ids (B,k,N) + action bins (B,k-1+N',A) ->
+        """Token-level predict: context frame ids (B,k,N) + action bins (B,k-1+N',s*A) ->
         generated frame ids (B*n_samples, n_future, N), samples item-major."""
         fids = frame_ids.repeat_interleave(n_samples, 0)
         act = action_ids.repeat_interleave(n_samples, 0)

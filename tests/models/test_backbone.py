@@ -69,3 +69,22 @@ def test_single_step_model_predicts_several_frames_by_sliding(tmp_path):
     wm = VideoWorldModel(build_backbone("test", task.vocab_size, 256), task)
     out = wm.predict(torch.rand(1, 3, 3, 16, 16), torch.rand(1, 2 + 3, 2), n_samples=2)
     assert out.shape == (1, 2, 3, 3, 16, 16)
+
+
+def test_frame_skip_model_takes_actions_at_the_environment_rate(tmp_path):
+    task = VideoTask(FakeFrameTokenizer(), VideoSpec("multi", 1, 3, frame_skip=2),
+                     ActionCodec([-1, -1], [1, 1]))
+    wm = VideoWorldModel(build_backbone("test", task.vocab_size, 256), task)
+    wm.save_pretrained(tmp_path / "wm")
+    assert VideoWorldModel.from_pretrained(tmp_path / "wm", device="cpu").frame_skip == 2
+    frames, actions = torch.rand(2, 1, 3, 16, 16), torch.rand(2, 6, 2)  # 3 frames x 2 actions
+    g = torch.Generator().manual_seed(3)
+    out = wm.predict(frames, actions, n_samples=2, generator=g)
+    assert out.shape == (2, 2, 3, 3, 16, 16)
+    # the same as token-level predict with the actions grouped two per model step
+    ids = wm.predict_ids(task.tokenizer.encode(frames).reshape(2, 1, 16),
+                         task.codec.encode(actions).reshape(2, 3, 4), 3, n_samples=2,
+                         generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out.reshape(4, 3, 3, 16, 16), task.decode_ids(ids))
+    with pytest.raises(ValueError, match=r"\(k-1\+N\)\*2"):
+        wm.predict(frames, actions[:, :5])

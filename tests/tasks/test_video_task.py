@@ -74,6 +74,42 @@ def test_rollout_request_prompt_is_sequence_prefix_and_forces_actions():
     assert torch.equal(t.generated_frame_ids(completion, 3), batch["frame_ids"][:, 2:])
 
 
+def test_frame_skip_layout_carries_every_action_in_one_slot():
+    t = VideoTask(FakeFrameTokenizer(), VideoSpec("multi", 1, 2, frame_skip=3), codec())
+    assert (t.action_dim, t.action_tokens) == (2, 6)
+    N = 16
+    frames = torch.stack([torch.full((N,), v) for v in (1, 2, 3)])[None]
+    acts = torch.arange(18).reshape(1, 3, 6)  # slot t: the 3 actions (x 2 dims) after frame t
+    ids, labels = t.build_sequence(frames, acts)
+    expect = [1] * N + [27 + a for a in range(6)] + [2] * N + [27 + a for a in range(6, 12)] + [3] * N
+    assert ids[0].tolist() == expect and ids.shape[1] == t.seq_len() == 3 * N + 2 * 6
+    on = (labels[0] != IGNORE_INDEX).nonzero()[:, 0].tolist()
+    assert on == list(range(22, 38)) + list(range(44, 60))
+    prompt, segs = t.prompt_and_segments(frames[:, :1], acts, 2)
+    assert [(s.kind, s.length) for s in segs] == [("generate", N), ("force", 6), ("generate", N)]
+    assert torch.equal(segs[1].tokens, acts[:, 1] + 27)
+    assert torch.equal(t.generated_frame_ids(ids[:, prompt.shape[1]:], 2), frames[:, 1:])
+
+
+def test_frame_skip_dataset_slices_tokens_and_actions(tmp_path):
+    root = make_episodes(tmp_path / "data", n=6, T=10)
+    tok = FakeFrameTokenizer()
+    t = VideoTask(tok, VideoSpec("multi", 1, 2, frame_skip=4), codec(), data_root=str(root),
+                  cache_dir=str(tmp_path / "cache"))
+    ds = t.dataset("train", progress=False)
+    assert len(ds) == 4 * (10 - 9 + 1)  # a window spans 2*4+1 = 9 of the 10 steps
+    item = ds[1]
+    e, s = ds.clips.index[1]
+    ep = ds.clips.episodes[e]
+    steps = [s, s + 4, s + 8]
+    assert torch.equal(item["frame_ids"], tok.encode(item["frames"][None])[0].reshape(3, 16))
+    assert torch.allclose(item["frames"][:, 0], torch.from_numpy(ep.image[steps]).permute(0, 3, 1, 2)[:, 0] / 255.0)
+    raw = torch.from_numpy(ep.action[s : s + 8])  # the 8 executed actions between kept frames
+    assert torch.equal(item["action_ids"][:2].reshape(8, 2), t.codec.encode(raw))
+    batch = t.collate([ds[i] for i in range(3)])
+    assert t.lm_batch(batch)["input_ids"].shape == (3, t.seq_len())
+
+
 def test_action_codec_round_trip_within_one_bin():
     rng = np.random.default_rng(0)
     acts = rng.normal(size=(500, 3)).astype(np.float32) * np.array([1, 5, 0.1], np.float32)

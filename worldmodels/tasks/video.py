@@ -6,7 +6,9 @@ belongs to is given by its position)::
     [0, V)            visual tokens (V = tokenizer.vocab_size)
     [V, V+256)        action bins;   BOS = V+256, EOS = V+257, PAD = V+258
 
-Layouts (N = tokens per frame, A = action dims, d_i = tokens of clip frame i-1):
+Layouts (N = tokens per frame, A = action dims, d_i = tokens of clip frame i-1; with
+``frame_skip = s`` every action slot ``a_i`` holds the s actions executed between two kept
+frames, s*A tokens):
 - ``single`` (k context frames, clip of k+1):  ``[f0 a0]…[f_{k-1} a_{k-1}] BOS f_k EOS``;
   labels on BOS, f_k, EOS only.
 - ``multi`` (clip of T frames, c given):  ``[ctx] [d1 a1]…[d_{T-1} a_{T-1}] d_T``; ``ctx`` = the
@@ -53,7 +55,9 @@ class VideoTask(Task):
         self.frame_tokens = int(tokenizer.tokens_per_future_frame if self.compressive
                                 else tokenizer.tokens_per_frame)
         self.context_tokens = int(tokenizer.context_tokens) if self.compressive else 0
-        self.action_dim = codec.dim
+        self.action_dim = codec.dim  # A: dimensions of one environment action
+        self.frame_skip = spec.frame_skip
+        self.action_tokens = spec.frame_skip * codec.dim  # tokens in one action slot
 
     # ----- layout ---------------------------------------------------------------------------
     def layout(self) -> dict:
@@ -65,14 +69,14 @@ class VideoTask(Task):
                 "frame_tokens": self.frame_tokens, "context_tokens": self.context_tokens}
 
     def seq_len(self) -> int:
-        s, N, A = self.spec, self.frame_tokens, self.action_dim
+        s, N, A = self.spec, self.frame_tokens, self.action_tokens
         if s.mode == "single":
             return s.context_frames * (N + A) + N + 2
         T = s.clip_len
         return self.context_tokens + T * N + (T - 1) * A
 
     def _interleave(self, frame_ids: Tensor, action_ids: Tensor, n_actions: int) -> list[Tensor]:
-        """[d_0, a_0, d_1, a_1, ...]: frames (B,T,N), actions (B,>=n_actions,A) bins."""
+        """[d_0, a_0, d_1, a_1, ...]: frames (B,T,N), actions (B,>=n_actions,s*A) bins."""
         parts = []
         for t in range(frame_ids.shape[1]):
             parts.append(frame_ids[:, t])
@@ -82,7 +86,7 @@ class VideoTask(Task):
 
     def build_sequence(self, frame_ids: Tensor, action_ids: Tensor, ctx_ids: Tensor | None = None
                        ) -> tuple[Tensor, Tensor]:
-        """frame_ids (B,T,N), action_ids (B,T,A) bins [, ctx_ids (B,Nc)] -> input_ids, labels (B,L)."""
+        """frame_ids (B,T,N), action_ids (B,T,s*A) bins [, ctx_ids (B,Nc)] -> input_ids, labels (B,L)."""
         s, B = self.spec, frame_ids.shape[0]
         if frame_ids.shape[1] < s.clip_len:
             raise ValueError(f"need {s.clip_len} frames per clip, got {frame_ids.shape[1]}")
@@ -119,7 +123,7 @@ class VideoTask(Task):
     # ----- rollouts -------------------------------------------------------------------------
     def prompt_and_segments(self, frame_ids: Tensor, action_ids: Tensor, n_future: int,
                             ctx_ids: Tensor | None = None) -> tuple[Tensor, list[Segment]]:
-        """Given frames (B,c,N) and actions (B,c-1+n_future,A) bins: prompt (B,P) + segments that
+        """Given frames (B,c,N) and actions (B,c-1+n_future,s*A) bins: prompt (B,P) + segments that
         generate ``n_future`` frames (multi: forcing the action after each generated frame)."""
         c = frame_ids.shape[1]
         vis = (0, self.visual_vocab)
@@ -134,7 +138,7 @@ class VideoTask(Task):
         for i in range(n_future):
             segs.append(Segment("generate", self.frame_tokens, allowed=vis))
             if i < n_future - 1:
-                segs.append(Segment("force", self.action_dim,
+                segs.append(Segment("force", self.action_tokens,
                                     tokens=action_ids[:, c + i].long() + self.action_offset))
         return torch.cat(parts, 1).long(), segs
 
@@ -145,7 +149,8 @@ class VideoTask(Task):
 
     def generated_frame_ids(self, completion_ids: Tensor, n_future: int) -> Tensor:
         """completion (B,L) -> generated frame ids (B,n_future,N), clamped to the visual range."""
-        N, step = self.frame_tokens, self.frame_tokens + (self.action_dim if self.spec.mode == "multi" else 0)
+        N = self.frame_tokens
+        step = N + (self.action_tokens if self.spec.mode == "multi" else 0)
         frames = [completion_ids[:, i * step : i * step + N] for i in range(n_future)]
         return torch.stack(frames, 1).clamp(0, self.visual_vocab - 1)
 
@@ -176,7 +181,8 @@ class VideoTask(Task):
         if self.data_root is None:
             raise ValueError("VideoTask.dataset needs data_root (a folder of episode .npz files)")
         files = dataset_split(self.data_root, split)
-        clips = ClipDataset(files, self.spec.clip_len, keymap=self.keymap, stride=self.spec.stride)
+        clips = ClipDataset(files, self.spec.clip_len, keymap=self.keymap, stride=self.spec.stride,
+                            frame_skip=self.spec.frame_skip)
         cache = self.cache_dir if self.cache_dir is not None else Path(self.data_root) / ".token_cache"
         return TokenClipDataset(clips, self.tokenizer, self.codec, tokenizer_dir=self.tokenizer_dir,
                                 cache_dir=cache, files=files, with_frames=with_frames,

@@ -119,8 +119,8 @@ class TokenClipDataset(Dataset):
     """Clips of ``clip_len`` steps with their token ids, from a pre-tokenised episode set.
 
     Item: ``frame_ids`` (T,N) int64 (compressive: ``ctx_ids`` (Nc,) + ``frame_ids`` (T,Nf)),
-    ``action_ids`` (T,A) int64 bins, and when ``with_frames``: ``frames`` (T,3,H,W) in [0,1],
-    ``actions`` (T,A) float32.
+    ``action_ids`` (T,s*A) int64 bins, and when ``with_frames``: ``frames`` (T,3,H,W) in [0,1],
+    ``actions`` (T,s*A) float32 (s = the clips' ``frame_skip``; T kept frames).
     """
 
     def __init__(self, clips: ClipDataset, tokenizer, codec: ActionCodec, *,
@@ -128,7 +128,10 @@ class TokenClipDataset(Dataset):
                  files: list[Path] = (), with_frames: bool = True, progress: bool = True):
         self.clips, self.codec, self.with_frames = clips, codec, with_frames
         self.compressive = tokenizer_is_compressive(tokenizer)
-        extra = f"{type(tokenizer).__name__}:{clips.clip_len}:{len(clips)}:{self.compressive}"
+        # per-frame tokens are per episode (independent of the clip layout); compressive tokens
+        # are per clip, so the clip layout is part of their key
+        extra = (f"{type(tokenizer).__name__}:{clips.clip_len}:{len(clips)}:{clips.frame_skip}:"
+                 f"{self.compressive}" if self.compressive else f"{type(tokenizer).__name__}:frames")
         path = None
         if cache_dir is not None and files:
             path = Path(cache_dir) / f"tokens-{_cache_key(tokenizer_dir, list(files), extra)}.pt"
@@ -163,16 +166,17 @@ class TokenClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         e, s = self.clips.index[i]
-        L = self.clips.clip_len
         ep = self.clips.episodes[e]
-        actions = torch.from_numpy(np.asarray(ep.action[s : s + L], dtype=np.float32))
-        item = {"action_ids": self.codec.encode(actions)}
+        steps = self.clips.frame_steps(s)
+        actions = torch.from_numpy(self.clips.window_actions(ep, s))  # (L, skip*A)
+        L, A = actions.shape[0], self.codec.dim
+        item = {"action_ids": self.codec.encode(actions.reshape(L, -1, A)).reshape(L, -1)}
         if self.compressive:
             item["ctx_ids"] = self.tokens["ctx"][i]
             item["frame_ids"] = self.tokens["fut"][i]
         else:
-            item["frame_ids"] = self.tokens["episodes"][e][s : s + L]
+            item["frame_ids"] = self.tokens["episodes"][e][torch.from_numpy(steps)]
         if self.with_frames:
-            item["frames"] = frames_to_tensor(ep.image[s : s + L])
+            item["frames"] = frames_to_tensor(ep.image[steps])
             item["actions"] = actions
         return item

@@ -52,7 +52,8 @@ def run(out_dir: str | Path, model_dir: str | None = None, preset: str = "tiny",
         meta = read_world_model_meta(model_dir)
         model = load_backbone(Path(model_dir) / meta["backbone"], attn_implementation)
         lay = meta["layout"]
-        frame_tokens, action_tokens = lay["frame_tokens"], len(lay["actions"]["low"])
+        skip = lay["spec"].get("frame_skip", 1)
+        frame_tokens, action_tokens = lay["frame_tokens"], skip * len(lay["actions"]["low"])
         vis = lay["visual_vocab"]
     else:
         model = build_backbone(preset, vocab_size, max(2048, prompt_len + new_tokens + 8),
