@@ -2,7 +2,10 @@
 
 Every control step the planner (CEM or MPPI) optimises an action sequence against a cost
 computed from a model's predictions, the first action is executed in the real simulator, and
-the plan is warm-started at the next step. Models: ``"random"`` (no planning: uniform
+the plan is warm-started at the next step. With ``action_repeat = r > 1`` (the default for a
+world model trained with ``frame_skip = r``) every planned action is held for r environment
+steps: the planner searches ``horizon`` held actions (one per world-model step), the model
+sees each repeated r times, and the first one is executed r times before re-planning. Models: ``"random"`` (no planning: uniform
 actions, the floor), ``"oracle"`` (`SimModel`, the true simulator: the ceiling), or a
 world-model directory (``VideoWorldModel.from_pretrained``)::
 
@@ -36,6 +39,8 @@ class PlanRunConfig:
     max_steps:  control steps per episode.
     image_size: rendered frame size (must match the world model's).
     context:    frames of context given to the world model (k); actions between them too.
+    action_repeat: environment steps each planned action is held for; 0 = the world model's
+                frame_skip (1 for "oracle"). Set it for the oracle to compare at equal knobs.
     n_samples:  world-model samples per action sequence (costs averaged).
     seed:       first episode seed (and planner seed).
     videos:     how many episodes to save as GIFs.
@@ -52,6 +57,7 @@ class PlanRunConfig:
     max_steps: int = 50
     image_size: int = 64
     context: int = 1
+    action_repeat: int = 0
     n_samples: int = 1
     seed: int = 0
     videos: int = 3
@@ -69,6 +75,9 @@ class PlanRunConfig:
         for name in ("episodes", "max_steps", "context", "n_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.action_repeat < 0:
+            raise ValueError(f"action_repeat must be >= 0 (0 = the model's frame_skip), got "
+                             f"{self.action_repeat}")
 
 
 def load_world_model(spec: str, task: str, image_size: int):
@@ -123,18 +132,28 @@ class MPCController:
         if cfg.cost == "state" and not self.oracle and readout is None:
             raise ValueError("cost 'state' with a learned world model needs a readout (--readout DIR)")
         skip = int(getattr(spec, "frame_skip", 1))
-        if skip > 1 and (self.k > 1 or cfg.knobs.horizon % skip):
-            raise ValueError(f"this world model steps {skip} environment actions per frame: plan "
-                             f"with a horizon that is a multiple of {skip} (got "
-                             f"{cfg.knobs.horizon}) and a 1-frame-context model (it has {self.k})")
+        self.repeat = cfg.action_repeat or skip
+        if self.repeat % skip:
+            raise ValueError(f"action_repeat={cfg.action_repeat} must be a multiple of the world "
+                             f"model's frame_skip={skip}")
+        if skip > 1 and self.k > 1:
+            raise ValueError(f"MPC with a frame_skip={skip} world model needs a 1-frame-context "
+                             f"model (this one has {self.k})")
 
     def reset(self, first_frame: np.ndarray) -> None:
         self.planner.reset()
         self.frames = [first_frame]
         self.actions: list[np.ndarray] = []
+        self.queue: list[np.ndarray] = []  # the held action's remaining repeats
         self.goal = to_tensor(goal_image(self.env)) if self.cfg.cost != "state" else None
 
     def act(self) -> np.ndarray:
+        """The next environment action: re-plan when the held action's repeats are used up."""
+        if not self.queue:
+            self.queue = [self._plan()] * self.repeat
+        return self.queue.pop(0)
+
+    def _plan(self) -> np.ndarray:
         from planners.costs import world_model_cost
         from planners.sim_model import oracle_state_cost
 
@@ -153,6 +172,9 @@ class MPCController:
                                             np.zeros((0, self.env.action_dim)), dtype=np.float32))  # (k-1,A)
             cost_fn = world_model_cost(self.model, ctx, past, cfg.cost, task=task, readout=self.readout,
                                        goal_image=self.goal, lpips=self.lpips, n_samples=cfg.n_samples)
+        if self.repeat > 1:  # planner: (S,h,A) held actions -> model: (S,h*r,A) env actions
+            held, r = cost_fn, self.repeat
+            cost_fn = lambda seqs: held(seqs.repeat_interleave(r, dim=1))  # noqa: E731
         return self.planner.plan(cost_fn)
 
     def observe(self, action: np.ndarray, frame: np.ndarray) -> None:

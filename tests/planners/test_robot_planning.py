@@ -212,3 +212,43 @@ def test_mpc_and_real2sim_with_a_learned_model_api(readout_and_heldout):
     succ, clips = run_sim(RandomPolicy(), wm, ro, "drawer", [1, 2, 3], max_steps=4, image_size=SIZE, batch=2)
     assert succ.shape == (3,) and clips[0].shape[1:] == (SIZE, SIZE, 3)
     assert {c[0][0] for c in wm.calls} == {2, 1} and all(c[1][1] == 2 for c in wm.calls)
+
+
+class SkipWorldModel:
+    """Stand-in for a frame_skip=3, 1-frame-context world model: records the action sequences."""
+
+    class task:  # noqa: N801
+        class spec:  # noqa: N801
+            context_frames, frame_skip = 1, 3
+
+    def __init__(self):
+        self.seen = []
+
+    def predict(self, context_frames, actions, n_samples=1):
+        assert actions.shape[1] % 3 == 0
+        self.seen.append(actions.clone())
+        B, N = context_frames.shape[0], actions.shape[1] // 3
+        return context_frames[:, -1:].unsqueeze(1).expand(B, n_samples, N, *context_frames.shape[2:])
+
+
+def test_mpc_holds_each_planned_action_for_the_models_frame_skip(readout_and_heldout):
+    from planners.mpc import MPCController, PlanRunConfig, run_episode
+    from worldmodels.envs.robot import RobotEnv
+
+    wm = SkipWorldModel()
+    knobs = PlannerConfig(iterations=1, num_samples=4, num_elites=2, horizon=2)
+    cfg = PlanRunConfig(task="push", model="fake", image_size=SIZE, max_steps=7, knobs=knobs)
+    env = RobotEnv("push", image_size=SIZE, seed=0)
+    ctrl = MPCController(cfg, env, wm, readout=readout_and_heldout[0])
+    executed = []
+    orig = ctrl.observe
+    ctrl.observe = lambda a, f: (executed.append(np.asarray(a)), orig(a, f))
+    run_episode(env, 0, ctrl, 7, np.random.default_rng(0))
+    assert len(wm.seen) == 3  # re-planned at env steps 0, 3 and 6
+    seqs = wm.seen[0]  # (S, horizon*3, A): each planned action repeated 3 times
+    assert seqs.shape == (4, 6, 2)
+    assert torch.equal(seqs[:, 0], seqs[:, 2]) and torch.equal(seqs[:, 3], seqs[:, 5])
+    assert np.array_equal(executed[0], executed[2]) and len(executed) == 7
+    with pytest.raises(ValueError, match="multiple of the world model's frame_skip=3"):
+        MPCController(PlanRunConfig(task="push", model="fake", image_size=SIZE, action_repeat=2,
+                                    knobs=knobs), env, wm, readout=readout_and_heldout[0])

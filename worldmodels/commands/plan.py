@@ -33,6 +33,9 @@ def robot(
     cost: str = typer.Option("state", help="state (readout), pixel or lpips (goal image)"),
     readout: str = typer.Option("runs/readout", help="state-readout dir (learned models, cost=state)"),
     image_size: int = typer.Option(64, help="frame size (match the world model)"),
+    action_repeat: int = typer.Option(0, help="env steps each planned action is held; 0 = the "
+                                      "world model's frame_skip (1 for oracle); set it to compare "
+                                      "the oracle at equal knobs"),
     seed: int = typer.Option(0, help="first episode seed"),
     videos: int = typer.Option(3, help="episodes saved as GIFs"),
     out: str = typer.Option("runs/plan", help="output root"),
@@ -51,6 +54,7 @@ def robot(
         try:
             base = PlanRunConfig(task=task, planner=planner, model=m, episodes=episodes, max_steps=max_steps,
                                  cost=cost, readout=readout, image_size=image_size, seed=seed, videos=videos,
+                                 action_repeat=action_repeat,
                                  out=str(Path(out) / f"{task}_{planner}_{_slug(m)}"))
             cfg = load_config(PlanRunConfig, config, set_, base=base)
             rows.append(run_mpc(cfg))
