@@ -96,8 +96,9 @@ class CompressiveTokenizerConfig:
 
 
 COMPRESSIVE_PRESETS: dict[str, CompressiveTokenizerConfig] = {
-    # 64x64: context 8x8 = 64 tokens (= the tiny frame tokenizer), future 4x4 = 16 tokens.
-    "tiny": CompressiveTokenizerConfig(),
+    # 64x64: context 8x8 = 64 tokens (= the tiny frame tokenizer), future 4x4 = 16 tokens;
+    # aligned context skips at 32x32 and 64x64 (the static background comes from the context).
+    "tiny": CompressiveTokenizerConfig(context_skip_max_res=64),
     # iVideoGPT / RLVR-World shape on 256x320 RT-1 frames: context 8x (32x40 = 1,280 tokens),
     # future 32x (8x10 = 80 tokens); here on square 256 frames: 1,024 and 64 tokens.
     "rt1": CompressiveTokenizerConfig(image_size=256, context_channels=(128, 128, 256, 512),

@@ -121,3 +121,10 @@ def test_context_fuse_identity_then_copies():
         w[:, 4:8, 0, 0] = torch.eye(4)
         fuse.out.weight.copy_(w)
     torch.testing.assert_close(fuse(x, c), c)
+
+
+def test_tiny_preset_has_skips_at_32_and_64():
+    tok = CompressiveTokenizer.from_preset("tiny")
+    assert tok.config.context_skip_max_res == 64 and tok.config.residual is False
+    assert set(tok.enc_skip) == {"-1", "0"} and set(tok.dec_skip) == {"3", "4", "5"}
+    assert tok.tokens_per_future_frame == 16
