@@ -110,6 +110,19 @@ def test_frame_skip_dataset_slices_tokens_and_actions(tmp_path):
     assert t.lm_batch(batch)["input_ids"].shape == (3, t.seq_len())
 
 
+def test_compressive_dataset_tokenises_each_clip_with_its_own_context(tmp_path):
+    root = make_episodes(tmp_path / "data", n=6, T=40)
+    tok = FakeCompressiveTokenizer()
+    t = VideoTask(tok, VideoSpec("multi", 1, 2, frame_skip=2), codec(), data_root=str(root),
+                  cache_dir=str(tmp_path / "cache"))
+    ds = t.dataset("train", progress=False)
+    assert len(ds) == 4 * (40 - 5 + 1) > 16  # more clips than one tokenising batch
+    for i in (0, 17, len(ds) - 1):  # batched tokenising == encoding that clip alone
+        item = ds[i]
+        ctx, fut = tok.encode(item["frames"][:1], item["frames"][None])
+        assert torch.equal(item["ctx_ids"], ctx[0]) and torch.equal(item["frame_ids"], fut[0])
+
+
 def test_action_codec_round_trip_within_one_bin():
     rng = np.random.default_rng(0)
     acts = rng.normal(size=(500, 3)).astype(np.float32) * np.array([1, 5, 0.1], np.float32)

@@ -153,13 +153,16 @@ class TokenClipDataset(Dataset):
             it = tqdm(eps, desc="tokenising episodes", disable=not progress, leave=False)
             return {"episodes": [encode_frames(tokenizer, frames_to_tensor(ep.image)[None])[0]
                                  for ep in it]}
-        ctx, fut = [], []  # compressive: context-dependent, so per clip
-        it = tqdm(range(len(self.clips)), desc="tokenising clips", disable=not progress, leave=False)
+        ctx, fut = [], []  # compressive: context-dependent, so per clip (in batches of clips)
+        batch = 16
+        it = tqdm(range(0, len(self.clips), batch), desc="tokenising clips", disable=not progress,
+                  leave=False)
         for i in it:
-            c, f = encode_compressive(tokenizer, self.clips[i]["frames"][None])
-            ctx.append(c[0])
-            fut.append(f[0])
-        return {"ctx": torch.stack(ctx), "fut": torch.stack(fut)}
+            frames = torch.stack([self.clips[j]["frames"] for j in range(i, min(i + batch, len(self.clips)))])
+            c, f = encode_compressive(tokenizer, frames)  # (b,Nc), (b,T,Nf)
+            ctx.append(c)
+            fut.append(f)
+        return {"ctx": torch.cat(ctx), "fut": torch.cat(fut)}
 
     def __len__(self) -> int:
         return len(self.clips)
