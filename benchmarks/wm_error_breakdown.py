@@ -1,0 +1,137 @@
+"""Where a video world model's single-step error comes from: moving vs static pixels, and
+how stable the tokenizer's ids are where nothing moved (issue 4's copy-last investigation).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/wm_error_breakdown.py \
+        --model runs/wm_skip6 --data data/robot_1k
+
+Part 1, on the held-out windows ``wm eval video`` uses (greedy decoding): the first predicted
+frame's squared error split into *moved* pixels (the true frame differs from the last context
+frame by > 0.1 in some channel) and *static* pixels, for the model, copy-last-frame (pixels),
+copy-last-frame's tokens and the tokenizer's reconstruction; token accuracy on ids that did
+and did not change between the two frames.
+
+Part 2, token stability: over held-out episodes, the fraction of token ids that change
+between frames ``frame_skip`` steps apart in 8x8 cells whose pixels did not change at all
+(> 0.02), and in cells more than two cells away from any change. A tokenizer whose ids flip
+where nothing moved makes "nothing moved" unpredictable for any token model.
+
+Part 3, conditional replenishment (a tempting fix that fails): re-use a cell's previous id
+while its pixels are unchanged; reports how many ids then change ``frame_skip`` frames apart
+and what decoding such mixed ids costs in reconstruction MSE.
+
+Prints a JSON object; ``--out FILE`` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def single_step_breakdown(wm, data: str, future: int = 7) -> dict:
+    from worldmodels.clips import ClipDataset
+    from worldmodels.episodes import dataset_split
+    from worldmodels.tasks.video_data import TokenClipDataset
+
+    t = wm.task
+    s, c = t.spec.frame_skip, t.spec.context_frames
+    files = dataset_split(data, "test")
+    clips = ClipDataset(files, c + future, stride=(c + future - 1) * s + 1, frame_skip=s)
+    ds = TokenClipDataset(clips, t.tokenizer, t.codec, tokenizer_dir=t.tokenizer_dir,
+                          cache_dir=Path(data) / ".token_cache", files=files, progress=False)
+    b = t.collate([ds[i] for i in range(len(ds))])
+    ids = wm.predict_ids(b["frame_ids"][:, :c], b["action_ids"], 1, top_k=1,
+                         generator=torch.Generator().manual_seed(0))[:, 0]         # (B,N)
+    target, last = b["frames"][:, c], b["frames"][:, c - 1]                        # (B,3,H,W)
+    preds = {"model": t.decode_ids(ids[:, None])[:, 0],
+             "copy_last_tokens": t.decode_ids(b["frame_ids"][:, c - 1 : c])[:, 0],
+             "copy_last_pixels": last,
+             "tokenizer": t.decode_ids(b["frame_ids"][:, c : c + 1])[:, 0]}
+    moved = ((target - last).abs().amax(1, keepdim=True) > 0.1).expand_as(target)
+    out = {"clips": len(ds), "moved_pixel_fraction": float(moved.float().mean())}
+    for name, p in preds.items():
+        err = (p.float() - target) ** 2
+        out[name] = {"mse": float(err.mean()), "mse_moved": float(err[moved].mean()),
+                     "mse_static": float(err[~moved].mean())}
+    gt, prev = b["frame_ids"][:, c], b["frame_ids"][:, c - 1]
+    changed = gt != prev
+    out["token_changed_fraction"] = float(changed.float().mean())
+    out["model"]["token_acc_unchanged"] = float((ids == gt)[~changed].float().mean())
+    out["model"]["token_acc_changed"] = float((ids == gt)[changed].float().mean())
+    return out
+
+
+@torch.no_grad()
+def token_stability(tokenizer, data: str, skip: int, episodes: int = 40) -> dict:
+    from worldmodels.clips import frames_to_tensor
+    from worldmodels.episodes import dataset_split, load_episode
+
+    h, w = tokenizer.grid
+    cell = tokenizer.image_size // h
+    counts = torch.zeros(4)  # static cells, flips there, far cells, flips there
+    for f in dataset_split(data, "test")[:episodes]:
+        x = frames_to_tensor(load_episode(f).image)                                # (T,3,H,W)
+        ids = tokenizer.encode(x[None])[0].reshape(len(x), -1)                     # (T,N)
+        diff = (x[:-skip] - x[skip:]).abs().amax(1, keepdim=True)                  # (T-s,1,H,W)
+        pooled = F.max_pool2d(diff, cell)                                          # (T-s,1,h,w)
+        static = pooled.flatten(1) <= 0.02
+        far = F.max_pool2d(pooled, 5, 1, 2).flatten(1) <= 0.02
+        flip = ids[:-skip] != ids[skip:]
+        counts += torch.stack([static.sum(), (flip & static).sum(), far.sum(), (flip & far).sum()]).float()
+    return {"frames_apart": skip, "episodes": episodes,
+            "flips_in_static_cells": float(counts[1] / counts[0]),
+            "flips_two_cells_from_any_change": float(counts[3] / counts[2])}
+
+
+@torch.no_grad()
+def replenishment_check(tokenizer, data: str, skip: int, episodes: int = 30,
+                        threshold: float = 0.02) -> dict:
+    from worldmodels.clips import frames_to_tensor
+    from worldmodels.episodes import dataset_split, load_episode
+
+    h, w = tokenizer.grid
+    cell = tokenizer.image_size // h
+    sums = torch.zeros(4)  # recon MSE raw, recon MSE replenished, ids changed raw, replenished
+    files = dataset_split(data, "test")[:episodes]
+    for f in files:
+        x = frames_to_tensor(load_episode(f).image)                                # (T,3,H,W)
+        ids = tokenizer.encode(x[None])[0].reshape(len(x), -1)                     # (T,N)
+        kept, ref = ids.clone(), x[0].clone()
+        for t in range(1, len(x)):
+            moved = F.max_pool2d((x[t] - ref).abs().amax(0)[None, None], cell)[0, 0] > threshold
+            kept[t] = torch.where(moved.flatten(), ids[t], kept[t - 1])
+            ref = torch.where(moved.repeat_interleave(cell, 0).repeat_interleave(cell, 1), x[t], ref)
+        dec = [tokenizer.decode(i.reshape(1, len(x), h, w))[0] for i in (ids, kept)]
+        sums += torch.tensor([float(((dec[0] - x) ** 2).mean()), float(((dec[1] - x) ** 2).mean()),
+                              float((ids[:-skip] != ids[skip:]).float().mean()),
+                              float((kept[:-skip] != kept[skip:]).float().mean())])
+    m = (sums / len(files)).tolist()
+    return {"episodes": len(files), "recon_mse": m[0], "recon_mse_replenished": m[1],
+            "ids_changed": m[2], "ids_changed_replenished": m[3]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="world-model directory")
+    ap.add_argument("--data", required=True, help="episode folder (its test split is used)")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args()
+    from worldmodels.world_model import VideoWorldModel
+
+    wm = VideoWorldModel.from_pretrained(args.model, device="cpu")
+    res = {"model": args.model, "data": args.data,
+           "single_step": single_step_breakdown(wm, args.data),
+           "token_stability": token_stability(wm.task.tokenizer, args.data, wm.frame_skip),
+           "replenishment": replenishment_check(wm.task.tokenizer, args.data, wm.frame_skip)}
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
