@@ -19,6 +19,10 @@ Part 3, conditional replenishment (a tempting fix that fails): re-use a cell's p
 while its pixels are unchanged; reports how many ids then change ``frame_skip`` frames apart
 and what decoding such mixed ids costs in reconstruction MSE.
 
+Part 4 (with ``--readout DIR``), what a planner sees: the state readout (planners.readout)
+applied to the model's sampled 7-step rollouts (true actions, temperature 1) vs to the true
+frames, mean absolute error per predicted step for pusher, block, goal and drawer opening.
+
 Prints a JSON object; ``--out FILE`` also writes it.
 """
 
@@ -44,19 +48,30 @@ def single_step_breakdown(wm, data: str, future: int = 7) -> dict:
     ds = TokenClipDataset(clips, t.tokenizer, t.codec, tokenizer_dir=t.tokenizer_dir,
                           cache_dir=Path(data) / ".token_cache", files=files, progress=False)
     b = t.collate([ds[i] for i in range(len(ds))])
-    ids = wm.predict_ids(b["frame_ids"][:, :c], b["action_ids"], 1, top_k=1,
+    ctx = b.get("ctx_ids")  # compressive tokenizer: the context frame's ids (B,Nc)
+    ids = wm.predict_ids(b["frame_ids"][:, :c], b["action_ids"], 1, ctx, top_k=1,
                          generator=torch.Generator().manual_seed(0))[:, 0]         # (B,N)
     target, last = b["frames"][:, c], b["frames"][:, c - 1]                        # (B,3,H,W)
-    preds = {"model": t.decode_ids(ids[:, None])[:, 0],
-             "copy_last_tokens": t.decode_ids(b["frame_ids"][:, c - 1 : c])[:, 0],
+    preds = {"model": t.decode_ids(ids[:, None], ctx)[:, 0],
+             "copy_last_tokens": t.decode_ids(b["frame_ids"][:, c - 1 : c], ctx)[:, 0],
              "copy_last_pixels": last,
-             "tokenizer": t.decode_ids(b["frame_ids"][:, c : c + 1])[:, 0]}
+             "tokenizer": t.decode_ids(b["frame_ids"][:, c : c + 1], ctx)[:, 0]}
     moved = ((target - last).abs().amax(1, keepdim=True) > 0.1).expand_as(target)
     out = {"clips": len(ds), "moved_pixel_fraction": float(moved.float().mean())}
     for name, p in preds.items():
         err = (p.float() - target) ** 2
         out[name] = {"mse": float(err.mean()), "mse_moved": float(err[moved].mean()),
                      "mse_static": float(err[~moved].mean())}
+    # paired over clips: is the model's lower MSE than copy-last more than clip-to-clip noise?
+    per_clip = {n: ((p.float() - target) ** 2).mean((1, 2, 3)) for n, p in preds.items()}
+    diff = per_clip["model"] - per_clip["copy_last_pixels"]                         # (B,)
+    g = torch.Generator().manual_seed(0)
+    boot = torch.stack([diff[torch.randint(0, len(diff), (len(diff),), generator=g)].mean()
+                        for _ in range(2000)])
+    out["model_vs_copy_last"] = {
+        "mse_difference": float(diff.mean()),
+        "bootstrap_95ci": [float(boot.quantile(0.025)), float(boot.quantile(0.975))],
+        "clips_model_better": float((diff < 0).float().mean())}
     gt, prev = b["frame_ids"][:, c], b["frame_ids"][:, c - 1]
     changed = gt != prev
     out["token_changed_fraction"] = float(changed.float().mean())
@@ -114,19 +129,45 @@ def replenishment_check(tokenizer, data: str, skip: int, episodes: int = 30,
             "ids_changed": m[2], "ids_changed_replenished": m[3]}
 
 
+@torch.no_grad()
+def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int = 7) -> dict:
+    from planners.readout import StateReadout
+    from worldmodels.clips import ClipDataset
+    from worldmodels.episodes import dataset_split
+
+    ro = StateReadout.load(readout_dir).eval()
+    s = wm.frame_skip
+    ds = ClipDataset(dataset_split(data, "test"), future + 1, stride=future * s + 1, frame_skip=s)
+    pick = torch.linspace(0, len(ds) - 1, min(clips, len(ds))).round().long().unique().tolist()
+    frames = torch.stack([ds[i]["frames"] for i in pick])                          # (B,8,3,H,W)
+    acts = torch.stack([ds[i]["actions"] for i in pick])[:, :future]               # (B,7,s*A)
+    acts = acts.reshape(len(pick), future * s, -1)                                 # env rate
+    pred = wm.predict(frames[:, :1], acts, generator=torch.Generator().manual_seed(0))[:, 0]
+    flat = lambda x: x.reshape(-1, *x.shape[-3:])  # noqa: E731
+    err = (ro(flat(pred)) - ro(flat(frames[:, 1:]))).abs().reshape(len(pick), future, -1)
+    parts = {"pusher": slice(0, 2), "block": slice(2, 4), "goal": slice(4, 6), "drawer": slice(6, 7)}
+    return {"clips": len(pick), "frames_apart": s,
+            **{name: [round(float(err[:, t, sl].mean()), 4) for t in range(future)]
+               for name, sl in parts.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="world-model directory")
     ap.add_argument("--data", required=True, help="episode folder (its test split is used)")
     ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--readout", help="state-readout dir (wm plan readout): adds part 4")
     args = ap.parse_args()
     from worldmodels.world_model import VideoWorldModel
 
     wm = VideoWorldModel.from_pretrained(args.model, device="cpu")
     res = {"model": args.model, "data": args.data,
-           "single_step": single_step_breakdown(wm, args.data),
-           "token_stability": token_stability(wm.task.tokenizer, args.data, wm.frame_skip),
-           "replenishment": replenishment_check(wm.task.tokenizer, args.data, wm.frame_skip)}
+           "single_step": single_step_breakdown(wm, args.data)}
+    if not wm.task.compressive:  # parts 2-3 are about a per-frame tokenizer's ids
+        res["token_stability"] = token_stability(wm.task.tokenizer, args.data, wm.frame_skip)
+        res["replenishment"] = replenishment_check(wm.task.tokenizer, args.data, wm.frame_skip)
+    if args.readout:
+        res["readout_drift_m"] = readout_drift(wm, args.data, args.readout)
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:
