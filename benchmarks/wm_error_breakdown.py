@@ -21,7 +21,8 @@ and what decoding such mixed ids costs in reconstruction MSE.
 
 Part 4 (with ``--readout DIR``), what a planner sees: the state readout (planners.readout)
 applied to the model's sampled 7-step rollouts (true actions, temperature 1) vs to the true
-frames, mean absolute error per predicted step for pusher, block, goal and drawer opening.
+frames, mean absolute error (m) per predicted step for pusher, block, goal and drawer opening;
+the same for the tokenizer's reconstruction of the true frames and for "nothing moves".
 
 Prints a JSON object; ``--out FILE`` also writes it.
 """
@@ -134,6 +135,7 @@ def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int 
     from planners.readout import StateReadout
     from worldmodels.clips import ClipDataset
     from worldmodels.episodes import dataset_split
+    from worldmodels.tasks.video_data import encode_compressive, encode_frames
 
     ro = StateReadout.load(readout_dir).eval()
     s = wm.frame_skip
@@ -143,12 +145,24 @@ def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int 
     acts = torch.stack([ds[i]["actions"] for i in pick])[:, :future]               # (B,7,s*A)
     acts = acts.reshape(len(pick), future * s, -1)                                 # env rate
     pred = wm.predict(frames[:, :1], acts, generator=torch.Generator().manual_seed(0))[:, 0]
+    # references on the same clips: the tokenizer's reconstruction of the true future frames
+    # (what a perfect token model would show the readout) and "nothing moves" (the context frame)
+    t = wm.task
+    if t.compressive:
+        ctx, fut = encode_compressive(t.tokenizer, frames)
+        recon = t.decode_ids(fut[:, 1:], ctx)
+    else:
+        recon = t.decode_ids(encode_frames(t.tokenizer, frames)[:, 1:])
+    still = frames[:, :1].expand(-1, future, -1, -1, -1)
     flat = lambda x: x.reshape(-1, *x.shape[-3:])  # noqa: E731
-    err = (ro(flat(pred)) - ro(flat(frames[:, 1:]))).abs().reshape(len(pick), future, -1)
+    truth = ro(flat(frames[:, 1:]))
     parts = {"pusher": slice(0, 2), "block": slice(2, 4), "goal": slice(4, 6), "drawer": slice(6, 7)}
-    return {"clips": len(pick), "frames_apart": s,
-            **{name: [round(float(err[:, t, sl].mean()), 4) for t in range(future)]
-               for name, sl in parts.items()}}
+    out = {"clips": len(pick), "frames_apart": s}
+    for name, x in (("model", pred), ("tokenizer_reconstruction", recon), ("no_motion", still)):
+        err = (ro(flat(x.float())) - truth).abs().reshape(len(pick), future, -1)
+        out[name] = {part: [round(float(err[:, i, sl].mean()), 4) for i in range(future)]
+                     for part, sl in parts.items()}
+    return out
 
 
 def main() -> None:
