@@ -5,9 +5,9 @@ computed from a model's predictions, the first action is executed in the real si
 the plan is warm-started at the next step. With ``action_repeat = r > 1`` (the default for a
 world model trained with ``frame_skip = r``) every planned action is held for r environment
 steps: the planner searches ``horizon`` held actions (one per world-model step), the model
-sees each repeated r times, and the first one is executed r times before re-planning. Models: ``"random"`` (no planning: uniform
-actions, the floor), ``"oracle"`` (`SimModel`, the true simulator: the ceiling), or a
-world-model directory (``VideoWorldModel.from_pretrained``)::
+sees each repeated r times, and the first one is executed r times before re-planning.
+Models: ``"random"`` (no planning: uniform actions, the floor), ``"oracle"`` (`SimModel`, the
+true simulator: the ceiling), or a world-model directory (``VideoWorldModel.from_pretrained``)::
 
     cfg = PlanRunConfig(task="push", planner="cem", model="oracle", episodes=10)
     summary = run_mpc(cfg)          # {"success_rate", "episodes": [...], ...}; GIFs in cfg.out

@@ -180,6 +180,19 @@ def run_decoder(dec: Decoder, z: torch.Tensor, hook) -> torch.Tensor:
     return dec.conv_out(dec.conv_act(dec.conv_norm_out(h)))
 
 
+def _feature_recorder():
+    """(feats, hook) for run_encoder/run_decoder: the hook stores each level's feature map as
+    feats[("res", side)] (last map of that side, for cross-attention) and feats[("level", i)]
+    (for aligned skips) and passes it on unchanged."""
+    feats: dict[tuple[str, int], torch.Tensor] = {}
+
+    def rec(i, f):
+        feats["res", f.shape[-1]] = feats["level", i] = f
+        return f
+
+    return feats, rec
+
+
 class CompressiveTokenizer(PretrainedMixin, nn.Module):
     """(context (B,3,H,W), future (B,T,3,H,W)) <-> (ctx_ids (B,Nc), fut_ids (B,T,Nf))."""
 
@@ -280,23 +293,13 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
     def _context_encode(self, ctx: torch.Tensor):
         """(B,3,H,W) -> (latent (B,h,w,D), feats): feats[("res", r)] is the last feature map
         of side r (for cross-attention), feats[("level", i)] the one after level i (skips)."""
-        feats: dict[tuple[str, int], torch.Tensor] = {}
-
-        def rec(i, f):
-            feats["res", f.shape[-1]] = feats["level", i] = f
-            return f
-
+        feats, rec = _feature_recorder()
         lat = run_encoder(self.context.encoder, ctx * 2 - 1, rec)
         return lat.permute(0, 2, 3, 1), feats
 
     def _context_decode(self, codes: torch.Tensor):
         """(B,h,w,D) codes -> (frames (B,3,H,W) unclamped, feats as in ``_context_encode``)."""
-        feats: dict[tuple[str, int], torch.Tensor] = {}
-
-        def rec(i, f):
-            feats["res", f.shape[-1]] = feats["level", i] = f
-            return f
-
+        feats, rec = _feature_recorder()
         out = run_decoder(self.context.decoder, codes.permute(0, 3, 1, 2), rec)
         return (out + 1) / 2, feats
 

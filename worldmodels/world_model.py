@@ -168,7 +168,8 @@ class VideoWorldModel:
             raise ValueError(f"frames are {tuple(context_frames.shape[-2:])}, the tokenizer expects "
                              f"{size}x{size}")
         frames = context_frames.float()
-        act_ids = t.codec.encode(actions.float().cpu()).reshape(B, -1, t.action_tokens)  # (B,k-1+N,s*A)
+        slots = actions.float().cpu().reshape(B, -1, t.action_tokens)  # (B,k-1+N,s*A): s per slot
+        act_ids = t.codec.encode_groups(slots)
         ctx = None
         if t.compressive:
             ctx, fids = encode_compressive(t.tokenizer, frames)

@@ -91,11 +91,15 @@ def test_frame_skip_layout_carries_every_action_in_one_slot():
     assert torch.equal(t.generated_frame_ids(ids[:, prompt.shape[1]:], 2), frames[:, 1:])
 
 
+def task_on_episodes(tmp_path, tok, spec: VideoSpec, T: int) -> VideoTask:
+    """A VideoTask over 6 synthetic episodes of T steps (4 train, 2 test), cache in tmp_path."""
+    root = make_episodes(tmp_path / "data", n=6, T=T)
+    return VideoTask(tok, spec, codec(), data_root=str(root), cache_dir=str(tmp_path / "cache"))
+
+
 def test_frame_skip_dataset_slices_tokens_and_actions(tmp_path):
-    root = make_episodes(tmp_path / "data", n=6, T=10)
     tok = FakeFrameTokenizer()
-    t = VideoTask(tok, VideoSpec("multi", 1, 2, frame_skip=4), codec(), data_root=str(root),
-                  cache_dir=str(tmp_path / "cache"))
+    t = task_on_episodes(tmp_path, tok, VideoSpec("multi", 1, 2, frame_skip=4), T=10)
     ds = t.dataset("train", progress=False)
     assert len(ds) == 4 * (10 - 9 + 1)  # a window spans 2*4+1 = 9 of the 10 steps
     item = ds[1]
@@ -111,16 +115,23 @@ def test_frame_skip_dataset_slices_tokens_and_actions(tmp_path):
 
 
 def test_compressive_dataset_tokenises_each_clip_with_its_own_context(tmp_path):
-    root = make_episodes(tmp_path / "data", n=6, T=40)
     tok = FakeCompressiveTokenizer()
-    t = VideoTask(tok, VideoSpec("multi", 1, 2, frame_skip=2), codec(), data_root=str(root),
-                  cache_dir=str(tmp_path / "cache"))
+    t = task_on_episodes(tmp_path, tok, VideoSpec("multi", 1, 2, frame_skip=2), T=40)
     ds = t.dataset("train", progress=False)
     assert len(ds) == 4 * (40 - 5 + 1) > 16  # more clips than one tokenising batch
     for i in (0, 17, len(ds) - 1):  # batched tokenising == encoding that clip alone
         item = ds[i]
         ctx, fut = tok.encode(item["frames"][:1], item["frames"][None])
         assert torch.equal(item["ctx_ids"], ctx[0]) and torch.equal(item["frame_ids"], fut[0])
+
+
+def test_action_codec_encodes_groups_of_actions_per_slot():
+    c = ActionCodec([-1.0, 0.0], [1.0, 10.0])
+    slots = torch.tensor([[-1.0, 0.0, 1.0, 10.0, 0.0, 5.0]])  # 3 actions of 2 dims in one slot
+    assert c.encode_groups(slots).tolist() == c.encode(slots.reshape(3, 2)).reshape(1, 6).tolist()
+    assert c.encode_groups(slots)[0, :4].tolist() == [0, 0, 255, 255]
+    with pytest.raises(ValueError, match="not a multiple"):
+        c.encode_groups(torch.zeros(1, 5))
 
 
 def test_action_codec_round_trip_within_one_bin():

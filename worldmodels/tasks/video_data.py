@@ -56,6 +56,14 @@ class ActionCodec:
         x = ((a - lo) / (hi - lo + 1e-8)).clamp(0, 1)
         return (x * self.bins).floor().long().clamp(0, self.bins - 1)
 
+    def encode_groups(self, actions: Tensor) -> Tensor:
+        """(..., G*A) float, G actions of A dims flattened per slot -> (..., G*A) int64 bins."""
+        a = torch.as_tensor(actions, dtype=torch.float32)
+        if a.shape[-1] % self.dim:
+            raise ValueError(f"action slots have {a.shape[-1]} values, not a multiple of this "
+                             f"model's {self.dim} action dimensions")
+        return self.encode(a.reshape(*a.shape[:-1], -1, self.dim)).reshape(a.shape)
+
     def decode(self, bins: Tensor) -> Tensor:
         """(..., A) int bins -> (..., A) float32 bin centres."""
         lo, hi = self.low.to(bins.device), self.high.to(bins.device)
@@ -172,8 +180,7 @@ class TokenClipDataset(Dataset):
         ep = self.clips.episodes[e]
         steps = self.clips.frame_steps(s)
         actions = torch.from_numpy(self.clips.window_actions(ep, s))  # (L, skip*A)
-        L, A = actions.shape[0], self.codec.dim
-        item = {"action_ids": self.codec.encode(actions.reshape(L, -1, A)).reshape(L, -1)}
+        item = {"action_ids": self.codec.encode_groups(actions)}
         if self.compressive:
             item["ctx_ids"] = self.tokens["ctx"][i]
             item["frame_ids"] = self.tokens["fut"][i]
