@@ -24,6 +24,7 @@ import torch
 from diffusers.models.attention_processor import Attention
 from diffusers.models.autoencoders.vae import Decoder, Encoder
 from torch import nn
+from torch.nn import functional as F
 
 from tokenizers_video.frame_tokenizer import FrameTokenizer, FrameTokenizerConfig, check_frames
 from tokenizers_video.pretrained import PretrainedMixin
@@ -134,6 +135,11 @@ class ContextFuse(nn.Module):
     ``out`` (1x1) starts at zero, so the module is the identity at init; its direct
     [x, ctx] inputs can express "copy the context here" linearly, the 3x3 ``mix`` branch
     lets it gate that per pixel (what moved vs what did not).
+
+    A convolution over concatenated channels is the sum of convolutions over each part, so
+    the context's share of ``mix`` and ``out`` is computed once per clip and broadcast over
+    the clip's ``t`` future frames instead of concatenating a copy of the context map to
+    every frame (same parameters and result, ~3x less work in the context channels).
     """
 
     def __init__(self, ch: int, ctx_ch: int):
@@ -143,9 +149,20 @@ class ContextFuse(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        xc = torch.cat([x, ctx.to(x.dtype)], 1)
-        return x + self.out(torch.cat([xc, nn.functional.silu(self.mix(xc))], 1))
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, t: int = 1) -> torch.Tensor:
+        """x (B*t,C,r,r) future features, ctx (B,Cc,r,r) the context features of their clip."""
+        c, cc = x.shape[1], ctx.shape[1]
+        ctx = ctx.to(x.dtype)
+        wm, wo = self.mix.weight, self.out.weight  # (C, C+Cc, 3, 3), (C, 2C+Cc, 1, 1)
+        mix = _add_per_clip(F.conv2d(x, wm[:, :c], padding=1),
+                            F.conv2d(ctx, wm[:, c:], self.mix.bias, padding=1), t)
+        out = F.conv2d(x, wo[:, :c]) + F.conv2d(F.silu(mix), wo[:, c + cc:])
+        return x + _add_per_clip(out, F.conv2d(ctx, wo[:, c:c + cc], self.out.bias), t)
+
+
+def _add_per_clip(frames: torch.Tensor, clip: torch.Tensor, t: int) -> torch.Tensor:
+    """frames (B*t,C,r,r) + clip (B,C,r,r) broadcast over each clip's t frames."""
+    return (frames.unflatten(0, (-1, t)) + clip.unsqueeze(1)).flatten(0, 1)
 
 
 def encoder_levels(chans, size):
@@ -310,7 +327,7 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
                 f = layers[i](f, ctx)
             if i in skips:
                 j, fuse = skips[i]
-                f = fuse(f, feats["level", j].repeat_interleave(t, dim=0))
+                f = fuse(f, feats["level", j], t)
             return f
 
         return hook

@@ -128,3 +128,19 @@ def test_tiny_preset_has_skips_at_32_and_64():
     assert tok.config.context_skip_max_res == 64 and tok.config.residual is False
     assert set(tok.enc_skip) == {"-1", "0"} and set(tok.dec_skip) == {"3", "4", "5"}
     assert tok.tokens_per_future_frame == 16
+
+
+def test_context_fuse_per_clip_equals_concat_over_repeated_context():
+    """The per-clip split of the convs equals the plain concat form on a context copied to
+    every frame (the formula in the class docstring), with non-zero weights."""
+    torch.manual_seed(0)
+    fuse = ContextFuse(4, 6)
+    with torch.no_grad():
+        fuse.out.weight.normal_()
+        fuse.out.bias.normal_()
+    b, t = 2, 3
+    x, ctx = torch.randn(b * t, 4, 5, 5), torch.randn(b, 6, 5, 5)
+    rep = ctx.repeat_interleave(t, dim=0)  # (B*t,Cc,r,r): clip i's context for its t frames
+    xc = torch.cat([x, rep], 1)
+    ref = x + fuse.out(torch.cat([xc, torch.nn.functional.silu(fuse.mix(xc))], 1))
+    torch.testing.assert_close(fuse(x, ctx, t), ref, rtol=1e-5, atol=1e-5)
