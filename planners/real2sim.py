@@ -10,6 +10,12 @@ Pearson and MMRV then say how well the model ranks the policies (per task and ov
     write_report(res, videos, "runs/real2sim")        # planners.report
 
 An episode succeeds when the predicate holds at any step (as in ``wm plan``).
+
+World models trained with ``frame_skip = s`` generate one frame per s environment steps, so the
+policy acts every ``action_repeat`` steps on *both* sides (each action held, as a 3 Hz robot
+controller would): in MuJoCo it sees every ``action_repeat``-th frame, in the world model every
+generated frame. Success is judged at every environment step in MuJoCo and at every generated
+frame in the world model.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ class Real2SimConfig:
     batch:       world-model episodes generated in lock-step.
     seed:        first episode seed.
     videos:      episodes per (task, policy) kept as side-by-side GIFs in the report (0 or 1).
+    action_repeat: environment steps each policy action is held, on both sides; 0 = the world
+                 models' frame_skip (their least common multiple; 1 for 20 Hz models and
+                 "oracle-loop"). It must be a multiple of every model's frame_skip.
     reuse_real:  results.json of an earlier run with the same seeds/episodes/steps whose real
                  side is reused (only the GIF episodes are re-run in MuJoCo); "" = measure.
     """
@@ -54,6 +63,7 @@ class Real2SimConfig:
     seed: int = 5000
     videos: int = 1
     reuse_real: str = ""
+    action_repeat: int = 0
 
     def __post_init__(self) -> None:
         for t in self.tasks:
@@ -63,6 +73,8 @@ class Real2SimConfig:
             raise ValueError("give at least one world model (--model DIR)")
         if self.names and len(self.names) != len(self.models):
             raise ValueError(f"{len(self.names)} names for {len(self.models)} models")
+        if self.action_repeat < 0:
+            raise ValueError(f"action_repeat must be >= 0 (0 = the models' frame_skip), got {self.action_repeat}")
         for name in ("episodes", "max_steps", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -73,8 +85,9 @@ class Real2SimConfig:
         return [("base", "rlvr")[i] if i < 2 else m for i, m in enumerate(self.models)]
 
 
-def run_real(policy, task: str, seeds: list[int], max_steps: int, image_size: int, keep: int = 1):
-    """Policy in MuJoCo: (successes (E,) bool, kept clips [(T,H,W,3)])."""
+def run_real(policy, task: str, seeds: list[int], max_steps: int, image_size: int, keep: int = 1,
+             repeat: int = 1):
+    """Policy in MuJoCo, acting every ``repeat`` steps: (successes (E,) bool, kept clips [(T,H,W,3)])."""
     from worldmodels.envs.robot import RobotEnv
 
     env = RobotEnv(task, image_size=image_size, max_steps=max_steps, seed=seeds[0])
@@ -83,10 +96,12 @@ def run_real(policy, task: str, seeds: list[int], max_steps: int, image_size: in
         policy.reset([seed])
         frame = env.reset(seed=seed)
         frames, ok = [frame], env.is_success()
-        for _ in range(max_steps):
+        for t in range(max_steps):
             if ok:
                 break
-            frame, _, _, info = env.step(policy.act(frame[None])[0])
+            if t % repeat == 0:
+                action = policy.act(frame[None])[0]
+            frame, _, _, info = env.step(action)
             frames.append(frame)
             ok = bool(info["success"])
         succ.append(ok)
@@ -106,15 +121,41 @@ def first_frames(task: str, seeds: list[int], image_size: int) -> np.ndarray:
     return out
 
 
-def context_len(model) -> int:
+def _spec_field(model, name: str) -> int:
     spec = getattr(getattr(model, "task", None), "spec", None)
-    return int(getattr(spec, "context_frames", 1) or 1)
+    return int(getattr(spec, name, 1) or 1)
+
+
+def context_len(model) -> int:
+    return _spec_field(model, "context_frames")
+
+
+def resolve_action_repeat(requested: int, models: list) -> int:
+    """The policies' action repeat for these models: ``requested``, or (0) the least common
+    multiple of their frame skips; checked to be a multiple of each (one generated frame per
+    ``frame_skip`` env steps) and, when > 1, that every model has a 1-frame context."""
+    import math
+
+    skips = [_spec_field(m, "frame_skip") for m in models]
+    repeat = requested or math.lcm(*skips)
+    for m, s in zip(models, skips, strict=True):
+        if repeat % s:
+            raise ValueError(f"action_repeat={repeat} must be a multiple of every world model's "
+                             f"frame_skip (one is {s})")
+        if repeat > 1 and context_len(m) > 1:
+            raise ValueError(f"action_repeat={repeat} needs 1-frame-context world models "
+                             f"(one has {context_len(m)} context frames)")
+    return repeat
 
 
 @torch.no_grad()
 def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int, image_size: int,
-            batch: int = 25, keep: int = 1):
-    """Policy closed-loop inside ``model``: (successes (E,) bool by readout, kept clips)."""
+            batch: int = 25, keep: int = 1, repeat: int = 1):
+    """Policy closed-loop inside ``model``: (successes (E,) bool by readout, kept clips).
+
+    With ``repeat = r > 1`` (a 1-frame-context model) each action is held for r env steps: the
+    model gets it r times (env rate, ``predict``'s contract) and its last generated frame is
+    what the policy sees next; ``ceil(max_steps / r)`` policy steps cover ``max_steps``."""
     from planners.readout import judge_success
 
     starts = first_frames(task, seeds, image_size)                      # (E,H,W,3)
@@ -130,14 +171,14 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
         acts = [np.zeros((B, 2), np.float32)] * (k - 1)                 # zero actions between pads
         done = judge_success(readout, task, starts[idx])
         clip, clip_open = [starts[idx[0]]], lo == 0 and not done[0]
-        for _ in range(max_steps):
+        for _ in range(-(-max_steps // repeat)):
             a = policy.act(hist[-1])                                    # (B,A)
             ctx = to_tensor(np.stack(hist[-k:], 1))                     # (B,k,3,H,W)
             past = acts[len(acts) - (k - 1):] if k > 1 else []
-            act_seq = torch.from_numpy(np.stack([*past, a], 1))          # (B,k,A)
+            act_seq = torch.from_numpy(np.stack([*past, *[a] * repeat], 1))   # (B,k-1+r,A)
             # only unfinished episodes are generated (a closed-loop simulator steps every row)
             li = np.arange(B) if hasattr(model, "begin") else np.flatnonzero(~done)
-            pred = model.predict(ctx[li], act_seq[li].float(), n_samples=1)[:, 0, 0]   # (b,3,H,W)
+            pred = model.predict(ctx[li], act_seq[li].float(), n_samples=1)[:, 0, -1]  # (b,3,H,W)
             frame = hist[-1].copy()                                     # finished rows hold still
             frame[li] = (pred.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
             hist.append(frame)
@@ -169,7 +210,7 @@ def build_policies(family: str, readout, policies_dir: str | None) -> list:
     return pols
 
 
-def load_real(cfg: Real2SimConfig) -> dict:
+def load_real(cfg: Real2SimConfig, repeat: int = 1) -> dict:
     """Per-episode real outcomes {task: {policy: [0/1,...]}} from ``cfg.reuse_real`` (checked to match)."""
     import json
     from pathlib import Path
@@ -182,6 +223,8 @@ def load_real(cfg: Real2SimConfig) -> dict:
     for key in ("episodes", "max_steps", "seed", "image_size"):
         if oc.get(key) != getattr(cfg, key):
             raise ValueError(f"reuse_real: {p} has {key}={oc.get(key)}, this run {getattr(cfg, key)}")
+    if old.get("action_repeat", 1) != repeat:
+        raise ValueError(f"reuse_real: {p} has action_repeat={old.get('action_repeat', 1)}, this run {repeat}")
     return {t: {n: row["real_episodes"] for n, row in rows.items()} for t, rows in old["success"].items()}
 
 
@@ -196,7 +239,8 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
 
     names = cfg.model_names()
     seeds = [cfg.seed + i for i in range(cfg.episodes)]
-    earlier = load_real(cfg) if cfg.reuse_real else {}
+    repeat = resolve_action_repeat(cfg.action_repeat, models)
+    earlier = load_real(cfg, repeat) if cfg.reuse_real else {}
     success, videos, policies_meta, timing = {}, {}, {}, {}
     for task in cfg.tasks:
         success[task] = {}
@@ -205,15 +249,17 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
             t0 = time.time()
             if pol.name in earlier.get(task, {}):
                 real = np.array(earlier[task][pol.name], bool)
-                real_clips = run_real(pol, task, seeds[:cfg.videos], cfg.max_steps, cfg.image_size, keep=cfg.videos)[1] if cfg.videos else []
+                real_clips = run_real(pol, task, seeds[:cfg.videos], cfg.max_steps, cfg.image_size,
+                                      keep=cfg.videos, repeat=repeat)[1] if cfg.videos else []
             else:
-                real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size, keep=cfg.videos)
+                real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size,
+                                            keep=cfg.videos, repeat=repeat)
             row = {"real": float(real.mean()), "real_episodes": real.astype(int).tolist(), "sim": {},
                    "sim_episodes": {}}
             clips = list(real_clips)
             for name, model in zip(names, models, strict=True):
                 sim, sim_clips = run_sim(pol, model, readout, task, seeds, cfg.max_steps, cfg.image_size,
-                                         cfg.batch, keep=cfg.videos)
+                                         cfg.batch, keep=cfg.videos, repeat=repeat)
                 row["sim"][name] = float(sim.mean())
                 row["sim_episodes"][name] = sim.astype(int).tolist()
                 clips += sim_clips
@@ -227,7 +273,7 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
                 print(f"[real2sim] {task:<7}{pol.name:<14} real={row['real']:.2f} {sims} "
                       f"({timing[f'{task}/{pol.name}']:.0f}s)", flush=True)
     results = {"tasks": list(cfg.tasks), "models": names, "model_paths": list(cfg.models),
-               "episodes": cfg.episodes, "max_steps": cfg.max_steps,
+               "episodes": cfg.episodes, "max_steps": cfg.max_steps, "action_repeat": repeat,
                "policies": [{"name": p, "description": d} for p, d in policies_meta.items()],
                "success": success, "seconds": timing, "config": to_dict(cfg)}
     results["metrics"] = compute_metrics(results)
@@ -296,6 +342,9 @@ def merge_results(dirs: list[str], episodes: int | None = None) -> tuple[dict, d
         for k in keys:
             if run["config"][k] != base["config"][k]:
                 raise ValueError(f"{d}: {k}={run['config'][k]} differs from {dirs[0]} ({base['config'][k]})")
+        if run.get("action_repeat", 1) != base.get("action_repeat", 1):
+            raise ValueError(f"{d}: action_repeat={run.get('action_repeat', 1)} differs from {dirs[0]} "
+                             f"({base.get('action_repeat', 1)})")
         for task in base["tasks"]:
             for pol, row in base["success"][task].items():
                 other = run["success"].get(task, {}).get(pol)

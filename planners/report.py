@@ -114,6 +114,7 @@ def write_report(results: dict, videos: dict | None, out_dir: str | Path) -> Pat
         tasks=results["tasks"], models=results["models"], policies=results["policies"],
         success=results["success"], metrics=results["metrics"],
         scopes=[*results["tasks"], "overall"], episodes=results.get("episodes", "?"),
+        action_repeat=results.get("action_repeat", 1),
         readout=results.get("readout"), scatter_png=scatter_png(results), gifs=gifs,
         gif_width=width or 256, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -252,3 +252,58 @@ def test_mpc_holds_each_planned_action_for_the_models_frame_skip(readout_and_hel
     with pytest.raises(ValueError, match="multiple of the world model's frame_skip=3"):
         MPCController(PlanRunConfig(task="push", model="fake", image_size=SIZE, action_repeat=2,
                                     knobs=knobs), env, wm, readout=readout_and_heldout[0])
+
+
+class CountingPolicy:
+    """Deterministic per-row actions that change on every call (so held actions are visible)."""
+
+    name, description = "counting", "test policy"
+
+    def reset(self, seeds):
+        self.calls = 0
+
+    def act(self, frames):
+        self.calls += 1
+        a = np.array([np.sin(self.calls), np.cos(self.calls)], np.float32)
+        return np.tile(a, (len(frames), 1))
+
+
+def test_real2sim_action_repeat_holds_actions_on_both_sides(readout_and_heldout):
+    """repeat=3 with a frame_skip=3 model: the model gets each action 3 times (env rate) and
+    the real side acts every 3rd step; with the true simulator as the closed loop, the policy
+    sees exactly the real frames 0, 3, 6, 9."""
+    from planners.real2sim import run_real, run_sim
+    from planners.sim_model import LoopSim
+
+    ro = readout_and_heldout[0]
+    wm, pol = SkipWorldModel(), CountingPolicy()
+    run_sim(pol, wm, ro, "push", [1, 2], max_steps=7, image_size=SIZE, batch=2, repeat=3)
+    assert len(wm.seen) == 3 == pol.calls                       # ceil(7 / 3) policy steps
+    for acts in wm.seen:
+        assert acts.shape == (2, 3, 2) and torch.equal(acts[:, 0], acts[:, 2])
+    assert not torch.equal(wm.seen[0], wm.seen[1])
+    _, real = run_real(CountingPolicy(), "push", [4], max_steps=9, image_size=SIZE, repeat=3)
+    _, sim = run_sim(CountingPolicy(), LoopSim(SIZE), ro, "push", [4], max_steps=9, image_size=SIZE,
+                     batch=1, repeat=3)
+    assert real[0].shape[0] == 10 and sim[0].shape[0] == 4
+    assert np.array_equal(real[0][::3], sim[0])
+
+
+def test_resolve_action_repeat_checks_every_model():
+    from planners.real2sim import resolve_action_repeat
+    from planners.sim_model import LoopSim
+
+    loop = LoopSim(SIZE)
+    assert resolve_action_repeat(0, [loop]) == 1
+    assert resolve_action_repeat(0, [loop, SkipWorldModel()]) == 3     # lcm of 1 and 3
+    assert resolve_action_repeat(6, [SkipWorldModel()]) == 6
+    with pytest.raises(ValueError, match="multiple of every world model's frame_skip"):
+        resolve_action_repeat(2, [SkipWorldModel()])
+
+    class TwoFrameContext:
+        class task:  # noqa: N801
+            class spec:  # noqa: N801
+                context_frames, frame_skip = 2, 1
+
+    with pytest.raises(ValueError, match="1-frame-context"):
+        resolve_action_repeat(3, [TwoFrameContext()])

@@ -53,8 +53,8 @@ def test_skip_is_identity_at_init(residual):
     assert not unexpected and missing and all(k.split(".")[0] in ("enc_skip", "dec_skip") for k in missing)
     ctx, fut = clips()
     ids_off, ids_on = off.eval().encode(ctx, fut), on.eval().encode(ctx, fut)
-    assert all(torch.equal(a, b) for a, b in zip(ids_off, ids_on))
-    for a, b in zip(off.decode(*ids_off), on.decode(*ids_on)):
+    assert all(torch.equal(a, b) for a, b in zip(ids_off, ids_on, strict=True))
+    for a, b in zip(off.decode(*ids_off), on.decode(*ids_on), strict=True):
         assert torch.equal(a, b)
 
 
@@ -89,9 +89,9 @@ def test_skip_save_load_bit_exact(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["context_skip_max_res"] == 32
     back = load_tokenizer(tmp_path)
     assert back.config == tok.config
-    for a, b in zip(back.encode(ctx, fut), ids):
+    for a, b in zip(back.encode(ctx, fut), ids, strict=True):
         assert torch.equal(a, b)
-    for a, b in zip(back.decode(*ids), out):
+    for a, b in zip(back.decode(*ids), out, strict=True):
         assert torch.equal(a, b)
 
 

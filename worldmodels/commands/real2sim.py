@@ -34,6 +34,8 @@ def run(
     seed: int = typer.Option(5000, help="first episode seed"),
     report: str = typer.Option("runs/real2sim", help="output dir for index.html + results.json"),
     reuse_real: str = typer.Option("", help="results.json whose real side (same seeds) is reused"),
+    action_repeat: int = typer.Option(0, help="env steps each policy action is held, on both sides; "
+                                      "0 = the world models' frame_skip (6 for a 3.3 Hz model)"),
     config: Path = typer.Option(None, help="YAML with Real2SimConfig fields"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override"),
 ) -> None:
@@ -43,7 +45,7 @@ def run(
     os.environ.setdefault("MUJOCO_GL", "egl")
     from planners.mpc import load_world_model
     from planners.readout import StateReadout
-    from planners.real2sim import Real2SimConfig, evaluate
+    from planners.real2sim import Real2SimConfig, evaluate, resolve_action_repeat
     from planners.report import write_report
     from planners.sim_model import LoopSim
     from worldmodels.config import ConfigError, load_config, save_config
@@ -52,11 +54,13 @@ def run(
         base = Real2SimConfig(tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                               models=tuple(model), names=tuple(name or ()), readout=readout,
                               policies=policies, episodes=episodes, max_steps=max_steps,
-                              image_size=image_size, batch=batch, seed=seed, reuse_real=reuse_real)
+                              image_size=image_size, batch=batch, seed=seed, reuse_real=reuse_real,
+                              action_repeat=action_repeat)
         cfg = load_config(Real2SimConfig, config, set_, base=base)
         ro = StateReadout.load(cfg.readout)
         models = [LoopSim(cfg.image_size) if m == "oracle-loop" else load_world_model(m, "push", cfg.image_size)
                   for m in cfg.models]
+        resolve_action_repeat(cfg.action_repeat, models)  # a bad --action-repeat fails here, not mid-run
     except (ConfigError, FileNotFoundError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
