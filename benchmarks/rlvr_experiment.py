@@ -40,7 +40,8 @@ def load(init: str, data: str | None):
     return wm.model, wm.task
 
 
-def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None) -> dict:
+def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None,
+             partial_records: list | None = None) -> dict:
     from worldmodels.config import apply_overrides, from_dict, to_dict
     from worldmodels.rewards import build_reward
     from worldmodels.train.grpo import GRPOTrainer
@@ -49,7 +50,7 @@ def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None) -
     reward = build_reward(reward_spec, "mean")
     model, task = load(args.init, args.data)
     base = to_dict(grpo_preset("tiny", max_steps=args.steps, seed=seed, eval_steps=args.eval_every,
-                               save_steps=0, device="cpu"))
+                               save_steps=args.eval_every, device="cpu"))
     cfg = from_dict(GRPOConfig, apply_overrides({"grpo": base}, args.set)["grpo"])
     records: list[dict] = []
     t0 = time.time()
@@ -59,7 +60,18 @@ def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None) -
         if partial is not None and any(k.startswith("eval/") for k in rec):
             partial({"records": records, "wall_s": time.time() - t0, "complete": False})
 
-    tr = GRPOTrainer(cfg, task, model, reward, eval_fn=eval_fn_factory(task), log_fn=log)
+    out_dir, on_save = None, None
+    if args.save_models:  # keep the trained model (and resumable checkpoints every save_steps)
+        from worldmodels.commands.rlvr import world_model_saver
+
+        out_dir = Path(args.save_models) / f"rlvr_{reward_spec}{args.tag}_s{seed}"
+        on_save = world_model_saver(out_dir, task, {"data_root": str(task.data_root),
+                                                    "init": str(args.init), "reward": reward_spec})
+    tr = GRPOTrainer(cfg, task, model, reward, eval_fn=eval_fn_factory(task), log_fn=log,
+                     out_dir=out_dir, on_save=on_save)
+    if out_dir is not None and tr.resume(out_dir) and partial_records:
+        records[:] = [r for r in partial_records if r["step"] <= tr.step]
+        print(f"resumed at step {tr.step} from {out_dir}", flush=True)
     tr.train(progress=not args.quiet)
     return {"records": records, "wall_s": time.time() - t0, "config": to_dict(cfg),
             "optimizer_steps": tr.optimizer_steps, "complete": True}
@@ -324,6 +336,9 @@ def main(argv=None) -> None:
                         "headroom: how much better the best sample is than the average one)")
     p.add_argument("--grad-snr", type=int, default=0, metavar="K",
                    help="gradient signal-to-noise: cosine of GRPO / MLE gradients on K batches")
+    p.add_argument("--save-models", default="", metavar="DIR",
+                   help="save each RLVR run as a world model DIR/rlvr_<reward><tag>_s<seed> (checkpoint "
+                        "at every eval; a re-run resumes from it)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
@@ -354,7 +369,8 @@ def main(argv=None) -> None:
             if not done and not args.report_only:
                 print(f"== {arm} seed {seed}", flush=True)
                 res = (run_mle(args, seed, eval_factory, saver(f)) if ARMS[arm] is None
-                       else run_rlvr(args, ARMS[arm], seed, eval_factory, saver(f)))
+                       else run_rlvr(args, ARMS[arm], seed, eval_factory, saver(f),
+                                     json.loads(f.read_text())["records"] if f.exists() else None))
                 res.update(arm=arm, seed=seed, steps=args.steps, overrides=args.set)
                 f.write_text(json.dumps(res))
     for f in sorted((out / "runs").glob(f"*{args.tag}_s*.json")):  # every finished/partial run

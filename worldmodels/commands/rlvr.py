@@ -155,6 +155,18 @@ def video_sample_hook(out_dir: Path, task, num_generations: int):
     return hook
 
 
+def world_model_saver(out: str | Path, task, extra: dict):
+    """``on_save(model, step)`` that makes ``out`` a loadable world model (``worldmodel.json``
+    with ``rlvr_step`` + the backbone), so every GRPO checkpoint is also a usable model."""
+    from worldmodels.world_model import export_backbone, write_world_model_meta
+
+    def save(model, step: int) -> None:
+        write_world_model_meta(out, task, task.tokenizer_dir, extra={**extra, "rlvr_step": step})
+        export_backbone(out, model)
+
+    return save
+
+
 def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = True,
                    reward=None) -> dict:
     """Build the reward (first, unless given), load the world model, run GRPO; returns the last
@@ -166,12 +178,7 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
         reward = build_reward(cfg.reward, cfg.aggregate, cfg.gamma)
     from worldmodels.train.distributed import cleanup, init_distributed
     from worldmodels.train.grpo import GRPOTrainer
-    from worldmodels.world_model import (
-        VideoWorldModel,
-        export_backbone,
-        read_world_model_meta,
-        write_world_model_meta,
-    )
+    from worldmodels.world_model import VideoWorldModel, read_world_model_meta
 
     info = init_distributed(cfg.grpo.device)
     out = Path(cfg.out)
@@ -187,10 +194,11 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
     extra = {"data_root": str(task.data_root), "init": str(cfg.init), "reward": cfg.reward,
              "aggregate": cfg.aggregate}
 
+    save_model = world_model_saver(out, task, extra)
+
     def on_save(model, step):
         if info.is_main:
-            write_world_model_meta(out, task, task.tokenizer_dir, extra={**extra, "rlvr_step": step})
-            export_backbone(out, model)
+            save_model(model, step)
 
     hook = video_sample_hook(out, task, cfg.grpo.num_generations) if cfg.grpo.sample_table_steps else None
     trainer = GRPOTrainer(cfg.grpo, task, wm.model, reward, out_dir=out, eval_fn=eval_fn,
