@@ -339,10 +339,11 @@ def main(argv=None) -> None:
     p.add_argument("--save-models", default="", metavar="DIR",
                    help="save each RLVR run as a world model DIR/rlvr_<reward><tag>_s<seed> (checkpoint "
                         "at every eval; a re-run resumes from it)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: runs side by side)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from worldmodels.commands.rlvr import VideoEvalConfig, video_eval_fn
 
     ecfg = VideoEvalConfig(clips=args.eval_clips)
