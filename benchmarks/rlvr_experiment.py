@@ -421,6 +421,8 @@ def main(argv=None) -> None:
     print(json.dumps(summary, indent=1))
     if args.doc:
         write_doc(ROOT / args.doc, markdown(summary, notes, args))
+    else:
+        print(markdown(summary, notes, args))
 
 
 if __name__ == "__main__":
