@@ -273,6 +273,24 @@ def plot(runs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def curve_table(runs: dict[str, dict[int, dict]], metric: str = "mse") -> list[str]:
+    """Markdown table: a row per evaluated step, a column per arm with ``metric`` (mean ± std
+    over seeds, change vs step 0); a cell is filled once all of the arm's seeds reached it."""
+    cols: dict[str, dict[int, str]] = {}
+    for arm, by_seed in runs.items():
+        cs = [curves(r)[metric] for r in by_seed.values() if curves(r)[metric]]
+        if not cs:
+            continue
+        cols[f"{arm} ({len(cs)} seeds)"] = cells = {}
+        for st in sorted(set.intersection(*[{x for x, _ in c} for c in cs])):
+            vals = [at_step(c, st) for c in cs]
+            (m, sd), (rm, rs) = mean_std(vals), mean_std([v / c[0][1] - 1 for v, c in zip(vals, cs, strict=True)])
+            cells[st] = f"{m:.5f} ± {sd:.5f} ({100 * rm:+.1f}% ± {100 * rs:.1f}%)"
+    steps = sorted({st for cells in cols.values() for st in cells})
+    return (["| step | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"] +
+            [f"| {st} | " + " | ".join(c.get(st, "") for c in cols.values()) + " |" for st in steps])
+
+
 def markdown(summary: dict, notes: list[str], args) -> str:
     lines = [f"Command: `{args.command_line}`", ""]
     lines += [f"- {n}" for n in notes]
@@ -301,6 +319,10 @@ def markdown(summary: dict, notes: list[str], args) -> str:
     lines += ["", "Values are mean ± std over seeds (sample std); the step-0 row is the same "
               "pretrained model evaluated with each seed's arm (identical weights, same eval seed).",
               "", f"![held-out metrics vs step]({args.plot_name})"]
+    if args.runs_for_curves:
+        lines += ["", "Held-out multi-step MSE at every evaluation (mean ± std over seeds; change "
+                  "vs step 0):", "", *curve_table(args.runs_for_curves),
+                  "", "Single-step MSE:", "", *curve_table(args.runs_for_curves, "mse_1")]
     return "\n".join(lines)
 
 
@@ -413,6 +435,7 @@ def main(argv=None) -> None:
                      f"{d['floor_mse']:.4f}, single-step {d['floor_mse_1']:.4f}: a world model "
                      f"whose tokens were all right would still score this.")
     summary = summarise(runs)
+    args.runs_for_curves = runs
     (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
                                                               "command": args.command_line}, indent=1))
     plot_path = Path(args.plot) if args.plot else ROOT / "docs" / f"rlvr_heldout_mse{args.tag}.png"
