@@ -361,6 +361,9 @@ def main(argv=None) -> None:
     p.add_argument("--save-models", default="", metavar="DIR",
                    help="save each RLVR run as a world model DIR/rlvr_<reward><tag>_s<seed> (checkpoint "
                         "at every eval; a re-run resumes from it)")
+    p.add_argument("--temperature-sweep", type=float, nargs="*", default=[], metavar="T",
+                   help="also evaluate the pretrained model sampled at these temperatures (is the "
+                        "RL gain more than sharpening the sampler?)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: runs side by side)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -434,6 +437,21 @@ def main(argv=None) -> None:
         notes.append(f"Tokenizer floor (ground-truth tokens decoded, same clips): multi-step MSE "
                      f"{d['floor_mse']:.4f}, single-step {d['floor_mse_1']:.4f}: a world model "
                      f"whose tokens were all right would still score this.")
+    temp_file = out / f"temperature{args.tag}.json"
+    if args.temperature_sweep and not temp_file.exists():  # also with --report-only
+        from worldmodels.commands.rlvr import VideoEvalConfig as E
+
+        model, task = load(args.init, args.data)
+        sweep = {str(t): video_eval_fn(task, E(clips=args.eval_clips, temperature=t),
+                                       torch.device("cpu"))(model.eval())
+                 for t in args.temperature_sweep}
+        temp_file.write_text(json.dumps(sweep, indent=1))
+    if temp_file.exists():
+        d = json.loads(temp_file.read_text())
+        notes.append("The pretrained model sampled at a lower temperature (no training; same "
+                     "clips and eval seed): " + "; ".join(
+                         f"T={t}: multi-step MSE {r['mse']:.5f}, single-step {r['mse_1']:.5f}, "
+                         f"repetition {r['repetition_rate']:.3f}" for t, r in d.items()) + ".")
     summary = summarise(runs)
     args.runs_for_curves = runs
     (out / f"results{args.tag}.json").write_text(json.dumps({"summary": summary, "notes": notes,
