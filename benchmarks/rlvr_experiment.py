@@ -418,11 +418,9 @@ def main(argv=None) -> None:
             f"{d['mle']['batch_for_cos_0.5'] or float('inf'):.0f}.")
     diag_file = out / f"diagnose{args.tag}.json"
     if args.diagnose and not diag_file.exists():  # also with --report-only
-        from worldmodels.commands.rlvr import VideoEvalConfig as E
-
         model, task = load(args.init, args.data)
         t0 = time.time()
-        res = video_eval_fn(task, E(clips=args.eval_clips, n_samples=args.diagnose),
+        res = video_eval_fn(task, VideoEvalConfig(clips=args.eval_clips, n_samples=args.diagnose),
                             torch.device("cpu"))(model.eval())
         res["n_samples"], res["wall_s"] = args.diagnose, time.time() - t0
         res.update(tokenizer_floor(task, args.eval_clips))
@@ -439,10 +437,8 @@ def main(argv=None) -> None:
                      f"whose tokens were all right would still score this.")
     temp_file = out / f"temperature{args.tag}.json"
     if args.temperature_sweep and not temp_file.exists():  # also with --report-only
-        from worldmodels.commands.rlvr import VideoEvalConfig as E
-
         model, task = load(args.init, args.data)
-        sweep = {str(t): video_eval_fn(task, E(clips=args.eval_clips, temperature=t),
+        sweep = {str(t): video_eval_fn(task, VideoEvalConfig(clips=args.eval_clips, temperature=t),
                                        torch.device("cpu"))(model.eval())
                  for t in args.temperature_sweep}
         temp_file.write_text(json.dumps(sweep, indent=1))

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -44,10 +43,9 @@ def single_step_breakdown(wm, data: str, future: int = 7) -> dict:
     from worldmodels.tasks.video_data import TokenClipDataset
 
     t = wm.task
-    spec = replace(t.spec, future_frames=future)  # non-overlapping windows of this length
-    c = spec.context_frames
+    c, s = t.spec.context_frames, t.spec.frame_skip
     files = dataset_split(data, "test")
-    clips = ClipDataset(files, spec.clip_len, stride=spec.clip_span, frame_skip=spec.frame_skip)
+    clips = ClipDataset.non_overlapping(files, c + future, s)
     ds = TokenClipDataset(clips, t.tokenizer, t.codec, tokenizer_dir=t.tokenizer_dir,
                           cache_dir=Path(data) / ".token_cache", files=files, progress=False)
     b = t.collate([ds[i] for i in range(len(ds))])
@@ -140,10 +138,8 @@ def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int 
     from worldmodels.tasks.video_data import encode_compressive, encode_frames
 
     ro = StateReadout.load(readout_dir).eval()
-    spec = replace(wm.task.spec, context_frames=1, future_frames=future)
-    ds = ClipDataset(dataset_split(data, "test"), spec.clip_len, stride=spec.clip_span,
-                     frame_skip=spec.frame_skip)
-    s = spec.frame_skip
+    s = wm.frame_skip
+    ds = ClipDataset.non_overlapping(dataset_split(data, "test"), 1 + future, s)
     pick = torch.linspace(0, len(ds) - 1, min(clips, len(ds))).round().long().unique().tolist()
     frames = torch.stack([ds[i]["frames"] for i in pick])                          # (B,8,3,H,W)
     acts = torch.stack([ds[i]["actions"] for i in pick])[:, :future]               # (B,7,s*A)

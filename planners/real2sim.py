@@ -158,6 +158,7 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
     what the policy sees next; ``ceil(max_steps / r)`` policy steps cover ``max_steps``."""
     from planners.readout import judge_success
 
+    resolve_action_repeat(repeat, [model])                              # repeat fits the model
     starts = first_frames(task, seeds, image_size)                      # (E,H,W,3)
     k = context_len(model)
     succ, clips = np.zeros(len(seeds), bool), []

@@ -108,3 +108,12 @@ def test_clips_from_metaworld(shared_data):
 def test_clips_from_bair(shared_data):
     ds = ClipDataset([shared_data / "robot" / "bair_sample.npz"], clip_len=16, keymap=LAYOUTS["bair"])
     assert len(ds) == 30 - 16 + 1 and ds[3]["frames"].shape == (16, 3, 64, 64)
+
+
+def test_non_overlapping_windows_share_no_recorded_frame(tmp_path):
+    files = write_episodes(tmp_path, [20])
+    ds = ClipDataset.non_overlapping(files, clip_len=3, frame_skip=3)  # each window spans 7 steps
+    starts = [s for _, s in ds.index]
+    assert starts == [0, 7]  # 14..20 would need step 20: out of the 20-step episode
+    first = [int(round(float(ds[i]["frames"][0, 0, 0, 0]) * 255)) for i in range(len(ds))]
+    assert first == [0, 7]

@@ -64,6 +64,14 @@ class ClipDataset(Dataset):
                 f"fits in {len(files)} episode(s) (longest has {longest} steps)"
             )
 
+    @classmethod
+    def non_overlapping(cls, files: list[Path], clip_len: int, frame_skip: int = 1,
+                        **kwargs) -> ClipDataset:
+        """Windows that share no recorded frame (held-out evaluation): the stride is the span
+        of one window, ``(clip_len - 1) * frame_skip + 1``."""
+        return cls(files, clip_len, stride=(clip_len - 1) * frame_skip + 1, frame_skip=frame_skip,
+                   **kwargs)
+
     def frame_steps(self, start: int) -> np.ndarray:
         """Recorded-frame indices of the window starting at ``start``: (clip_len,)."""
         return start + self.frame_skip * np.arange(self.clip_len)

@@ -71,9 +71,7 @@ def evaluate_video(model_dir: str, data_root: str, out_dir: str | None = None, n
     F = future_frames or (t0.spec.future_frames if t0.spec.mode == "multi" else 7)
     skip = t0.spec.frame_skip
     spec = VideoSpec(t0.spec.mode, c, F if t0.spec.mode == "multi" else 1, frame_skip=skip)
-    # non-overlapping windows of c+F kept frames
-    clips = ClipDataset(dataset_split(data_root, "test"), c + F, stride=spec.clip_span,
-                        frame_skip=skip)
+    clips = ClipDataset.non_overlapping(dataset_split(data_root, "test"), c + F, skip)
     ds = TokenClipDataset(clips, t0.tokenizer, t0.codec, tokenizer_dir=t0.tokenizer_dir,
                           cache_dir=Path(data_root) / ".token_cache",
                           files=dataset_split(data_root, "test"))
