@@ -10,7 +10,9 @@ A reward spec names registered rewards or user functions and their weights::
 
 Built-in frame rewards (``predictions`` (B,T,3,H,W) or (B,3,H,W) in [0,1] against
 ``items["target_frames"]`` of the same shape): ``mse``, ``mae``, ``lpips`` (= ``lpips_vgg``),
-``lpips_alex``, ``lpips_squeeze`` are negated losses; ``psnr`` and ``ssim`` are used as they are.
+``lpips_alex``, ``lpips_squeeze`` are negated losses; ``psnr`` and ``ssim`` are used as they are;
+``readout_state`` (robot video, ``planners.readout_reward``; needs ``options={"readout": DIR}``)
+is minus the task-state error a state readout finds between predicted and true frames.
 Each gives per-frame values (B,T) that are aggregated over frames by ``aggregate``:
 
 - ``mean``: ``(1/T) * sum_t r_t``;
@@ -64,8 +66,9 @@ AGGREGATES = ("mean", "last", "discount")
 class RegisteredReward:
     """A registry entry. ``fn(predictions, items, **ctx)`` returns (B,T) if ``per_frame`` else (B,).
 
-    With ``factory=True`` the registered callable is called once with no arguments when a
-    reward is built and must return that ``fn`` (for rewards that load models: failing early).
+    With ``factory=True`` the registered callable is called once, with the ``options`` dict
+    given to :func:`build_reward`, when a reward is built and must return that ``fn`` (for
+    rewards that load models: failing early; e.g. ``readout_state`` reads ``options["readout"]``).
     """
 
     name: str
@@ -95,7 +98,7 @@ def register_reward(name: str, *, aliases: tuple[str, ...] = (), per_frame: bool
 
 # Modules whose import registers more rewards (other modalities). Imported lazily, the first
 # time a name is not found or the full list is asked for; a module that does not exist is skipped.
-PLUGIN_MODULES: list[str] = ["worldmodels.tasks.text_game", "worldmodels.tasks.web"]
+PLUGIN_MODULES: list[str] = ["worldmodels.tasks.text_game", "worldmodels.tasks.web", "planners.readout_reward"]
 
 
 def _load_plugins() -> None:
@@ -147,7 +150,7 @@ register_reward("ssim", per_frame=True)(_frame_reward(metrics.ssim_per_frame, 1.
 
 
 def _lpips_factory(net: str):
-    def make():
+    def make(options: dict):
         lp = metrics.lpips_fn(net)  # raises metrics.LPIPSWeightsMissing at build time
 
         def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
@@ -312,8 +315,11 @@ def _import_user_reward(path: str, spec: str) -> Callable[..., Any]:
     return fn
 
 
-def build_reward(spec: str, aggregate: str = "mean", gamma: float = 0.9) -> Reward:
-    """Parse ``spec`` (see module doc) into a :class:`Reward`; model-backed rewards load now."""
+def build_reward(spec: str, aggregate: str = "mean", gamma: float = 0.9, options: dict | None = None) -> Reward:
+    """Parse ``spec`` (see module doc) into a :class:`Reward`; model-backed rewards load now.
+
+    ``options`` go to factory rewards (e.g. ``{"readout": "runs/readout"}`` for ``readout_state``).
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"malformed reward spec {spec!r}: expected e.g. 'mae', 'lpips+mae' or 'lpips:1,mae:0.5'")
     terms = [t.strip() for t in re.split(r"[+,]", spec)]
@@ -331,6 +337,6 @@ def build_reward(spec: str, aggregate: str = "mean", gamma: float = 0.9) -> Rewa
         if entry is None:
             components.append(RewardComponent(name, weight, _import_user_reward(name, spec), per_frame=False))
         else:
-            fn = entry.fn() if entry.factory else entry.fn
+            fn = entry.fn(dict(options or {})) if entry.factory else entry.fn
             components.append(RewardComponent(name, weight, fn, entry.per_frame))
     return Reward(components, aggregate=aggregate, gamma=gamma, spec=spec)

@@ -307,3 +307,32 @@ def test_resolve_action_repeat_checks_every_model():
 
     with pytest.raises(ValueError, match="1-frame-context"):
         resolve_action_repeat(3, [TwoFrameContext()])
+
+
+def test_readout_state_reward_tracks_the_true_state_error(readout_and_heldout, tmp_path):
+    """``readout_state`` (planners.readout_reward) against the simulator's own states: scoring
+    frame pairs, it must follow minus the mean |true state difference| (the quantity it stands
+    for), give exactly 0 for a perfect prediction, and need its readout option."""
+    from worldmodels.rewards import build_reward
+
+    ro, (fh, sh, _), _ = readout_and_heldout
+    ro.save(tmp_path / "ro")
+    reward = build_reward("readout_state", aggregate="mean", options={"readout": str(tmp_path / "ro")})
+    frames = torch.from_numpy(fh).permute(0, 3, 1, 2).float() / 255.0            # (M,3,H,W)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(fh), 32, replace=False)
+    other = rng.choice(len(fh), 32, replace=False)
+    target = frames[pick].reshape(16, 2, *frames.shape[1:])                      # (B=16,T=2,...)
+    pred = frames[other].reshape(16, 2, *frames.shape[1:])
+    total, parts = reward(pred, {"target_frames": target})
+    assert total.shape == (16,) and torch.equal(total, parts["readout_state"])
+    true_err = np.abs(sh[other] - sh[pick]).mean(1).reshape(16, 2).mean(1)      # metres, (16,)
+    r = total.numpy()
+    assert np.corrcoef(r, -true_err)[0, 1] > 0.9, (r, true_err)
+    # same scale (metres): within 30 % on average for this small 32x32 test readout
+    assert np.abs(r + true_err).mean() < 0.3 * true_err.mean(), (r, true_err)
+    assert torch.equal(reward(target, {"target_frames": target})[0], torch.zeros(16))
+    with pytest.raises(ValueError, match="--readout"):
+        build_reward("readout_state")
+    with pytest.raises(FileNotFoundError, match="wm plan readout"):
+        build_reward("readout_state+mae", options={"readout": str(tmp_path / "missing")})

@@ -105,6 +105,18 @@ def test_lpips_without_weights_stops_before_loading(tmp_path, monkeypatch):
     assert "not a world model" not in r.output
 
 
+def test_readout_reward_needs_a_readout_before_loading(tmp_path):
+    """--reward readout_state without --readout (or with a folder that holds no readout) stops
+    at once with what to pass, before the (absent) world model is opened."""
+    args = ["rlvr", "video", "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]
+    r = runner.invoke(app, [*args, "--reward", "readout_state+mae"])
+    assert r.exit_code == 2, r.output
+    assert "--readout" in r.output and "wm plan readout" in r.output
+    r = runner.invoke(app, [*args, "--reward", "readout_state", "--readout", str(tmp_path / "no_ro")])
+    assert r.exit_code == 2, r.output
+    assert "readout.json" in r.output and not (tmp_path / "x").exists()
+
+
 def test_bad_config_is_a_clear_error(tmp_path):
     r = runner.invoke(app, ["rlvr", "video", "--set", "grpo.num_generations=1"])
     assert r.exit_code != 0 and "num_generations" in r.output

@@ -2,6 +2,7 @@
 
     wm rlvr video --init runs/wm_video --reward mae --preset tiny --out runs/rlvr_mae
     wm rlvr video --init runs/wm_video --reward lpips+mae --aggregate mean
+    wm rlvr video --init runs/wm_skip6_comp --reward readout_state+mae --readout runs/readout
     wm rlvr video --config data/recipes/rlvr_tiny.yaml --set grpo.beta=0 --set grpo.max_steps=50
     wm rlvr video --out runs/rlvr_mae --resume                          # continue exactly
     torchrun --nproc_per_node 2 -m worldmodels.cli rlvr video --init runs/wm_video --reward mae
@@ -56,6 +57,7 @@ class RLVRVideoConfig:
     init: the pretrained world model directory (`wm pretrain video` output).
     reward: reward spec: a registered name (mae, mse, psnr, ssim, lpips, lpips_alex, ...),
         a combination (lpips+mae, lpips:1,mae:0.5) or a dotted path pkg.module:function.
+    readout: state-readout directory (`wm plan readout`) for the ``readout_state`` reward.
     aggregate: multi-frame aggregation of per-frame rewards: mean | last | discount.
     gamma: discount of ``aggregate: discount``.
     out: output run / world-model directory.
@@ -67,6 +69,7 @@ class RLVRVideoConfig:
 
     init: str = "runs/wm_video"
     reward: str = "mae"
+    readout: str | None = None
     aggregate: str = "mean"
     gamma: float = 0.9
     out: str = "runs/rlvr_video"
@@ -175,7 +178,7 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
     from worldmodels.rewards import build_reward
 
     if reward is None:  # fails fast: missing LPIPS weights, unknown names
-        reward = build_reward(cfg.reward, cfg.aggregate, cfg.gamma)
+        reward = build_reward(cfg.reward, cfg.aggregate, cfg.gamma, {"readout": cfg.readout})
     from worldmodels.train.distributed import cleanup, init_distributed
     from worldmodels.train.grpo import GRPOTrainer
     from worldmodels.world_model import VideoWorldModel, read_world_model_meta
@@ -191,7 +194,7 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
                                 f"(e.g. data/robot, built by `wm data build robot`)")
     task.cache_dir = cfg.cache_dir
     eval_fn = video_eval_fn(task, cfg.eval, info.device) if cfg.eval.clips else None
-    extra = {"data_root": str(task.data_root), "init": str(cfg.init), "reward": cfg.reward,
+    extra = {"data_root": str(task.data_root), "init": str(cfg.init), "reward": cfg.reward, "readout": cfg.readout,
              "aggregate": cfg.aggregate}
 
     save_model = world_model_saver(out, task, extra)
@@ -218,7 +221,8 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
 def video(
     config: Path = typer.Option(None, "--config", help="YAML recipe, e.g. data/recipes/rlvr_tiny.yaml"),
     init: str = typer.Option(None, "--init", help="pretrained world model directory (init)"),
-    reward: str = typer.Option(None, "--reward", help="reward spec: mae, lpips+mae, lpips:1,mae:0.5, pkg.mod:fn"),
+    reward: str = typer.Option(None, "--reward", help="reward spec: mae, lpips+mae, lpips:1,mae:0.5, readout_state+mae, pkg.mod:fn"),
+    readout: str = typer.Option(None, "--readout", help="state-readout dir for --reward readout_state (readout)"),
     aggregate: str = typer.Option(None, "--aggregate", help="mean | last | discount (aggregate)"),
     out: str = typer.Option(None, "--out", help="output directory (out)"),
     data: str = typer.Option(None, "--data", help="episode folder (data); default: the world model's"),
@@ -231,7 +235,7 @@ def video(
     from worldmodels.config import ConfigError, load_config
 
     overrides = list(set_ or [])
-    for key, val in (("init", init), ("reward", reward), ("aggregate", aggregate), ("out", out),
+    for key, val in (("init", init), ("reward", reward), ("readout", readout), ("aggregate", aggregate), ("out", out),
                      ("data", data), ("grpo.max_steps", steps)):
         if val is not None:
             overrides.append(f"{key}={val}")
@@ -243,7 +247,7 @@ def video(
     from worldmodels.rewards import build_reward
 
     try:  # before anything is loaded: missing LPIPS weights / unknown reward names stop here
-        reward_fn = build_reward(cfg.reward, cfg.aggregate, cfg.gamma)
+        reward_fn = build_reward(cfg.reward, cfg.aggregate, cfg.gamma, {"readout": cfg.readout})
     except (ValueError, FileNotFoundError) as e:
         typer.echo(f"error: --reward {cfg.reward!r}: {e}", err=True)
         raise typer.Exit(code=2) from e
