@@ -48,10 +48,12 @@ class RandomPolicy:
 class ReadoutExpert:
     """Scripted expert on the read-out state (so it is image-based)."""
 
-    def __init__(self, readout: StateReadout, family: str, noise: float = 0.0, name: str | None = None) -> None:
-        self.readout, self.family, self.noise = readout, family, float(noise)
+    def __init__(self, readout: StateReadout, family: str, noise: float = 0.0, name: str | None = None,
+                 hold: int = 1) -> None:
+        self.readout, self.family, self.noise, self.hold = readout, family, float(noise), int(hold)
         self.name = name or f"expert_n{noise:g}"
-        self.description = f"scripted expert on read-out state, action noise std {noise:g}"
+        self.description = (f"scripted expert on read-out state, action noise std {noise:g}"
+                            + (f", actions planned to be held {hold} steps" if hold > 1 else ""))
         self.rngs = [np.random.default_rng(0)]
 
     def reset(self, seeds: list[int]) -> None:
@@ -62,7 +64,7 @@ class ReadoutExpert:
 
         states = self.readout.read_uint8(frames).astype(np.float64)        # (B,8)
         fn = push_expert if self.family == "push" else drawer_expert
-        a = np.stack([fn(s) for s in states])
+        a = np.stack([fn(s, self.hold) for s in states])
         if self.noise > 0:
             a = a + self.noise * np.stack([r.standard_normal(a.shape[1]) for r in self.rngs[:len(a)]])
         return np.clip(a, -1, 1).astype(np.float32)

@@ -196,15 +196,21 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
     return succ, clips
 
 
-def build_policies(family: str, readout, policies_dir: str | None) -> list:
-    """The evaluated set: random, scripted experts on read-out state at three noise levels, and
-    every BC policy saved under ``policies_dir/<family>/*`` (sorted by name)."""
+# Expert action-noise levels per action repeat, chosen so the experts span success ~0 to ~1 in
+# MuJoCo: a held action carries its noise `repeat` times as far (docs/planning.md, Real2Sim).
+EXPERT_NOISES = {1: (1.5, 0.6, 0.0), "held": (0.3, 0.1, 0.0)}
+
+
+def build_policies(family: str, readout, policies_dir: str | None, repeat: int = 1) -> list:
+    """The evaluated set: random, scripted experts on read-out state at three noise levels
+    (``EXPERT_NOISES``; with ``repeat`` > 1 the experts plan for actions held ``repeat`` steps),
+    and every BC policy saved under ``policies_dir/<family>/*`` (sorted by name)."""
     from pathlib import Path
 
     from planners.policies import BCPolicy, RandomPolicy, ReadoutExpert
 
-    pols = [RandomPolicy(), ReadoutExpert(readout, family, 1.5), ReadoutExpert(readout, family, 0.6),
-            ReadoutExpert(readout, family, 0.0)]
+    noises = EXPERT_NOISES[1] if repeat == 1 else EXPERT_NOISES["held"]
+    pols = [RandomPolicy(), *[ReadoutExpert(readout, family, n, hold=repeat) for n in noises]]
     root = Path(policies_dir) / family if policies_dir else None
     if root is not None and root.is_dir():
         pols += [BCPolicy.load(d) for d in sorted(root.iterdir()) if (d / "policy.json").is_file()]
@@ -245,7 +251,7 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
     success, videos, policies_meta, timing = {}, {}, {}, {}
     for task in cfg.tasks:
         success[task] = {}
-        pols = policy_sets[task] if policy_sets else build_policies(task, readout, cfg.policies)
+        pols = policy_sets[task] if policy_sets else build_policies(task, readout, cfg.policies, repeat)
         for pol in pols:
             t0 = time.time()
             if pol.name in earlier.get(task, {}):

@@ -152,6 +152,9 @@ def test_real2sim_with_perfect_loop(readout_and_heldout, tmp_path):
     page = write_report(res, videos, tmp_path / "rep")
     assert page.is_file() and len(list((tmp_path / "rep" / "gifs").glob("*.gif"))) == 3
     assert [p.name for p in build_policies("push", ro, "")] == ["random", "expert_n1.5", "expert_n0.6", "expert_n0"]
+    held = build_policies("push", ro, "", repeat=6)  # 3.3 Hz: noise held 6 steps, experts plan for it
+    assert [p.name for p in held] == ["random", "expert_n0.3", "expert_n0.1", "expert_n0"]
+    assert all(p.hold == 6 for p in held[1:])
     # the real side can be reused from results.json (same seeds), e.g. to add an RLVR model later
     import dataclasses
 

@@ -7,6 +7,10 @@
 The experts read only ``env.task_state()`` and ``env.task`` (so they can also be run on a
 state predicted by a readout). ``noise`` is the std of Gaussian noise added to the expert's
 action before clipping: 0 is the competent expert, ~0.3 sloppy, >= 1 mostly noise.
+
+``hold`` is the number of control steps each action will be held for (a policy acting at a
+world model's frame rate, e.g. 6 for a 3.3 Hz model): the expert then aims to reach its
+waypoint over ``hold`` steps instead of one, so a held action does not overshoot.
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ _PUSH_AREA_HI = np.array([0.26, 0.03])
 _ORBIT = 0.085  # radius of the path around the block (m)
 
 
-def _towards(p: np.ndarray, target: np.ndarray, gain: float = 0.8) -> np.ndarray:
-    """Action that moves the pusher from ``p`` to ``target`` in about one step (clipped)."""
-    return np.clip((target - p) / _STEP * gain, -1.0, 1.0)
+def _towards(p: np.ndarray, target: np.ndarray, hold: int = 1, gain: float = 0.8) -> np.ndarray:
+    """Action that moves the pusher from ``p`` to ``target`` in about ``hold`` steps (clipped)."""
+    return np.clip((target - p) / (_STEP * hold) * gain, -1.0, 1.0)
 
 
-def push_expert(s: np.ndarray) -> np.ndarray:
+def push_expert(s: np.ndarray, hold: int = 1) -> np.ndarray:
     """Orbit the block to its far side from the goal, then push it through the goal centre."""
     p, b, g = s[0:2], s[2:4], s[4:6]
     d = g - b
@@ -43,20 +47,20 @@ def push_expert(s: np.ndarray) -> np.ndarray:
     if along < -0.03 and abs(lat) < 0.015:  # behind and aligned: push towards the goal
         direction = g - p
         direction = direction / (np.linalg.norm(direction) + 1e-9)
-        speed = float(np.clip(dist / 0.06, 0.3, 1.0))
-        return np.clip(direction * speed - perp * lat / _STEP * 0.8, -1.0, 1.0)
+        speed = float(np.clip(dist / 0.06, 0.3, 1.0) / hold)
+        return np.clip(direction * speed - perp * lat / (_STEP * hold) * 0.8, -1.0, 1.0)
     theta = np.arctan2(rel[1], rel[0])
     behind = np.arctan2(-u[1], -u[0])
     dtheta = (behind - theta + np.pi) % (2 * np.pi) - np.pi
     if abs(dtheta) < 0.35 and along < -0.03:  # near the far side: close in on the contact point
         target = b - u * (S.BLOCK_HALF + S.PUSHER_RADIUS + 0.01)
     else:  # walk around the block on a circle of radius _ORBIT
-        ang = theta + np.sign(dtheta) * min(abs(dtheta), 0.6)
+        ang = theta + np.sign(dtheta) * min(abs(dtheta), 0.6 if hold == 1 else 1.0)
         target = b + _ORBIT * np.array([np.cos(ang), np.sin(ang)])
-    return _towards(p, np.clip(target, _PUSH_AREA_LO, _PUSH_AREA_HI))
+    return _towards(p, np.clip(target, _PUSH_AREA_LO, _PUSH_AREA_HI), hold)
 
 
-def drawer_expert(s: np.ndarray) -> np.ndarray:
+def drawer_expert(s: np.ndarray, hold: int = 1) -> np.ndarray:
     """Hook the handle from the left and pull (open), or push the handle bar (close)."""
     p, opening, goal = s[0:2], float(s[6]), float(s[7])
     if abs(opening - goal) < 0.01:
@@ -72,33 +76,36 @@ def drawer_expert(s: np.ndarray) -> np.ndarray:
         entering = column - 0.03 < p[0] < hx and abs(p[1] - gap_y) < 0.012
         if in_gap or entering:
             if p[0] < hx - 0.03:
-                return _towards(p, np.array([hx, gap_y]))
-            return _towards(p, np.array([hx, gap_y - 0.05]))
+                return _towards(p, np.array([hx, gap_y]), hold)
+            return _towards(p, np.array([hx, gap_y - 0.05]), hold)
         if p[0] > column + 0.02:
             if not below:
-                return _towards(p, np.array([p[0], bar_y - 0.06]))
-            return _towards(p, np.array([column, p[1]]))
-        return _towards(p, np.array([column, gap_y]))
+                return _towards(p, np.array([p[0], bar_y - 0.06]), hold)
+            return _towards(p, np.array([column, p[1]]), hold)
+        return _towards(p, np.array([column, gap_y]), hold)
     # close: push the bar (or, from inside the gap, the drawer front) towards +y
     if in_gap:
-        return _towards(p, np.array([hx, p[1] + 0.05]))
+        return _towards(p, np.array([hx, p[1] + 0.05]), hold)
     contact_y = bar_y - S.HANDLE_HALF_THICK - S.PUSHER_RADIUS - 0.004
     if not below:
         side = hx - 0.13 if p[0] < hx else hx + 0.13
         if abs(p[0] - hx) < 0.08:
-            return _towards(p, np.array([side, p[1]]))
-        return _towards(p, np.array([p[0], bar_y - 0.06]))
+            return _towards(p, np.array([side, p[1]]), hold)
+        return _towards(p, np.array([p[0], bar_y - 0.06]), hold)
     if abs(p[0] - hx) > 0.015:
-        return _towards(p, np.array([hx, min(p[1], contact_y)]))
-    return _towards(p, np.array([hx, p[1] + 0.05]))
+        return _towards(p, np.array([hx, min(p[1], contact_y)]), hold)
+    return _towards(p, np.array([hx, p[1] + 0.05]), hold)
 
 
-def expert_action(env, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """The scripted expert's action for ``env``'s task plus Gaussian ``noise``, clipped."""
+def expert_action(env, noise: float, rng: np.random.Generator, hold: int = 1) -> np.ndarray:
+    """The scripted expert's action for ``env``'s task plus Gaussian ``noise``, clipped; ``hold``:
+    control steps the action will be held for (module doc)."""
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if hold < 1:
+        raise ValueError(f"hold must be >= 1 control step, got {hold}")
     s = env.task_state().astype(np.float64)
-    a = push_expert(s) if env.family == "push" else drawer_expert(s)
+    a = push_expert(s, hold) if env.family == "push" else drawer_expert(s, hold)
     if noise > 0:
         a = a + noise * rng.standard_normal(a.shape)
     return np.clip(a, env.action_low, env.action_high).astype(np.float32)
