@@ -23,6 +23,9 @@ Part 4 (with ``--readout DIR``), what a planner sees: the state readout (planner
 applied to the model's sampled 7-step rollouts (true actions, temperature 1) vs to the true
 frames, mean absolute error (m) per predicted step for pusher, block, goal and drawer opening;
 the same for the tokenizer's reconstruction of the true frames and for "nothing moves".
+With ``--samples n`` > 1 (n rollouts per clip) it adds ``best_of_n``: per part, the error of
+the clip's best sample at the first step and over all steps, next to the sample mean (the
+headroom a reward on the read-out state gives GRPO).
 
 Prints a JSON object; ``--out FILE`` also writes it.
 """
@@ -131,7 +134,7 @@ def replenishment_check(tokenizer, data: str, skip: int, episodes: int = 30,
 
 
 @torch.no_grad()
-def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int = 7) -> dict:
+def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int = 7, samples: int = 1) -> dict:
     from planners.readout import StateReadout
     from worldmodels.clips import ClipDataset
     from worldmodels.episodes import dataset_split
@@ -144,7 +147,9 @@ def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int 
     frames = torch.stack([ds[i]["frames"] for i in pick])                          # (B,8,3,H,W)
     acts = torch.stack([ds[i]["actions"] for i in pick])[:, :future]               # (B,7,s*A)
     acts = acts.reshape(len(pick), future * s, -1)                                 # env rate
-    pred = wm.predict(frames[:, :1], acts, generator=torch.Generator().manual_seed(0))[:, 0]
+    preds = wm.predict(frames[:, :1], acts, n_samples=samples,
+                       generator=torch.Generator().manual_seed(0))                 # (B,n,7,3,H,W)
+    pred = preds[:, 0]
     # references on the same clips: the tokenizer's reconstruction of the true future frames
     # (what a perfect token model would show the readout) and "nothing moves" (the context frame)
     t = wm.task
@@ -162,6 +167,16 @@ def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int 
         err = (ro(flat(x.float())) - truth).abs().reshape(len(pick), future, -1)
         out[name] = {part: [round(float(err[:, i, sl].mean()), 4) for i in range(future)]
                      for part, sl in parts.items()}
+    if samples > 1:
+        B = len(pick)
+        st = ro(flat(preds.float())).reshape(B, samples, future, -1)
+        err = (st - truth.reshape(B, 1, future, -1)).abs()                         # (B,n,7,8)
+        out["best_of_n"] = {"samples": samples}
+        for part, sl in parts.items():
+            e = err[..., sl].mean(-1)                                              # (B,n,7)
+            out["best_of_n"][part] = {
+                horizon: {"sample_mean": round(float(v.mean()), 4), "best": round(float(v.min(1).values.mean()), 4)}
+                for horizon, v in (("step1", e[..., 0]), ("all_steps", e.mean(-1)))}
     return out
 
 
@@ -171,17 +186,20 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="episode folder (its test split is used)")
     ap.add_argument("--out", help="also write the JSON here")
     ap.add_argument("--readout", help="state-readout dir (wm plan readout): adds part 4")
+    ap.add_argument("--samples", type=int, default=1, help="part 4: rollouts per clip (> 1 adds best-of-n)")
+    ap.add_argument("--readout-only", action="store_true", help="skip parts 1-3")
     args = ap.parse_args()
     from worldmodels.world_model import VideoWorldModel
 
     wm = VideoWorldModel.from_pretrained(args.model, device="cpu")
-    res = {"model": args.model, "data": args.data,
-           "single_step": single_step_breakdown(wm, args.data)}
-    if not wm.task.compressive:  # parts 2-3 are about a per-frame tokenizer's ids
+    res = {"model": args.model, "data": args.data}
+    if not args.readout_only:
+        res["single_step"] = single_step_breakdown(wm, args.data)
+    if not wm.task.compressive and not args.readout_only:  # parts 2-3: a per-frame tokenizer's ids
         res["token_stability"] = token_stability(wm.task.tokenizer, args.data, wm.frame_skip)
         res["replenishment"] = replenishment_check(wm.task.tokenizer, args.data, wm.frame_skip)
     if args.readout:
-        res["readout_drift_m"] = readout_drift(wm, args.data, args.readout)
+        res["readout_drift_m"] = readout_drift(wm, args.data, args.readout, samples=args.samples)
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

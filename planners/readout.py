@@ -51,8 +51,8 @@ class StateReadout(nn.Module):
         if frames.shape[-1] != size or frames.shape[-2] != size:
             frames = nn.functional.interpolate(frames, size=(size, size), mode="bilinear", antialias=True)
         M, _, H, W = frames.shape
-        ys = torch.linspace(-1, 1, H).view(1, 1, H, 1).expand(M, 1, H, W)
-        xs = torch.linspace(-1, 1, W).view(1, 1, 1, W).expand(M, 1, H, W)
+        ys = torch.linspace(-1, 1, H, device=frames.device, dtype=frames.dtype).view(1, 1, H, 1).expand(M, 1, H, W)
+        xs = torch.linspace(-1, 1, W, device=frames.device, dtype=frames.dtype).view(1, 1, 1, W).expand(M, 1, H, W)
         return self.net(torch.cat([frames * 2 - 1, xs, ys], 1))     # CoordConv input (M,5,H,W)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -37,10 +37,11 @@ def _readout_state_factory(options: dict):
         if predictions.ndim == 4:  # single frame (B,3,H,W) -> (B,1,3,H,W)
             predictions, target = predictions[:, None], target[:, None]
         B, T = predictions.shape[:2]
+        readout.to(predictions.device)  # no-op after the first call
         with torch.no_grad():
-            pred = readout(predictions.reshape(B * T, *predictions.shape[2:]).float().cpu())
-            true = readout(target.reshape(B * T, *target.shape[2:]).float().cpu())
-        return -(pred - true).abs().mean(-1).reshape(B, T).to(predictions.device)  # (B,T)
+            pred = readout(predictions.reshape(B * T, *predictions.shape[2:]).float())   # (B*T,8)
+            true = readout(target.reshape(B * T, *target.shape[2:]).float().to(predictions.device))
+        return -(pred - true).abs().mean(-1).reshape(B, T)                              # (B,T)
 
     return fn
 

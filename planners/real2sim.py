@@ -198,18 +198,19 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
 
 # Expert action-noise levels per action repeat, chosen so the experts span success ~0 to ~1 in
 # MuJoCo: a held action carries its noise `repeat` times as far (docs/planning.md, Real2Sim).
-EXPERT_NOISES = {1: (1.5, 0.6, 0.0), "held": (0.3, 0.1, 0.0)}
+EXPERT_NOISES = (1.5, 0.6, 0.0)
+EXPERT_NOISES_HELD = (0.3, 0.1, 0.0)
 
 
 def build_policies(family: str, readout, policies_dir: str | None, repeat: int = 1) -> list:
-    """The evaluated set: random, scripted experts on read-out state at three noise levels
-    (``EXPERT_NOISES``; with ``repeat`` > 1 the experts plan for actions held ``repeat`` steps),
-    and every BC policy saved under ``policies_dir/<family>/*`` (sorted by name)."""
+    """The evaluated set: random, scripted experts on read-out state at three noise levels, and
+    every BC policy saved under ``policies_dir/<family>/*`` (sorted by name). With ``repeat`` > 1
+    the experts plan for actions held ``repeat`` steps, at the ``EXPERT_NOISES_HELD`` levels."""
     from pathlib import Path
 
     from planners.policies import BCPolicy, RandomPolicy, ReadoutExpert
 
-    noises = EXPERT_NOISES[1] if repeat == 1 else EXPERT_NOISES["held"]
+    noises = EXPERT_NOISES if repeat == 1 else EXPERT_NOISES_HELD
     pols = [RandomPolicy(), *[ReadoutExpert(readout, family, n, hold=repeat) for n in noises]]
     root = Path(policies_dir) / family if policies_dir else None
     if root is not None and root.is_dir():
