@@ -47,6 +47,8 @@ def test_plan_depends_only_on_seed_and_index(tmp_path):
         ("expert_noise=[-1]", "expert_noise"),
         ("random_fraction=1.5", "random_fraction"),
         ("test_every=0", "test_every"),
+        ("action_hold=[0]", "action_hold"),
+        ("action_hold=[]", "action_hold"),
         ("workers=-1", "workers"),
         ("colour=red", "unknown config field"),
         ("episodes=many", "expected an integer"),
@@ -90,6 +92,28 @@ def test_build_writes_episodes_and_meta(tmp_path):
     assert str(raw["policy"]) == plan["policy"] and float(raw["noise"]) == plan["noise"]
     assert np.all(np.abs(ep.action) <= 1.0)
     assert len(dataset_split(tmp_path / "d", "test")) == 1  # test_every=10
+
+
+def test_action_hold_episodes(tmp_path):
+    """action_hold=[1, 6]: some episodes act every 6th step and hold the action in between;
+    [1] (the default) leaves the plans of folders built before the field existed unchanged."""
+    cfg = tiny(tmp_path / "h", episodes=12, episode_len=14, action_hold=[1, 6], random_fraction=0.5)
+    plans = [episode_plan(cfg, i) for i in range(12)]
+    assert {p["hold"] for p in plans} == {1, 6}
+    old = [episode_plan(tiny(tmp_path), i) for i in range(12)]
+    held = [episode_plan(tiny(tmp_path, action_hold=[6]), i) for i in range(12)]
+    assert all(p["hold"] == 1 for p in old) and all(p["hold"] == 6 for p in held)
+    # a single hold draws nothing: the rest of every plan is what it was before the field existed
+    assert [{**p, "hold": 0} for p in old] == [{**p, "hold": 0} for p in held]
+    build_dataset(cfg, progress=False)
+    for p in plans:
+        a = load_episode(episode_path(cfg.out, p["index"])).action                   # (14,2)
+        blocks = a[: 12].reshape(-1, p["hold"], 2) if p["hold"] > 1 else None
+        if blocks is not None:  # constant within each block of 6, new at every block start
+            assert np.array_equal(blocks, np.repeat(blocks[:, :1], 6, 1))
+            assert not np.array_equal(blocks[0, 0], blocks[1, 0])
+        else:
+            assert len({tuple(x) for x in a[:6]}) > 1 or p["policy"] == "expert"
 
 
 def test_episode_replays_in_the_env(tmp_path):

@@ -26,7 +26,7 @@ from worldmodels.atomic import atomic_write
 
 META_VERSION = 1
 # Fields that define the data; resuming into a folder built with other values is refused.
-DATA_FIELDS = ("tasks", "image_size", "episode_len", "seed", "expert_noise", "random_fraction")
+DATA_FIELDS = ("tasks", "image_size", "episode_len", "seed", "expert_noise", "random_fraction", "action_hold")
 
 
 @dataclass
@@ -42,6 +42,9 @@ class RobotDataConfig:
         seed: base seed; episode i uses ``SeedSequence([seed, i])``.
         expert_noise: per-episode expert noise levels, drawn uniformly (0 = perfect expert).
         random_fraction: probability that an episode uses the uniform random policy instead.
+        action_hold: per-episode action hold, drawn uniformly: the policy acts every this many
+            control steps and holds its action (experts plan for it), as a 3.3 Hz controller does
+            for a frame-skip-6 world model; [1] = a new action every step.
         test_every: split rule written to meta.json: sorted file i is test iff i % test_every == 0.
         workers: parallel processes; 0 = one per CPU core.
     """
@@ -54,6 +57,7 @@ class RobotDataConfig:
     seed: int = 0
     expert_noise: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
     random_fraction: float = 0.2
+    action_hold: list[int] = field(default_factory=lambda: [1])
     test_every: int = 10
     workers: int = 0
 
@@ -75,6 +79,9 @@ class RobotDataConfig:
                              f"got {self.expert_noise}")
         if not 0.0 <= self.random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be in [0,1], got {self.random_fraction}")
+        if not self.action_hold or any(int(h) != h or h < 1 for h in self.action_hold):
+            raise ValueError(f"action_hold must be a non-empty list of integers >= 1 (control steps), "
+                             f"got {self.action_hold}")
         if self.test_every < 1:
             raise ValueError(f"test_every must be >= 1, got {self.test_every}")
         if self.workers < 0:
@@ -93,11 +100,15 @@ def episode_plan(cfg: RobotDataConfig, index: int) -> dict:
         policy, noise = "random", 0.0
     else:
         policy, noise = "expert", float(cfg.expert_noise[choice.integers(len(cfg.expert_noise))])
+    # drawn only when there is a choice, so folders built before action_hold keep their plans
+    hold = int(cfg.action_hold[choice.integers(len(cfg.action_hold))]) if len(cfg.action_hold) > 1 \
+        else int(cfg.action_hold[0])
     return {
         "index": index,
         "task": cfg.tasks[index % len(cfg.tasks)],
         "policy": policy,
         "noise": noise,
+        "hold": hold,
         "env_seed": int(env_ss.generate_state(1)[0]),
         "policy_seed": int(pol_ss.generate_state(1)[0]),
     }
@@ -129,17 +140,19 @@ def rollout_episode(cfg: RobotDataConfig, plan: dict) -> dict[str, np.ndarray]:
     success = np.empty(T, bool)
     for t in range(T):
         image[t], state[t], success[t] = frame, env.task_state(), env.is_success()
-        if plan["policy"] == "random":
+        if t % plan["hold"]:  # holding the last action
+            action[t] = action[t - 1]
+        elif plan["policy"] == "random":
             action[t] = random_action(env, rng)
         else:
-            action[t] = expert_action(env, plan["noise"], rng)
+            action[t] = expert_action(env, plan["noise"], rng, plan["hold"])
         if t < T - 1:
             frame, _, _, _ = env.step(action[t])
     return {"image": image, "action": action, "state": state, "success": success}
 
 
 def _record(plan: dict, success_last: bool, skipped: bool) -> dict:
-    keep = ("index", "task", "policy", "noise")
+    keep = ("index", "task", "policy", "noise", "hold")
     return {**{k: plan[k] for k in keep}, "success": bool(success_last), "skipped": skipped}
 
 
@@ -172,7 +185,7 @@ def build_one(args: tuple[RobotDataConfig, int]) -> dict:
     save_episode(
         path, arrays["image"], arrays["action"], state=arrays["state"], success=arrays["success"],
         task=np.array(plan["task"]), policy=np.array(plan["policy"]),
-        noise=np.float32(plan["noise"]), seed=np.int64(plan["env_seed"]),
+        noise=np.float32(plan["noise"]), seed=np.int64(plan["env_seed"]), hold=np.int64(plan["hold"]),
     )
     return _record(plan, arrays["success"][-1], skipped=False)
 
