@@ -120,3 +120,35 @@ def test_cli_pretrain_video_writes_a_world_model(task, tmp_path):
     assert ckpt.latest_checkpoint(out).name == "step_00000006"
     bad = CliRunner().invoke(app, args + ["--set", "train.stepz=3"])
     assert bad.exit_code != 0 and "stepz" in bad.output
+
+
+def test_cli_pretrain_video_init_continues_from_a_world_model(task, tmp_path):
+    """--init starts from another world model's backbone (same weights at step 0, its layout),
+    and refuses a different tokenizer with the flag to use instead."""
+    from typer.testing import CliRunner
+
+    from worldmodels.commands.pretrain import app
+    from worldmodels.world_model import VideoWorldModel
+
+    tok_dir = tmp_path / "tok"
+    FakeFrameTokenizer().save_pretrained(tok_dir)
+    common = ["--data", task.data_root, "--tokenizer", str(tok_dir), "--set", "train.batch_size=4",
+              "--set", "train.device=cpu", "--set", f"data.cache_dir={tmp_path / 'c'}"]
+    first = ["video", *common, "--out", str(tmp_path / "a"), "--preset", "test", "--steps", "3",
+             "--set", "data.layout.future_frames=2"]
+    assert CliRunner().invoke(app, first).exit_code == 0
+    # one Adam step at lr 1e-9 moves each weight by ~1e-9: the continued model is the init's
+    r = CliRunner().invoke(app, ["video", *common, "--init", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                                 "--steps", "1", "--set", "train.optim.lr=1e-9"])
+    assert r.exit_code == 0, r.output
+    a = VideoWorldModel.from_pretrained(tmp_path / "a", device="cpu")
+    b = VideoWorldModel.from_pretrained(tmp_path / "b", device="cpu")
+    assert b.task.spec.future_frames == 2  # the init's layout, not the default
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6) and pa.abs().max() > 1e-3, name
+    assert json.loads((tmp_path / "b" / "worldmodel.json").read_text())["init"] == str(tmp_path / "a")
+    other = tmp_path / "tok2"
+    FakeFrameTokenizer(grid=2).save_pretrained(other)
+    r = CliRunner().invoke(app, ["video", *common[:2], "--tokenizer", str(other), *common[4:],
+                                 "--init", str(tmp_path / "a"), "--out", str(tmp_path / "c"), "--steps", "1"])
+    assert r.exit_code == 2 and "another tokenizer" in r.output and "--tokenizer" in r.output

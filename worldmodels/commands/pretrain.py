@@ -3,6 +3,8 @@
     wm pretrain video --config data/recipes/pretrain_tiny.yaml --out runs/wm_video
     wm pretrain video --data data/robot --tokenizer runs/tok_frame --set train.steps=4000
     wm pretrain video --out runs/wm_video --resume                 # continue exactly
+    wm pretrain video --init runs/wm_video --data data/robot_more --tokenizer runs/wm_video/tokenizer \
+        --out runs/wm_video_more --steps 2000                       # continued pretraining
     torchrun --nproc_per_node 2 -m worldmodels.cli pretrain video --config ...   # DDP
 
 The output directory is a world model (``worldmodel.json`` + ``backbone/`` + ``tokenizer/``),
@@ -73,12 +75,17 @@ class PretrainVideoConfig:
     """`wm pretrain video`.
 
     out: run / world-model directory.
+    init: null, or a world-model directory to start from (continued pretraining, e.g. on more
+        data): its backbone weights and its action codec / layout; the model preset is then the
+        init's, and data.tokenizer must be the tokenizer the init was trained with. The
+        optimizer and schedule start fresh (``train.steps`` more steps).
     data: VideoDataConfig.
     model: BackboneConfig.
     train: MLEConfig (steps, batch, optimizer, checkpoints, logging).
     """
 
     out: str = "runs/wm_video"
+    init: str | None = None
     data: VideoDataConfig = field(default_factory=VideoDataConfig)
     model: BackboneConfig = field(default_factory=BackboneConfig)
     train: MLEConfig = field(default_factory=MLEConfig)
@@ -118,6 +125,16 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
     common = dict(data_root=cfg.data.root, tokenizer_dir=str(tok_dir), cache_dir=cfg.data.cache_dir)
     if resume and (out / "worldmodel.json").is_file():  # keep the saved action ranges / layout
         task = task_from_meta(read_world_model_meta(out), tok, **common)
+    elif cfg.init:  # continued pretraining: the init's codec and layout, checked tokenizer
+        init_meta = read_world_model_meta(cfg.init)
+        init_tok = Path(cfg.init) / init_meta.get("tokenizer", "tokenizer")
+        def content(d: Path, f: str) -> bytes | None:
+            return (d / f).read_bytes() if (d / f).is_file() else None
+
+        if any(content(init_tok, f) != content(tok_dir, f) for f in ("config.json", "model.safetensors")):
+            raise ValueError(f"init={cfg.init} was trained with another tokenizer than "
+                             f"data.tokenizer={tok_dir}; pass --tokenizer {init_tok}")
+        task = task_from_meta(init_meta, tok, **common)
     else:
         train_files = dataset_split(cfg.data.root, "train")
         acts = ClipDataset(train_files, 1, stride=1).all_actions()
@@ -126,12 +143,18 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
         raise ValueError(f"sequence length {task.seq_len()} exceeds model.max_positions "
                          f"{cfg.model.max_positions}")
     torch.manual_seed(cfg.train.seed)
-    model = build_backbone(cfg.model.preset, task.vocab_size, cfg.model.max_positions,
-                           cfg.model.attn_implementation)
+    if cfg.init:
+        from worldmodels.models import load_backbone
+
+        model = load_backbone(Path(cfg.init) / "backbone", cfg.model.attn_implementation)
+    else:
+        model = build_backbone(cfg.model.preset, task.vocab_size, cfg.model.max_positions,
+                               cfg.model.attn_implementation)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out)
-        write_world_model_meta(out, task, tok_dir, extra={"data_root": str(cfg.data.root)})
+        write_world_model_meta(out, task, tok_dir, extra={"data_root": str(cfg.data.root),
+                                                          **({"init": str(cfg.init)} if cfg.init else {})})
         print(f"world model: {count_params(model) / 1e6:.2f}M params, vocab {task.vocab_size}, "
               f"sequence {task.seq_len()} tokens, layout {cfg.data.layout}")
     train_set = task.dataset("train", with_frames=False, progress=info.is_main)
@@ -151,6 +174,7 @@ def video(
     data: str = typer.Option(None, "--data", help="episode folder (data.root)"),
     tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer directory (data.tokenizer)"),
     out: str = typer.Option(None, "--out", help="run / world-model directory (out)"),
+    init: str = typer.Option(None, "--init", help="world model to continue pretraining from (init)"),
     preset: str = typer.Option(None, "--preset", help="backbone preset (model.preset)"),
     steps: int = typer.Option(None, "--steps", help="optimizer steps (train.steps)"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.optim.lr=3e-4"),
@@ -160,7 +184,7 @@ def video(
     from worldmodels.config import ConfigError, load_config
 
     overrides = list(set_ or [])
-    for key, val in (("data.root", data), ("data.tokenizer", tokenizer), ("out", out),
+    for key, val in (("data.root", data), ("data.tokenizer", tokenizer), ("out", out), ("init", init),
                      ("model.preset", preset), ("train.steps", steps)):
         if val is not None:
             overrides.append(f"{key}={val}")
@@ -168,6 +192,10 @@ def video(
         cfg = load_config(PretrainVideoConfig, config, overrides)
     except (ConfigError, ValueError) as e:
         raise typer.BadParameter(str(e)) from e
-    res = run_pretrain_video(cfg, resume=resume)
+    try:
+        res = run_pretrain_video(cfg, resume=resume)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
     typer.echo(f"done: step {res.get('step')} loss {res.get('loss', float('nan')):.4f} "
                f"eval_loss {res.get('eval_loss', float('nan')):.4f} -> {cfg.out}")
