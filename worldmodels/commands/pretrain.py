@@ -91,6 +91,14 @@ class PretrainVideoConfig:
     train: MLEConfig = field(default_factory=MLEConfig)
 
 
+def _same_tokenizer(a: Path, b: Path) -> bool:
+    """Same config and weights (byte for byte) in two tokenizer directories."""
+    def content(d: Path, name: str) -> bytes | None:
+        return (d / name).read_bytes() if (d / name).is_file() else None
+
+    return all(content(a, f) == content(b, f) for f in ("config.json", "model.safetensors"))
+
+
 def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
     """Build task + backbone from ``cfg`` and train; returns the final metrics."""
     import numpy as np
@@ -128,10 +136,7 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
     elif cfg.init:  # continued pretraining: the init's codec and layout, checked tokenizer
         init_meta = read_world_model_meta(cfg.init)
         init_tok = Path(cfg.init) / init_meta.get("tokenizer", "tokenizer")
-        def content(d: Path, f: str) -> bytes | None:
-            return (d / f).read_bytes() if (d / f).is_file() else None
-
-        if any(content(init_tok, f) != content(tok_dir, f) for f in ("config.json", "model.safetensors")):
+        if not _same_tokenizer(init_tok, tok_dir):
             raise ValueError(f"init={cfg.init} was trained with another tokenizer than "
                              f"data.tokenizer={tok_dir}; pass --tokenizer {init_tok}")
         task = task_from_meta(init_meta, tok, **common)
@@ -156,7 +161,7 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
         write_world_model_meta(out, task, tok_dir, extra={"data_root": str(cfg.data.root),
                                                           **({"init": str(cfg.init)} if cfg.init else {})})
         print(f"world model: {count_params(model) / 1e6:.2f}M params, vocab {task.vocab_size}, "
-              f"sequence {task.seq_len()} tokens, layout {cfg.data.layout}")
+              f"sequence {task.seq_len()} tokens, layout {task.spec}")
     train_set = task.dataset("train", with_frames=False, progress=info.is_main)
     eval_set = task.dataset("test", with_frames=False, progress=info.is_main)
     if info.is_main:
