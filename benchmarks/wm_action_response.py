@@ -16,11 +16,10 @@ Prints a JSON object; ``--out FILE`` also writes it.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_io import emit_json
 
 
 @torch.no_grad()
@@ -81,10 +80,7 @@ def main() -> None:
     wm = VideoWorldModel.from_pretrained(args.model, device="cpu")
     res = {"model": args.model, **action_response(wm, StateReadout.load(args.readout), args.scenes,
                                                  args.actions, args.samples)}
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit_json(res, args.out)
 
 
 if __name__ == "__main__":

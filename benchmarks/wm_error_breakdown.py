@@ -33,11 +33,11 @@ Prints a JSON object; ``--out FILE`` also writes it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_io import emit_json
 
 
 def single_step_breakdown(wm, data: str, future: int = 7) -> dict:
@@ -200,10 +200,7 @@ def main() -> None:
         res["replenishment"] = replenishment_check(wm.task.tokenizer, args.data, wm.frame_skip)
     if args.readout:
         res["readout_drift_m"] = readout_drift(wm, args.data, args.readout, samples=args.samples)
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit_json(res, args.out)
 
 
 if __name__ == "__main__":
