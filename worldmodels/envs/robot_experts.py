@@ -55,6 +55,7 @@ def push_expert(s: np.ndarray, hold: int = 1) -> np.ndarray:
     if abs(dtheta) < 0.35 and along < -0.03:  # near the far side: close in on the contact point
         target = b - u * (S.BLOCK_HALF + S.PUSHER_RADIUS + 0.01)
     else:  # walk around the block on a circle of radius _ORBIT
+        # a held action covers hold x more ground, so it may take a longer arc (fewer decisions)
         ang = theta + np.sign(dtheta) * min(abs(dtheta), 0.6 if hold == 1 else 1.0)
         target = b + _ORBIT * np.array([np.cos(ang), np.sin(ang)])
     return _towards(p, np.clip(target, _PUSH_AREA_LO, _PUSH_AREA_HI), hold)
