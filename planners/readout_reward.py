@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from worldmodels.rewards import _targets, register_reward
+from worldmodels.rewards import register_reward, target_frames
 
 
 def _readout_state_factory(options: dict):
@@ -33,7 +33,7 @@ def _readout_state_factory(options: dict):
     readout = StateReadout.load(path)  # FileNotFoundError naming readout.json when absent
 
     def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
-        target = _targets(items)
+        target = target_frames(items)
         if predictions.ndim == 4:  # single frame (B,3,H,W) -> (B,1,3,H,W)
             predictions, target = predictions[:, None], target[:, None]
         B, T = predictions.shape[:2]

@@ -129,7 +129,11 @@ def get_reward(name: str) -> RegisteredReward:
 # ---------------------------------------------------------------- built-in frame rewards
 
 
-def _targets(items: dict) -> Tensor:
+def target_frames(items: dict) -> Tensor:
+    """``items['target_frames']`` (B,T,3,H,W), or a KeyError naming what a frame reward needs.
+
+    Public for plugin rewards (e.g. ``planners.readout_reward``) so they fail the same way.
+    """
     if not isinstance(items, dict) or "target_frames" not in items:
         keys = sorted(items) if isinstance(items, dict) else type(items).__name__
         raise KeyError(f"frame rewards need items['target_frames'] (B,T,3,H,W); got keys {keys}")
@@ -138,7 +142,7 @@ def _targets(items: dict) -> Tensor:
 
 def _frame_reward(metric: Callable[[Tensor, Tensor], Tensor], sign: float):
     def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
-        return sign * metric(predictions, _targets(items))  # (B,T)
+        return sign * metric(predictions, target_frames(items))  # (B,T)
 
     return fn
 
@@ -154,7 +158,7 @@ def _lpips_factory(net: str):
         lp = metrics.lpips_fn(net)  # raises metrics.LPIPSWeightsMissing at build time
 
         def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
-            return -lp.per_frame(predictions, _targets(items))  # (B,T)
+            return -lp.per_frame(predictions, target_frames(items))  # (B,T)
 
         return fn
 

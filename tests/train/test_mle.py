@@ -147,6 +147,11 @@ def test_cli_pretrain_video_init_continues_from_a_world_model(task, tmp_path):
     for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6) and pa.abs().max() > 1e-3, name
     assert json.loads((tmp_path / "b" / "worldmodel.json").read_text())["init"] == str(tmp_path / "a")
+    # --init with --resume: the checkpoint wins, and the run says so
+    r = CliRunner().invoke(app, ["video", *common, "--init", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                                 "--steps", "2", "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "replaced by the checkpoint" in r.output
     other = tmp_path / "tok2"
     FakeFrameTokenizer(grid=2).save_pretrained(other)
     r = CliRunner().invoke(app, ["video", *common[:2], "--tokenizer", str(other), *common[4:],

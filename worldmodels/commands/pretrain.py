@@ -14,6 +14,7 @@ refreshed at every checkpoint, plus ``checkpoints/``, ``metrics.jsonl`` and ``co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 
 import typer
@@ -122,9 +123,14 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
 
     info = init_distributed(cfg.train.device)
     out = Path(cfg.out)
-    if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+    has_checkpoint = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
+    if not resume and has_checkpoint:
         raise FileExistsError(f"{out} already holds a training run: pass --resume to continue it, "
                               f"or choose another --out")
+    if resume and cfg.init and has_checkpoint and info.is_main:
+        # The checkpoint's weights overwrite the init's, so --init only shapes a fresh run.
+        print(f"note: --resume continues the checkpoint in {out}; the weights of "
+              f"init={cfg.init} are replaced by the checkpoint's", file=sys.stderr)
     tok_dir = Path(cfg.data.tokenizer)
     if not (tok_dir / "config.json").is_file():
         raise FileNotFoundError(f"data.tokenizer={tok_dir}: no tokenizer there (train one with "
