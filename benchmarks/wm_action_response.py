@@ -8,7 +8,8 @@ of ``--actions`` uniform random actions is held for one model step (``frame_skip
 the simulator gives the true pusher position after it, the world model (``--samples``
 rollouts from the same frame) gives frames the state readout turns into a predicted position.
 Reports, per number of averaged samples, the correlation between predicted and true pusher
-displacement (x and y) and the mean error of the predicted position. An MPC planner ranks its
+displacement (x and y), its gain (slope of predicted on true) and the mean error of the
+predicted position. An MPC planner ranks its
 candidate actions by exactly this prediction: correlation ~0 means it ranks them at random.
 Prints a JSON object; ``--out FILE`` also writes it.
 """
@@ -61,6 +62,10 @@ def action_response(wm, readout, scenes: int = 12, actions: int = 8, samples: in
         out[f"samples_{k}"] = {
             "corr_x": float(np.corrcoef(m[:, 0], T[:, 0])[0, 1]),
             "corr_y": float(np.corrcoef(m[:, 1], T[:, 1])[0, 1]),
+            # least-squares slope of predicted on true displacement: 1 = moves as far as the
+            # simulator, < 1 = under-predicted motion (a planner then picks too-large actions)
+            "gain_x": float(np.polyfit(T[:, 0], m[:, 0], 1)[0]),
+            "gain_y": float(np.polyfit(T[:, 1], m[:, 1], 1)[0]),
             "position_error_m": float(np.linalg.norm(m - T, axis=1).mean())}
     return out
 

@@ -68,6 +68,18 @@ def test_recipe_loads():
     assert cfg.workers == 2
 
 
+def test_every_robot_recipe_is_a_valid_config():
+    """Each shipped robot-data recipe loads (a typo'd field or bad value fails here, not after
+    a long build), and writes under data/ (git-ignored), not into the source tree."""
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "data" / "recipes").glob("robot_*.yaml"))
+    assert len(recipes) >= 4
+    for recipe in recipes:
+        cfg = load_config(RobotDataConfig, recipe, [])
+        assert cfg.out.startswith("data/") and cfg.episodes >= 1, recipe.name
+
+
 def test_build_writes_episodes_and_meta(tmp_path):
     cfg = tiny(tmp_path / "d", episodes=5)
     meta = build_dataset(cfg, progress=False)
