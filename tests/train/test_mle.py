@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from wm_fakes import FakeFrameTokenizer, make_episodes  # noqa: E402
@@ -144,6 +145,8 @@ def test_cli_pretrain_video_init_continues_from_a_world_model(task, tmp_path):
     a = VideoWorldModel.from_pretrained(tmp_path / "a", device="cpu")
     b = VideoWorldModel.from_pretrained(tmp_path / "b", device="cpu")
     assert b.task.spec.future_frames == 2  # the init's layout, not the default
+    saved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    assert saved["data"]["layout"]["future_frames"] == 2  # and its config.yaml says so
     for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6) and pa.abs().max() > 1e-3, name
     assert json.loads((tmp_path / "b" / "worldmodel.json").read_text())["init"] == str(tmp_path / "a")

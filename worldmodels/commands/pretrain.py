@@ -13,7 +13,7 @@ refreshed at every checkpoint, plus ``checkpoints/``, ``metrics.jsonl`` and ``co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import sys
 from pathlib import Path
 
@@ -163,7 +163,8 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
                                cfg.model.attn_implementation)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out)
+        # the saved config shows the layout actually trained (an init's, not data.layout's default)
+        save_config(replace(cfg, data=replace(cfg.data, layout=task.spec)), out)
         write_world_model_meta(out, task, tok_dir, extra={"data_root": str(cfg.data.root),
                                                           **({"init": str(cfg.init)} if cfg.init else {})})
         print(f"world model: {count_params(model) / 1e6:.2f}M params, vocab {task.vocab_size}, "
