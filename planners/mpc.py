@@ -183,8 +183,15 @@ class MPCController:
 
 
 def run_episode(env, seed: int, controller, max_steps: int, rng: np.random.Generator) -> dict:
-    """One closed-loop episode; ``controller`` None = random actions. Returns success, steps, frames."""
+    """One closed-loop episode; ``controller`` None = random actions.
+
+    Returns success, steps, frames, and the task distance (`task_distance`, metres) at the
+    start and the end: a graded measure of progress where success rates are all 0.
+    """
+    from worldmodels.envs.robot import task_distance
+
     frame = env.reset(seed=seed)
+    start_distance = task_distance(env.task, env.task_state())
     frames = [frame]
     if controller is not None:
         controller.reset(frame)
@@ -198,7 +205,8 @@ def run_episode(env, seed: int, controller, max_steps: int, rng: np.random.Gener
         frames.append(frame)
         success = bool(info["success"])
         steps += 1
-    return {"seed": seed, "success": success, "steps": steps, "frames": np.stack(frames)}
+    return {"seed": seed, "success": success, "steps": steps, "start_distance": start_distance,
+            "final_distance": task_distance(env.task, env.task_state()), "frames": np.stack(frames)}
 
 
 def run_mpc(cfg: PlanRunConfig, progress: bool = True) -> dict:
@@ -244,6 +252,9 @@ def run_mpc(cfg: PlanRunConfig, progress: bool = True) -> dict:
                "episodes": len(episodes), "success_rate": rate,
                "successes": int(sum(e["success"] for e in episodes)),
                "mean_steps": float(np.mean([e["steps"] for e in episodes])),
+               # metres of task distance removed per episode (> 0 = moved towards the goal)
+               "mean_progress": float(np.mean([e["start_distance"] - e["final_distance"]
+                                               for e in episodes])),
                "seconds": time.time() - t0, "per_episode": episodes, "config": to_dict(cfg)}
     write_json(out / "summary.json", summary)
     return summary

@@ -11,6 +11,7 @@ from worldmodels.envs.robot import (
     expert_action,
     random_action,
     success_from_task_state,
+    task_distance,
 )
 
 STEPS = 49  # the data builder's episode_len 50 -> 49 executed control steps
@@ -113,6 +114,15 @@ def test_success_predicate_closed_form():
     assert not success_from_task_state("drawer_open", s)
     with pytest.raises(ValueError, match="entries"):
         success_from_task_state("push", np.zeros(3))
+
+
+def test_task_distance_closed_form():
+    s = np.zeros(len(TASK_STATE_NAMES), np.float32)
+    s[2:4], s[4:6] = [0.1, -0.1], [0.13, -0.14]                       # block 3-4-5 cm from goal
+    assert task_distance("push", s) == pytest.approx(0.05, abs=1e-6)
+    s[6], s[7] = 0.02, 0.15
+    assert task_distance("drawer_open", s) == pytest.approx(0.13, abs=1e-6)
+    assert task_distance("drawer_close", s) == task_distance("drawer", s)
 
 
 def test_get_set_state_restores_exactly():

@@ -10,6 +10,7 @@ pytest.importorskip("mujoco")
 import planners  # noqa: E402,F401  (triton before EGL)
 from planners.base import PlannerConfig  # noqa: E402
 from planners.readout import StateReadout, collect_frames, evaluate_readout, train_readout  # noqa: E402
+from worldmodels.envs import robot_scene as S  # noqa: E402
 
 SIZE = 32
 
@@ -77,6 +78,10 @@ def test_oracle_mpc_solves_easy_push(planner, tmp_path):
     rnd = run_mpc(PlanRunConfig(task="push", model="random", episodes=3, max_steps=40, image_size=SIZE,
                                 videos=0, out=str(tmp_path / "r")), progress=False)
     assert rnd["success_rate"] < summary["success_rate"]
+    # graded progress: solved episodes removed most of the block's distance to the goal
+    for ep in summary["per_episode"]:
+        assert ep["final_distance"] <= S.GOAL_RADIUS or not ep["success"]
+    assert summary["mean_progress"] > rnd["mean_progress"]
 
 
 def test_world_model_cost_paths(readout_and_heldout):

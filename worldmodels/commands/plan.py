@@ -64,14 +64,15 @@ def robot(
     oracle = next((r["success_rate"] for r in rows if r["model"] == "oracle"), None)
     from planners.report import write_json
 
-    table = [{k: r[k] for k in ("model", "success_rate", "successes", "episodes", "mean_steps", "seconds")}
+    table = [{k: r[k] for k in ("model", "success_rate", "successes", "episodes", "mean_steps",
+                                  "mean_progress", "seconds")}
              | {"fraction_of_oracle": (r["success_rate"] / oracle) if oracle else None} for r in rows]
     write_json(Path(out) / f"compare_{task}_{planner}.json", {"task": task, "planner": planner, "rows": table})
-    typer.echo(f"\n{'model':<28}{'success':>10}{'n':>6}{'vs oracle':>11}{'s/episode':>11}")
+    typer.echo(f"\n{'model':<28}{'success':>10}{'n':>6}{'vs oracle':>11}{'progress cm':>13}{'s/episode':>11}")
     for r in rows:
         frac = f"{r['success_rate'] / oracle:.2f}" if oracle else "-"
         typer.echo(f"{r['model']:<28}{r['success_rate']:>10.2f}{r['episodes']:>6}{frac:>11}"
-                   f"{r['seconds'] / r['episodes']:>11.1f}")
+                   f"{100 * r['mean_progress']:>13.1f}{r['seconds'] / r['episodes']:>11.1f}")
 
 
 @app.command("readout")

@@ -38,7 +38,7 @@ from worldmodels.envs import robot_scene as S
 from worldmodels.envs.robot_experts import expert_action, random_action
 
 __all__ = [
-    "TASKS", "TASK_STATE_NAMES", "RobotEnv", "success_from_task_state", "task_family",
+    "TASKS", "TASK_STATE_NAMES", "RobotEnv", "success_from_task_state", "task_distance", "task_family",
     "expert_action", "random_action",
 ]
 
@@ -63,14 +63,21 @@ def task_family(task: str) -> str:
     return "push" if check_task(task) == "push" else "drawer"
 
 
-def success_from_task_state(task: str, task_state: np.ndarray) -> bool:
-    """The success predicate on a task-state vector (true or predicted; see module doc)."""
+def task_distance(task: str, task_state: np.ndarray) -> float:
+    """Metres still to go: block centre to goal (push) or drawer opening to its goal (drawer)."""
     s = np.asarray(task_state, dtype=np.float64)
     if s.shape[-1] != len(TASK_STATE_NAMES):
         raise ValueError(f"task_state must have {len(TASK_STATE_NAMES)} entries, got {s.shape}")
     if task_family(task) == "push":
-        return bool(np.hypot(s[2] - s[4], s[3] - s[5]) <= S.GOAL_RADIUS)
-    return bool(abs(s[6] - s[7]) <= S.DRAWER_TOL)
+        return float(np.hypot(s[2] - s[4], s[3] - s[5]))
+    return float(abs(s[6] - s[7]))
+
+
+def success_from_task_state(task: str, task_state: np.ndarray) -> bool:
+    """The success predicate on a task-state vector (true or predicted; see module doc):
+    :func:`task_distance` within the goal radius (push) or the drawer tolerance."""
+    tol = S.GOAL_RADIUS if task_family(task) == "push" else S.DRAWER_TOL
+    return task_distance(task, task_state) <= tol
 
 
 def _init_gl() -> None:
