@@ -23,17 +23,20 @@ GAP_Y = S.HANDLE_OFFSET / 2                        # handle-hook gap centre, in 
 HOOK_ENTRY_X = S.CABINET_X - S.HANDLE_HALF_LEN - 0.03
 
 
-def push_cost(s: torch.Tensor) -> torch.Tensor:
-    """(..., 8) -> (...): 10·|block−goal| + |pusher − point behind the block|."""
+GOAL_WEIGHT = 10.0  # weight of the distance to the goal against the shaping term
+
+
+def push_cost(s: torch.Tensor, goal_weight: float = GOAL_WEIGHT) -> torch.Tensor:
+    """(..., 8) -> (...): goal_weight·|block−goal| + |pusher − point behind the block|."""
     pusher, block, goal = s[..., 0:2], s[..., 2:4], s[..., 4:6]
     d = goal - block
     dist = d.norm(dim=-1)
     behind = block - BEHIND * d / dist.clamp_min(1e-6)[..., None]
-    return 10.0 * dist + (pusher - behind).norm(dim=-1)
+    return goal_weight * dist + (pusher - behind).norm(dim=-1)
 
 
-def drawer_cost(s: torch.Tensor) -> torch.Tensor:
-    """(..., 8) -> (...): 10·|opening − goal| + |pusher − where it must be to move the handle|."""
+def drawer_cost(s: torch.Tensor, goal_weight: float = GOAL_WEIGHT) -> torch.Tensor:
+    """(..., 8) -> (...): goal_weight·|opening − goal| + |pusher − where it must be to move the handle|."""
     pusher, opening, goal = s[..., 0:2], s[..., 6], s[..., 7]
     bar_y = S.DRAWER_FRONT_Y - opening - S.HANDLE_OFFSET          # handle bar centre line
     gap = torch.stack([torch.full_like(bar_y, S.CABINET_X - 0.01), bar_y + GAP_Y], -1)
@@ -42,13 +45,18 @@ def drawer_cost(s: torch.Tensor) -> torch.Tensor:
     open_target = torch.where(in_band[..., None], gap, entry)     # enter the hook from the left
     close_target = torch.stack([torch.full_like(bar_y, S.CABINET_X), bar_y - 0.03], -1)
     target = torch.where((goal > opening)[..., None], open_target, close_target)
-    return 10.0 * (opening - goal).abs() + (pusher - target).norm(dim=-1)
+    return goal_weight * (opening - goal).abs() + (pusher - target).norm(dim=-1)
 
 
-def state_cost(task: str, states: torch.Tensor) -> torch.Tensor:
-    """Task states over a horizon (S, N, 8) -> (S,) = mean_t c_t + c_T."""
+def state_cost(task: str, states: torch.Tensor, goal_weight: float = GOAL_WEIGHT) -> torch.Tensor:
+    """Task states over a horizon (S, N, 8) -> (S,) = mean_t c_t + c_T.
+
+    ``goal_weight`` trades progress to the goal against the shaping term. A lower weight makes
+    the planner rely more on where the pusher goes and less on predicted object motion, which
+    helps with a world model that moves objects towards the goal too readily (docs/planning.md).
+    """
     fn = push_cost if task == "push" else drawer_cost
-    c = fn(states.float())                        # (S, N)
+    c = fn(states.float(), goal_weight)           # (S, N)
     return c.mean(-1) + c[..., -1]
 
 
@@ -69,7 +77,7 @@ def image_cost(pred: torch.Tensor, goal: torch.Tensor, kind: str = "pixel", lpip
 
 def world_model_cost(model, context: torch.Tensor, past_actions: torch.Tensor, kind: str, *,
                      task: str | None = None, readout=None, goal_image=None, lpips=None,
-                     n_samples: int = 1):
+                     n_samples: int = 1, goal_weight: float = GOAL_WEIGHT):
     """Build ``cost_fn`` from anything with ``predict`` (a world model or `SimModel`).
 
     context (k,3,H,W) in [0,1]; past_actions (k-1,A) between the context frames.
@@ -90,7 +98,7 @@ def world_model_cost(model, context: torch.Tensor, past_actions: torch.Tensor, k
         n, N = pred.shape[1], pred.shape[2]
         if kind == "state":
             st = readout(pred.reshape(Sn * n * N, *pred.shape[3:])).reshape(Sn * n, N, -1)
-            c = state_cost(task, st)
+            c = state_cost(task, st, goal_weight)
         else:
             c = image_cost(pred.reshape(Sn * n, N, *pred.shape[3:]), goal_image, kind, lpips)
         return c.reshape(Sn, n).mean(1)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from planners.base import PlannerConfig
+from planners.costs import GOAL_WEIGHT
 
 
 @dataclass
@@ -42,6 +43,9 @@ class PlanRunConfig:
     action_repeat: environment steps each planned action is held for; 0 = the world model's
                 frame_skip (1 for "oracle"). Set it for the oracle to compare at equal knobs.
     n_samples:  world-model samples per action sequence (costs averaged).
+    goal_weight: weight of the distance to the goal against the pusher-shaping term in the
+                "state" cost (`planners.costs.state_cost`); lower trusts predicted object
+                motion less.
     seed:       first episode seed (and planner seed).
     videos:     how many episodes to save as GIFs.
     out:        output directory (summary.json, config.yaml, GIFs).
@@ -59,6 +63,7 @@ class PlanRunConfig:
     context: int = 1
     action_repeat: int = 0
     n_samples: int = 1
+    goal_weight: float = GOAL_WEIGHT
     seed: int = 0
     videos: int = 3
     out: str = "runs/plan"
@@ -75,6 +80,8 @@ class PlanRunConfig:
         for name in ("episodes", "max_steps", "context", "n_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.goal_weight > 0:
+            raise ValueError(f"goal_weight must be > 0, got {self.goal_weight}")
         if self.action_repeat < 0:
             raise ValueError(f"action_repeat must be >= 0 (0 = the model's frame_skip), got "
                              f"{self.action_repeat}")
@@ -161,7 +168,7 @@ class MPCController:
         if self.oracle:
             self.model.sync(self.env)
         if self.oracle and cfg.cost == "state":
-            cost_fn = oracle_state_cost(self.model, task)
+            cost_fn = oracle_state_cost(self.model, task, cfg.goal_weight)
         else:
             k = self.k
             pad = max(0, k - len(self.frames))                  # too early: repeat frame 0, zero actions
@@ -171,7 +178,8 @@ class MPCController:
             past = torch.as_tensor(np.array(acts[len(acts) - (k - 1):] if k > 1 else
                                             np.zeros((0, self.env.action_dim)), dtype=np.float32))  # (k-1,A)
             cost_fn = world_model_cost(self.model, ctx, past, cfg.cost, task=task, readout=self.readout,
-                                       goal_image=self.goal, lpips=self.lpips, n_samples=cfg.n_samples)
+                                       goal_image=self.goal, lpips=self.lpips, n_samples=cfg.n_samples,
+                                       goal_weight=cfg.goal_weight)
         if self.repeat > 1:  # planner: (S,h,A) held actions -> model: (S,h*r,A) env actions
             held, r = cost_fn, self.repeat
             cost_fn = lambda seqs: held(seqs.repeat_interleave(r, dim=1))  # noqa: E731

@@ -72,11 +72,12 @@ class SimModel:
         return x.unsqueeze(1).expand(B, n_samples, *x.shape[1:])
 
 
-def oracle_state_cost(sim: SimModel, task: str):
+def oracle_state_cost(sim: SimModel, task: str, goal_weight: float | None = None):
     """``cost_fn`` for oracle MPC: true task states (fast path) -> `planners.costs.state_cost`."""
-    from planners.costs import state_cost
+    from planners.costs import GOAL_WEIGHT, state_cost
 
-    return lambda seqs: state_cost(task, sim.rollout_task_states(seqs))
+    w = GOAL_WEIGHT if goal_weight is None else goal_weight
+    return lambda seqs: state_cost(task, sim.rollout_task_states(seqs), w)
 
 
 class LoopSim:
