@@ -52,8 +52,9 @@ def state_cost(task: str, states: torch.Tensor, goal_weight: float = GOAL_WEIGHT
     """Task states over a horizon (S, N, 8) -> (S,) = mean_t c_t + c_T.
 
     ``goal_weight`` trades progress to the goal against the shaping term. A lower weight makes
-    the planner rely more on where the pusher goes and less on predicted object motion, which
-    helps with a world model that moves objects towards the goal too readily (docs/planning.md).
+    the planner rely more on where the pusher goes and less on predicted object motion (meant
+    for world models that move objects towards the goal too readily; on push with
+    `wm_skip6_act`, 1 instead of 10 did not turn failures into successes: docs/planning.md).
     """
     fn = push_cost if task == "push" else drawer_cost
     c = fn(states.float(), goal_weight)           # (S, N)
