@@ -24,6 +24,9 @@ HOOK_ENTRY_X = S.CABINET_X - S.HANDLE_HALF_LEN - 0.03
 
 
 GOAL_WEIGHT = 10.0  # weight of the distance to the goal against the shaping term
+# Pusher-centre to block-centre distance below which the pusher can touch the block: the
+# block's half-diagonal + the pusher radius + 1 cm of slack for read-out error.
+CONTACT_RADIUS = S.BLOCK_HALF * 2 ** 0.5 + S.PUSHER_RADIUS + 0.01
 
 
 def push_cost(s: torch.Tensor, goal_weight: float = GOAL_WEIGHT) -> torch.Tensor:
@@ -61,6 +64,42 @@ def state_cost(task: str, states: torch.Tensor, goal_weight: float = GOAL_WEIGHT
     return c.mean(-1) + c[..., -1]
 
 
+def _segment_point_distance(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Distance from points x to segments a->b: (..., 2) -> (...)."""
+    ab = b - a
+    t = ((x - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)
+    return (x - (a + t.clamp(0, 1)[..., None] * ab)).norm(dim=-1)
+
+
+def contact_gated_push_states(states: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """Keep only physically possible block motion in predicted push states.
+
+    states (S, N, 8) read out of predicted frames; start (8,) or (S, 8) read out of the
+    frame the predictions start from. A learned model can move the block (or the goal disc) without contact, typically
+    towards the goal as in its expert training data, and a planner then exploits that drift.
+    Here the goal stays where ``start`` has it, and each predicted block step counts only
+    when the pusher's path over that step passes within `CONTACT_RADIUS` of the block, and
+    only its component along the pusher's own motion (a pusher only pushes; the path, not
+    the end points, because one predicted step covers up to 15 cm at frame_skip 6). Returns
+    states with the block and goal replaced, (S, N, 8).
+    """
+    start = start.to(states).expand(states.shape[0], states.shape[-1])              # (S, 8)
+    out = states.clone()
+    out[..., 4:6] = start[:, None, 4:6]
+    p_prev, b_raw_prev = start[:, 0:2], start[:, 2:4]
+    b_eff = b_raw_prev.clone()
+    for t in range(states.shape[1]):
+        p, b_raw = states[:, t, 0:2], states[:, t, 2:4]
+        dist = _segment_point_distance(p_prev, p, b_eff)
+        heading = p - p_prev                                    # a pusher pushes where it goes
+        heading = heading / heading.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        step = ((b_raw - b_raw_prev) * heading).sum(-1).clamp_min(0)           # (S,)
+        b_eff = b_eff + (dist < CONTACT_RADIUS).to(step)[:, None] * step[:, None] * heading
+        out[:, t, 2:4] = b_eff
+        p_prev, b_raw_prev = p, b_raw
+    return out
+
+
 def image_cost(pred: torch.Tensor, goal: torch.Tensor, kind: str = "pixel", lpips=None) -> torch.Tensor:
     """Predicted frames (S, N, 3, H, W) vs goal image (3, H, W) -> (S,) = mean_t c_t + c_T."""
     Sn, N = pred.shape[:2]
@@ -78,17 +117,22 @@ def image_cost(pred: torch.Tensor, goal: torch.Tensor, kind: str = "pixel", lpip
 
 def world_model_cost(model, context: torch.Tensor, past_actions: torch.Tensor, kind: str, *,
                      task: str | None = None, readout=None, goal_image=None, lpips=None,
-                     n_samples: int = 1, goal_weight: float = GOAL_WEIGHT):
+                     n_samples: int = 1, goal_weight: float = GOAL_WEIGHT,
+                     contact_gate: bool = False):
     """Build ``cost_fn`` from anything with ``predict`` (a world model or `SimModel`).
 
     context (k,3,H,W) in [0,1]; past_actions (k-1,A) between the context frames.
     kind "state" needs ``task`` and ``readout`` (frames (M,3,H,W) -> states (M,8)); "pixel" and
-    "lpips" need ``goal_image`` (3,H,W).
+    "lpips" need ``goal_image`` (3,H,W). ``contact_gate`` (push "state" cost only) keeps the
+    goal fixed and counts only block motion the pusher could cause
+    (`contact_gated_push_states`).
     """
     if kind == "state" and (task is None or readout is None):
         raise ValueError("a 'state' cost needs task= and readout=")
     if kind in ("pixel", "lpips") and goal_image is None:
         raise ValueError(f"a {kind!r} cost needs goal_image=")
+    gate = contact_gate and kind == "state" and task == "push"
+    start = readout(context[-1:]).reshape(-1).float() if gate else None          # (8,)
 
     @torch.no_grad()
     def cost_fn(seqs: torch.Tensor) -> torch.Tensor:
@@ -99,6 +143,8 @@ def world_model_cost(model, context: torch.Tensor, past_actions: torch.Tensor, k
         n, N = pred.shape[1], pred.shape[2]
         if kind == "state":
             st = readout(pred.reshape(Sn * n * N, *pred.shape[3:])).reshape(Sn * n, N, -1)
+            if gate:
+                st = contact_gated_push_states(st.float(), start)
             c = state_cost(task, st, goal_weight)
         else:
             c = image_cost(pred.reshape(Sn * n, N, *pred.shape[3:]), goal_image, kind, lpips)

@@ -46,6 +46,9 @@ class PlanRunConfig:
     goal_weight: weight of the distance to the goal against the pusher-shaping term in the
                 "state" cost (`planners.costs.state_cost`); lower trusts predicted object
                 motion less.
+    contact_gate: push "state" cost with a learned model: keep the goal where the current
+                frame has it and count only block motion the predicted pusher could cause
+                (`planners.costs.contact_gated_push_states`); ignored for the oracle.
     seed:       first episode seed (and planner seed).
     videos:     how many episodes to save as GIFs.
     out:        output directory (summary.json, config.yaml, GIFs).
@@ -64,6 +67,7 @@ class PlanRunConfig:
     action_repeat: int = 0
     n_samples: int = 1
     goal_weight: float = GOAL_WEIGHT
+    contact_gate: bool = False
     seed: int = 0
     videos: int = 3
     out: str = "runs/plan"
@@ -179,7 +183,7 @@ class MPCController:
                                             np.zeros((0, self.env.action_dim)), dtype=np.float32))  # (k-1,A)
             cost_fn = world_model_cost(self.model, ctx, past, cfg.cost, task=task, readout=self.readout,
                                        goal_image=self.goal, lpips=self.lpips, n_samples=cfg.n_samples,
-                                       goal_weight=cfg.goal_weight)
+                                       goal_weight=cfg.goal_weight, contact_gate=cfg.contact_gate)
         if self.repeat > 1:  # planner: (S,h,A) held actions -> model: (S,h*r,A) env actions
             held, r = cost_fn, self.repeat
             cost_fn = lambda seqs: held(seqs.repeat_interleave(r, dim=1))  # noqa: E731

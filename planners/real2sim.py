@@ -49,6 +49,10 @@ class Real2SimConfig:
                  "oracle-loop"). It must be a multiple of every model's frame_skip.
     reuse_real:  results.json of an earlier run with the same seeds/episodes/steps whose real
                  side is reused (only the GIF episodes are re-run in MuJoCo); "" = measure.
+    contact_gate: judge push inside the world model on a physically consistent block track:
+                 the goal stays where the first frame has it and the block moves only where the
+                 read-out pusher could have pushed it (`planners.costs.contact_gated_push_states`).
+                 Off = the predicate on each generated frame's read-out state as it is.
     """
 
     tasks: tuple[str, ...] = ("push", "drawer")
@@ -64,6 +68,7 @@ class Real2SimConfig:
     videos: int = 1
     reuse_real: str = ""
     action_repeat: int = 0
+    contact_gate: bool = False
 
     def __post_init__(self) -> None:
         for t in self.tasks:
@@ -150,7 +155,7 @@ def resolve_action_repeat(requested: int, models: list) -> int:
 
 @torch.no_grad()
 def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int, image_size: int,
-            batch: int = 25, keep: int = 1, repeat: int = 1):
+            batch: int = 25, keep: int = 1, repeat: int = 1, contact_gate: bool = False):
     """Policy closed-loop inside ``model``: (successes (E,) bool by readout, kept clips).
 
     With ``repeat = r > 1`` (a 1-frame-context model) each action is held for r env steps: the
@@ -171,6 +176,7 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
         hist = [starts[idx]] * k                                        # k x (B,H,W,3), padded
         acts = [np.zeros((B, 2), np.float32)] * (k - 1)                 # zero actions between pads
         done = judge_success(readout, task, starts[idx])
+        track = [readout.read_uint8(starts[idx])] if gate else None    # read-out states, (B,8) each
         clip, clip_open = [starts[idx[0]]], lo == 0 and not done[0]
         for _ in range(-(-max_steps // repeat)):
             a = policy.act(hist[-1])                                    # (B,A)
@@ -184,7 +190,11 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
             frame[li] = (pred.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
             hist.append(frame)
             acts.append(a)
-            done[li] |= judge_success(readout, task, frame[li])
+            if gate:
+                track.append(readout.read_uint8(frame))
+                done |= judge_gated_push(track, frame)
+            else:
+                done[li] |= judge_success(readout, task, frame[li])
             if clip_open:
                 clip.append(frame[0])
                 clip_open = not done[0]                                 # stop at the first success
@@ -194,6 +204,20 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
         if lo == 0 and keep:
             clips.append(np.stack(clip))
     return succ, clips
+
+
+def judge_gated_push(track: list[np.ndarray], frames: np.ndarray) -> np.ndarray:
+    """Push success of the latest frames (B,H,W,3) on the contact-gated block track.
+
+    track: read-out states [(B,8)] from the first frame to the latest. Returns (B,) bool."""
+    from planners.costs import contact_gated_push_states
+    from planners.readout import objects_visible
+    from worldmodels.envs.robot import success_from_task_state
+
+    states = torch.from_numpy(np.stack(track[1:], 1)).float()                   # (B,T,8)
+    last = contact_gated_push_states(states, torch.from_numpy(track[0]).float())[:, -1].numpy()
+    ok = np.array([success_from_task_state("push", s) for s in last], dtype=bool)
+    return ok & objects_visible("push", frames)
 
 
 # Expert action-noise levels per action repeat, chosen so the experts span success ~0 to ~1 in
@@ -267,7 +291,8 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
             clips = list(real_clips)
             for name, model in zip(names, models, strict=True):
                 sim, sim_clips = run_sim(pol, model, readout, task, seeds, cfg.max_steps, cfg.image_size,
-                                         cfg.batch, keep=cfg.videos, repeat=repeat)
+                                         cfg.batch, keep=cfg.videos, repeat=repeat,
+                                         contact_gate=cfg.contact_gate)
                 row["sim"][name] = float(sim.mean())
                 row["sim_episodes"][name] = sim.astype(int).tolist()
                 clips += sim_clips
