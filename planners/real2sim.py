@@ -160,8 +160,11 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
 
     With ``repeat = r > 1`` (a 1-frame-context model) each action is held for r env steps: the
     model gets it r times (env rate, ``predict``'s contract) and its last generated frame is
-    what the policy sees next; ``ceil(max_steps / r)`` policy steps cover ``max_steps``."""
+    what the policy sees next; ``ceil(max_steps / r)`` policy steps cover ``max_steps``.
+    ``contact_gate`` (push): judge on the contact-gated block track (`Real2SimConfig`)."""
     from planners.readout import judge_success
+
+    gate = contact_gate and task == "push"
 
     resolve_action_repeat(repeat, [model])                              # repeat fits the model
     starts = first_frames(task, seeds, image_size)                      # (E,H,W,3)

@@ -344,3 +344,32 @@ def test_readout_state_reward_tracks_the_true_state_error(readout_and_heldout, t
         build_reward("readout_state")
     with pytest.raises(FileNotFoundError, match="wm plan readout"):
         build_reward("readout_state+mae", options={"readout": str(tmp_path / "missing")})
+
+
+class TeleportWorldModel:
+    """Stand-in world model that answers any action with one fixed frame: the block on its goal
+    and the pusher where it started (block motion no pusher caused)."""
+
+    def __init__(self, frame):
+        self.frame = torch.from_numpy(frame).permute(2, 0, 1).float() / 255         # (3,H,W)
+
+    def predict(self, context_frames, actions, n_samples=1):
+        B, N = context_frames.shape[0], actions.shape[1]
+        return self.frame.expand(B, n_samples, N, *self.frame.shape).clone()
+
+
+def test_real2sim_contact_gate_rejects_a_block_that_moved_by_itself(readout_and_heldout):
+    from planners.mpc import goal_image
+    from planners.policies import RandomPolicy
+    from planners.real2sim import first_frames, run_sim
+    from worldmodels.envs.robot import RobotEnv
+
+    ro, seed = readout_and_heldout[0], 5001         # a seed whose block-on-goal frame this small readout reads right
+    env = RobotEnv("push", image_size=SIZE, seed=seed)
+    env.reset(seed=seed)
+    assert (env.reset(seed=seed) == first_frames("push", [seed], SIZE)[0]).all()
+    wm = TeleportWorldModel(goal_image(env))
+    kw = dict(max_steps=2, image_size=SIZE, batch=1, keep=0)
+    plain, _ = run_sim(RandomPolicy(), wm, ro, "push", [seed], **kw)
+    gated, _ = run_sim(RandomPolicy(), wm, ro, "push", [seed], contact_gate=True, **kw)
+    assert plain.tolist() == [True] and gated.tolist() == [False]
