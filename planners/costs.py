@@ -75,8 +75,9 @@ def contact_gated_push_states(states: torch.Tensor, start: torch.Tensor) -> torc
     """Keep only physically possible block motion in predicted push states.
 
     states (S, N, 8) read out of predicted frames; start (8,) or (S, 8) read out of the
-    frame the predictions start from. A learned model can move the block (or the goal disc) without contact, typically
-    towards the goal as in its expert training data, and a planner then exploits that drift.
+    frame the predictions start from. A learned model can move the block (or the goal disc)
+    without contact, typically towards the goal as in its expert training data, and a planner
+    then exploits that drift.
     Here the goal stays where ``start`` has it, and each predicted block step counts only
     when the pusher's path over that step passes within `CONTACT_RADIUS` of the block, and
     only its component along the pusher's own motion (a pusher only pushes; the path, not

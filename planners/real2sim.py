@@ -165,7 +165,6 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
     from planners.readout import judge_success
 
     gate = contact_gate and task == "push"
-
     resolve_action_repeat(repeat, [model])                              # repeat fits the model
     starts = first_frames(task, seeds, image_size)                      # (E,H,W,3)
     k = context_len(model)

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from planners.costs import (BEHIND, CONTACT_RADIUS, GOAL_WEIGHT, contact_gated_push_states, drawer_cost,
-                            push_cost, state_cost)
+from planners.costs import (
+    BEHIND,
+    CONTACT_RADIUS,
+    GOAL_WEIGHT,
+    contact_gated_push_states,
+    drawer_cost,
+    push_cost,
+    state_cost,
+)
 from worldmodels.envs import robot_scene as S
 
 
