@@ -13,8 +13,8 @@ refreshed at every checkpoint, plus ``checkpoints/``, ``metrics.jsonl`` and ``co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import typer
