@@ -46,6 +46,7 @@ def test_plan_depends_only_on_seed_and_index(tmp_path):
         ("episode_len=1", "episode_len"),
         ("expert_noise=[-1]", "expert_noise"),
         ("random_fraction=1.5", "random_fraction"),
+        ("poke_fraction=-0.1", "poke_fraction"),
         ("test_every=0", "test_every"),
         ("action_hold=[0]", "action_hold"),
         ("action_hold=[]", "action_hold"),
@@ -126,6 +127,35 @@ def test_action_hold_episodes(tmp_path):
             assert not np.array_equal(blocks[0, 0], blocks[1, 0])
         else:
             assert len({tuple(x) for x in a[:6]}) > 1 or p["policy"] == "expert"
+
+
+def test_poke_episodes_push_the_block_in_every_direction(tmp_path):
+    """poke_fraction: push episodes drive the pusher through the block from any side, so the
+    block moves a lot and often away from the goal (the expert only moves it towards the goal);
+    drawer tasks never poke, and poke_fraction=0 leaves older folders' plans unchanged."""
+    from worldmodels.envs.robot_data import rollout_episode
+
+    cfg = tiny(tmp_path, tasks=["push", "drawer_open"], random_fraction=0.0, poke_fraction=1.0,
+               action_hold=[6], episode_len=50, image_size=16)
+    plans = [episode_plan(cfg, i) for i in range(16)]
+    assert {p["policy"] for p in plans if p["task"] == "push"} == {"poke"}
+    assert {p["policy"] for p in plans if p["task"] != "push"} == {"expert"}
+    cos = []
+    for p in [p for p in plans if p["task"] == "push"]:
+        st = rollout_episode(cfg, p)["state"]                                       # (50, 8)
+        moved, to_goal = st[-1, 2:4] - st[0, 2:4], st[0, 4:6] - st[0, 2:4]
+        assert np.linalg.norm(moved) > 0.05                                          # it was pushed
+        cos.append(moved @ to_goal / np.linalg.norm(moved) / np.linalg.norm(to_goal))
+    assert min(cos) < -0.3 and max(cos) > 0.3                                       # towards and away
+    # poking is drawn after the random/expert choice and only for push: drawer plans and the
+    # random episodes are the same as without it
+    before = [episode_plan(tiny(tmp_path, tasks=["push", "drawer_open"], random_fraction=0.3), i)
+              for i in range(40)]
+    after = [episode_plan(tiny(tmp_path, tasks=["push", "drawer_open"], random_fraction=0.3,
+                               poke_fraction=0.5), i) for i in range(40)]
+    assert [p for p in before if p["task"] != "push"] == [p for p in after if p["task"] != "push"]
+    assert [p["policy"] == "random" for p in before] == [p["policy"] == "random" for p in after]
+    assert 0 < sum(p["policy"] == "poke" for p in after) < 20
 
 
 def test_episode_replays_in_the_env(tmp_path):

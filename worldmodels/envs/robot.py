@@ -35,11 +35,11 @@ import os
 import numpy as np
 
 from worldmodels.envs import robot_scene as S
-from worldmodels.envs.robot_experts import expert_action, random_action
+from worldmodels.envs.robot_experts import expert_action, poke_action, random_action
 
 __all__ = [
     "TASKS", "TASK_STATE_NAMES", "RobotEnv", "success_from_task_state", "task_distance", "task_family",
-    "expert_action", "random_action",
+    "expert_action", "poke_action", "random_action",
 ]
 
 TASKS: tuple[str, ...] = ("push", "drawer", "drawer_open", "drawer_close")

@@ -6,7 +6,7 @@
 Episode ``i`` is ``ep_{i:06d}.npz`` with ``image`` (T,H,W,3) uint8, ``action`` (T,2) float32
 (``action[t]`` is taken at ``image[t]``; the last one is the policy's action at the final frame
 and is not executed), ``state`` (T,8) float32 task states (``TASK_STATE_NAMES``), ``success``
-(T,) bool, ``task``, ``policy`` ("expert" or "random"), ``noise`` and ``seed``. Its task is
+(T,) bool, ``task``, ``policy`` ("expert", "random" or "poke"), ``noise`` and ``seed``. Its task is
 ``tasks[i % len(tasks)]``; its policy and seeds come from ``SeedSequence([seed, i])`` only, so
 a resumed build (finished, loadable episodes are skipped) equals an uninterrupted one.
 """
@@ -26,7 +26,8 @@ from worldmodels.atomic import atomic_write
 
 META_VERSION = 1
 # Fields that define the data; resuming into a folder built with other values is refused.
-DATA_FIELDS = ("tasks", "image_size", "episode_len", "seed", "expert_noise", "random_fraction", "action_hold")
+DATA_FIELDS = ("tasks", "image_size", "episode_len", "seed", "expert_noise", "random_fraction", "action_hold",
+               "poke_fraction")
 
 
 @dataclass
@@ -42,6 +43,9 @@ class RobotDataConfig:
         seed: base seed; episode i uses ``SeedSequence([seed, i])``.
         expert_noise: per-episode expert noise levels, drawn uniformly (0 = perfect expert).
         random_fraction: probability that an episode uses the uniform random policy instead.
+        poke_fraction: probability that a push episode not drawn random uses the poke policy
+            (`robot_experts.poke_action`: through the block from any side) instead of the
+            expert, so the data shows the block moving where it is pushed, not only to the goal.
         action_hold: per-episode action hold, drawn uniformly: the policy acts every this many
             control steps and holds its action (experts plan for it), as a 3.3 Hz controller does
             for a frame-skip-6 world model; [1] = a new action every step.
@@ -57,6 +61,7 @@ class RobotDataConfig:
     seed: int = 0
     expert_noise: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
     random_fraction: float = 0.2
+    poke_fraction: float = 0.0
     action_hold: list[int] = field(default_factory=lambda: [1])
     test_every: int = 10
     workers: int = 0
@@ -79,6 +84,8 @@ class RobotDataConfig:
                              f"got {self.expert_noise}")
         if not 0.0 <= self.random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be in [0,1], got {self.random_fraction}")
+        if not 0.0 <= self.poke_fraction <= 1.0:
+            raise ValueError(f"poke_fraction must be in [0,1], got {self.poke_fraction}")
         if not self.action_hold or any(int(h) != h or h < 1 for h in self.action_hold):
             raise ValueError(f"action_hold must be a non-empty list of integers >= 1 (control steps), "
                              f"got {self.action_hold}")
@@ -96,8 +103,12 @@ def episode_plan(cfg: RobotDataConfig, index: int) -> dict:
     """Task, policy, noise and seeds of episode ``index`` (a pure function of seed and index)."""
     env_ss, pol_ss = np.random.SeedSequence([cfg.seed, index]).spawn(2)
     choice = np.random.default_rng(pol_ss)
+    task = cfg.tasks[index % len(cfg.tasks)]
     if choice.random() < cfg.random_fraction:
         policy, noise = "random", 0.0
+    # drawn only when poke is on, so folders built before it keep their plans
+    elif cfg.poke_fraction > 0 and task == "push" and choice.random() < cfg.poke_fraction:
+        policy, noise = "poke", 0.0
     else:
         policy, noise = "expert", float(cfg.expert_noise[choice.integers(len(cfg.expert_noise))])
     # drawn only when there is a choice, so folders built before action_hold keep their plans
@@ -105,7 +116,7 @@ def episode_plan(cfg: RobotDataConfig, index: int) -> dict:
         else int(cfg.action_hold[0])
     return {
         "index": index,
-        "task": cfg.tasks[index % len(cfg.tasks)],
+        "task": task,
         "policy": policy,
         "noise": noise,
         "hold": hold,
@@ -128,7 +139,7 @@ def _env(task: str, image_size: int, max_steps: int):
 
 def rollout_episode(cfg: RobotDataConfig, plan: dict) -> dict[str, np.ndarray]:
     """Run one planned episode; returns the arrays saved to its npz."""
-    from worldmodels.envs.robot import expert_action, random_action
+    from worldmodels.envs.robot import expert_action, poke_action, random_action
 
     T = cfg.episode_len
     env = _env(plan["task"], cfg.image_size, T - 1)
@@ -144,6 +155,8 @@ def rollout_episode(cfg: RobotDataConfig, plan: dict) -> dict[str, np.ndarray]:
             action[t] = action[t - 1]
         elif plan["policy"] == "random":
             action[t] = random_action(env, rng)
+        elif plan["policy"] == "poke":
+            action[t] = poke_action(env, rng, plan["hold"])
         else:
             action[t] = expert_action(env, plan["noise"], rng, plan["hold"])
         if t < T - 1:
@@ -265,7 +278,7 @@ def make_meta(cfg: RobotDataConfig, records: list[dict], seconds: float,
     for r in records:
         by_task.setdefault(r["task"], []).append(r["success"])
     policies = Counter(
-        "random" if r["policy"] == "random" else f"expert_noise_{r['noise']:g}" for r in records
+        r["policy"] if r["policy"] in ("random", "poke") else f"expert_noise_{r['noise']:g}" for r in records
     )
     frames_built = len(built) * cfg.episode_len
     return {

@@ -112,6 +112,24 @@ def expert_action(env, noise: float, rng: np.random.Generator, hold: int = 1) ->
     return np.clip(a, env.action_low, env.action_high).astype(np.float32)
 
 
+def poke_action(env, rng: np.random.Generator, hold: int = 1) -> np.ndarray:
+    """Push-task data policy that drives the pusher through the block from wherever it is.
+
+    It aims at a point near the block centre (2 cm Gaussian offset) and overshoots it by up to
+    8 cm, so contacts come from every side and the block moves where it is pushed, often away
+    from the goal. The expert only ever pushes from behind, towards the goal; a world model
+    trained on it alone learns "the block moves to the goal", which a planner then exploits
+    (docs/planning.md). Drawer tasks get a uniform random action."""
+    if env.family != "push":
+        return random_action(env, rng)
+    s = env.task_state().astype(np.float64)
+    p, b = s[0:2], s[2:4]
+    target = b + rng.normal(0.0, 0.02, 2)
+    heading = (target - p) / (np.linalg.norm(target - p) + 1e-9)
+    target = target + heading * rng.uniform(0.0, 0.08)
+    return _towards(p, np.clip(target, _PUSH_AREA_LO, _PUSH_AREA_HI), hold).astype(np.float32)
+
+
 def random_action(env, rng: np.random.Generator) -> np.ndarray:
     """Uniform action in the env's action box."""
     return rng.uniform(env.action_low, env.action_high).astype(np.float32)
