@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from planners.costs import GOAL_WEIGHT, state_cost
+
 
 class SimModel:
     """Perfect world model: MuJoCo itself (context frames are ignored; the synced state is used)."""
@@ -72,12 +74,9 @@ class SimModel:
         return x.unsqueeze(1).expand(B, n_samples, *x.shape[1:])
 
 
-def oracle_state_cost(sim: SimModel, task: str, goal_weight: float | None = None):
+def oracle_state_cost(sim: SimModel, task: str, goal_weight: float = GOAL_WEIGHT):
     """``cost_fn`` for oracle MPC: true task states (fast path) -> `planners.costs.state_cost`."""
-    from planners.costs import GOAL_WEIGHT, state_cost
-
-    w = GOAL_WEIGHT if goal_weight is None else goal_weight
-    return lambda seqs: state_cost(task, sim.rollout_task_states(seqs), w)
+    return lambda seqs: state_cost(task, sim.rollout_task_states(seqs), goal_weight)
 
 
 class LoopSim:
