@@ -4,6 +4,7 @@
     wm plan robot --task push --planner cem --model oracle --episodes 20
     wm plan robot --task push --model random,oracle,runs/wm_video --episodes 20 --out runs/plan
     wm plan robot --task drawer --planner mppi --model runs/wm_video --set knobs.num_samples=32
+    wm plan robot --task push --model runs/wm_video --set contact_gate=true   # count only pushes the pusher made
 
 Each model gets ``<out>/<task>_<planner>_<model>/`` with summary.json, config.yaml and GIFs;
 a table compares success rates and reports world models as a fraction of the oracle.

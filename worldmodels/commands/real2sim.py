@@ -5,6 +5,7 @@
     wm real2sim run --model runs/wm_video --model runs/wm_rlvr --episodes 50 --report runs/real2sim
     wm real2sim run --model oracle-loop --episodes 10 --report /tmp/r2s   # perfect-model control
     wm real2sim merge runs/r2s_base runs/r2s_rlvr --report runs/real2sim  # side by side
+    wm real2sim run --model runs/wm_video --tasks push --set contact_gate=true  # judge only real pushes
 
 The report directory gets index.html (tables, scatter plot, side-by-side GIFs), results.json,
 gifs/ and config.yaml.
