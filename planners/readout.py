@@ -208,8 +208,13 @@ def objects_visible(family: str, frames: np.ndarray) -> np.ndarray:
 
 def judge_success(readout: StateReadout, task: str, frames: np.ndarray) -> np.ndarray:
     """Success on frames (M,H,W,3): the task predicate on the read-out state, and the objects visible."""
+    return judge_states(task, readout.read_uint8(frames), frames)
+
+
+def judge_states(task: str, states: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Success of task states (M,8) taken from frames (M,H,W,3) (read out, or derived from
+    read-outs such as the contact-gated push track): the predicate, and the objects visible."""
     from worldmodels.envs.robot import success_from_task_state, task_family
 
-    states = readout.read_uint8(frames)
     ok = np.array([success_from_task_state(task, s) for s in states], dtype=bool)
     return ok & objects_visible(task_family(task), frames)

@@ -213,13 +213,11 @@ def judge_gated_push(track: list[np.ndarray], frames: np.ndarray) -> np.ndarray:
 
     track: read-out states [(B,8)] from the first frame to the latest. Returns (B,) bool."""
     from planners.costs import contact_gated_push_states
-    from planners.readout import objects_visible
-    from worldmodels.envs.robot import success_from_task_state
+    from planners.readout import judge_states
 
     states = torch.from_numpy(np.stack(track[1:], 1)).float()                   # (B,T,8)
     last = contact_gated_push_states(states, torch.from_numpy(track[0]).float())[:, -1].numpy()
-    ok = np.array([success_from_task_state("push", s) for s in last], dtype=bool)
-    return ok & objects_visible("push", frames)
+    return judge_states("push", last, frames)
 
 
 # Expert action-noise levels per action repeat, chosen so the experts span success ~0 to ~1 in
