@@ -366,6 +366,13 @@ class CompressiveTokenizer(PretrainedMixin, nn.Module):
                "ids": torch.cat([cids.flatten(), fids.flatten()])}
         return torch.cat([ctx_rec, fut_rec]), torch.cat([ctx, fut]), aux
 
+    @staticmethod
+    def target_contexts(frames: torch.Tensor) -> torch.Tensor:
+        """frames (B,T,3,H,W) -> (B*T,3,H,W): the context frame of each row of
+        ``reconstruct(frames)``'s target, in the same order (a context is its own context)."""
+        ctx, t = frames[:, 0], frames.shape[1]
+        return torch.cat([ctx, ctx.repeat_interleave(t - 1, dim=0)])
+
     # --- public API -----------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, context: torch.Tensor, future: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

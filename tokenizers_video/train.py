@@ -51,6 +51,12 @@ class TrainConfig:
         mse_weight: weight of an MSE reconstruction loss (0: off, as in the paper). Its
             gradient grows with the error, so small high-contrast objects that L1 (and no
             perceptual term) learns late are picked up early.
+        motion_weight: compressive only: pixels of a future frame that differ from its
+            context frame by more than ``motion_threshold`` (in any channel) count
+            ``1 + motion_weight`` times in the L1 and MSE terms (0: off). What moves is a few
+            percent of a frame (a 3-pixel pusher, the block), so an unweighted loss can erase
+            it and still score well; the world model's planner needs exactly those pixels.
+        motion_threshold: the per-pixel change (frames in [0,1]) that counts as motion.
         perceptual_weight: weight of the perceptual (LPIPS) loss when a perceptual fn is given.
         gan_weight: weight of the generator hinge loss.
         gan_start_step: step from which the hinge-GAN term is on; -1 disables the GAN.
@@ -77,6 +83,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     l1_weight: float = 1.0
     mse_weight: float = 0.0
+    motion_weight: float = 0.0
+    motion_threshold: float = 0.1
     perceptual_weight: float = 1.0
     gan_weight: float = 0.1
     gan_start_step: int = -1
@@ -99,8 +107,11 @@ class TrainConfig:
             raise ValueError(f"lr and disc_lr must be > 0, got {self.lr}, {self.disc_lr}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0,1], got {self.min_lr_ratio}")
-        if self.l1_weight < 0 or self.mse_weight < 0 or self.perceptual_weight < 0 or self.gan_weight < 0:
-            raise ValueError("loss weights (l1, mse, perceptual, gan) must be >= 0")
+        if min(self.l1_weight, self.mse_weight, self.perceptual_weight, self.gan_weight,
+               self.motion_weight) < 0:
+            raise ValueError("loss weights (l1, mse, motion, perceptual, gan) must be >= 0")
+        if not 0 < self.motion_threshold < 1:
+            raise ValueError(f"motion_threshold must be in (0,1), got {self.motion_threshold}")
         if self.warmup_steps < 0 or self.image_every < 0 or self.max_minutes < 0:
             raise ValueError("warmup_steps, image_every and max_minutes must be >= 0")
         if self.gan_start_step < -1:
@@ -147,6 +158,18 @@ class BatchOrder:
         rows = self._cache[1][b * self.batch : (b + 1) * self.batch]
         per = self.batch // self.world
         return rows[self.rank * per : (self.rank + 1) * per].tolist()
+
+
+def motion_weights(model: nn.Module, batch: torch.Tensor, target: torch.Tensor,
+                   cfg: TrainConfig) -> torch.Tensor | None:
+    """Per-pixel loss weights (N,1,H,W) for ``target`` (N,3,H,W): ``1 + cfg.motion_weight``
+    where the frame differs from its clip's context frame by more than
+    ``cfg.motion_threshold``, else 1; None when motion weighting is off."""
+    if cfg.motion_weight <= 0:
+        return None
+    ref = model.target_contexts(batch).to(target.dtype)                                    # (N,3,H,W)
+    moving = (target - ref).abs().amax(dim=1, keepdim=True) > cfg.motion_threshold
+    return 1 + cfg.motion_weight * moving.to(target.dtype)
 
 
 def _item_frames(item) -> torch.Tensor:
@@ -208,6 +231,9 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
         disc = nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
     order = BatchOrder(len(dataset), cfg.batch_size, cfg.seed, rank, world)
     amp = device.type == "cuda" and cfg.mixed_precision
+    if cfg.motion_weight > 0 and not hasattr(model, "target_contexts"):
+        raise ValueError(f"train.motion_weight={cfg.motion_weight} needs a context-conditioned "
+                         f"tokenizer (kind compressive); {type(model).__name__} has no context frame")
     vqs = [m for m in model.modules() if isinstance(m, VQ)]
     t0, frames_seen, history = time.time(), 0, []
     bar = None
@@ -221,11 +247,15 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             recon, target, aux = fwd(batch)  # (N,3,H,W) each
             recon = recon.float()
-            l1 = (recon - target).abs().mean()
+            weight = motion_weights(model, batch, target, cfg)  # (N,1,H,W) or None
+            err = recon - target
+            l1 = (err.abs() if weight is None else err.abs() * weight).mean()
             loss = cfg.l1_weight * l1 + aux["loss"]
             parts = {"l1": l1.item(), "quant": float(aux["loss"].detach())}
+            if weight is not None:
+                parts["moving_frac"] = float((weight > 1).float().mean())
             if cfg.mse_weight > 0:
-                mse_loss = (recon - target).pow(2).mean()
+                mse_loss = (err.pow(2) if weight is None else err.pow(2) * weight).mean()
                 loss = loss + cfg.mse_weight * mse_loss
                 parts["mse"] = mse_loss.item()
             if perceptual is not None:

@@ -15,7 +15,7 @@ from tokenizers_video import (
     load_tokenizer,
     train,
 )
-from tokenizers_video.train import BatchOrder, lr_factor
+from tokenizers_video.train import BatchOrder, lr_factor, motion_weights
 
 
 def frames(n=24, size=32):
@@ -106,6 +106,59 @@ def test_compressive_trains_on_clips(tmp_path):
     res = train(model, [{"frames": c} for c in clips], cfg(steps=3, batch_size=2), tmp_path,
                 log=lambda s: None)
     assert res["step"] == 3 and isinstance(load_tokenizer(tmp_path), CompressiveTokenizer)
+
+
+def small_compressive():
+    torch.manual_seed(0)
+    return CompressiveTokenizer(CompressiveTokenizerConfig(
+        image_size=32, context_channels=(8, 16), future_channels=(8, 16, 16), norm_num_groups=4,
+        fsq_levels=(5, 3), xattn_heads=2))
+
+
+def moving_clips():
+    """(B=2, T=3) clips: future t moves a patch by 0.5 (motion) and dims another by 0.05
+    (below the threshold); returns the clips and the expected (B*T,1,H,W) moving masks in
+    reconstruct()'s target order [contexts, then futures item-major]."""
+    g = torch.Generator().manual_seed(0)
+    clips = torch.rand(2, 1, 3, 32, 32, generator=g).clamp(0.2, 0.8).repeat(1, 3, 1, 1, 1)
+    masks = torch.zeros(2, 3, 1, 32, 32, dtype=torch.bool)
+    for b in range(2):
+        for t in (1, 2):
+            rows = slice(4 * t + b, 4 * t + b + 3)
+            clips[b, t, :, rows, 5:9] += 0.5 * (-1) ** b   # moved
+            clips[b, t, 1, 20:24, 20:24] -= 0.05            # noise-level change: not motion
+            masks[b, t, 0, rows, 5:9] = True
+    order = torch.cat([masks[:, 0], masks[:, 1:].reshape(4, 1, 32, 32)])
+    return clips.clamp(0, 1), order
+
+
+def test_motion_weights_mark_what_moved_since_the_context_in_target_order():
+    model = small_compressive()
+    clips, expected = moving_clips()
+    with torch.no_grad():
+        _, target, _ = model.reconstruct(clips)
+    assert torch.equal(model.target_contexts(clips)[:2], target[:2])  # contexts are their own
+    w = motion_weights(model, clips, target, cfg(motion_weight=9.0))
+    assert w.shape == (6, 1, 32, 32)
+    assert torch.equal(w, 1 + 9.0 * expected.float())
+    assert motion_weights(model, clips, target, cfg()) is None  # off by default
+
+
+def test_motion_weighted_training_logs_the_moving_share_and_needs_a_context(tmp_path):
+    clips, expected = moving_clips()
+    items = [{"frames": c} for c in clips]
+    res = train(small_compressive(), items, cfg(steps=1, batch_size=2, motion_weight=4.0), tmp_path,
+                log=lambda s: None)
+    assert res["last"]["moving_frac"] == pytest.approx(expected.float().mean().item())
+    plain = train(small_compressive(), items, cfg(steps=1, batch_size=2), tmp_path / "plain",
+                  log=lambda s: None)
+    assert "moving_frac" not in plain["last"] and res["last"]["l1"] > plain["last"]["l1"]
+    with pytest.raises(ValueError, match="compressive"):
+        train(frame_model(), frames(), cfg(motion_weight=1.0), tmp_path / "f", log=lambda s: None)
+    with pytest.raises(ValueError, match="motion"):
+        TrainConfig(motion_weight=-1)
+    with pytest.raises(ValueError, match="motion_threshold"):
+        TrainConfig(motion_threshold=0)
 
 
 def test_batch_order_is_a_permutation_per_epoch_and_split_across_ranks():
