@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from typer.testing import CliRunner
 
 from worldmodels.cli import app
@@ -71,6 +73,35 @@ def test_compressive_train_with_init_context_and_eval_compare(data, tmp_path):
     assert res["copy_context"]["changed_pixels"] > 0
     assert res["copy_context"]["changed_psnr"] < res["copy_context"]["psnr"]
     assert "changed_psnr" in res["future"] and "changed_psnr" in res["frame_tokenizer_future"]
+
+
+def test_compressive_fine_tune_with_init_on_frame_skipped_clips(data, tmp_path):
+    """--init takes the tokenizer's config and weights (no model overrides given); frame_skip
+    spaces the clip's frames as a frame-skipping world model sees them."""
+    from tokenizers_video import load_tokenizer
+
+    base = tmp_path / "tok_comp"
+    run(["tokenizer", "train", "--kind", "compressive", "--data", str(data), "--out", str(base),
+         "--steps", "1", "--batch-size", "2", "--set", "clip_len=3", *SMALL_COMP, *QUIET])
+    out = tmp_path / "tok_tuned"
+    text = run(["tokenizer", "train", "--kind", "compressive", "--data", str(data), "--out", str(out),
+                "--init", str(base), "--steps", "1", "--batch-size", "2", "--lr", "1e-9", "--set", "clip_len=3",
+                "--set", "frame_skip=2", "--set", "train.motion_weight=5", *QUIET])
+    assert f"fine-tuning {base}" in text
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["frame_skip"] == 2 and saved["init"] == str(base)
+    assert saved["model"]["future_channels"] == [8, 16, 16]  # the init's, not the preset's
+    a, b = load_tokenizer(base), load_tokenizer(out)
+    for name, w in a.state_dict().items():  # one step at lr 1e-9 from the init's weights
+        assert torch.allclose(w, b.state_dict()[name], atol=1e-6), name
+    assert "moving_frac" in json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    run(["tokenizer", "eval", "--tokenizer", str(out), "--data", str(data), "--clip-len", "3",
+         "--frame-skip", "2", "--lpips", "none"])
+    res = json.loads((out / "eval_test.json").read_text())
+    assert res["future"]["frames"] == 2 * 1 * 2  # 2 test episodes x 1 clip of span 5 x 2 futures
+    bad = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "compressive", "--data", str(data),
+                                   "--init", str(base), "--init-context", str(base)])
+    assert bad.exit_code != 0 and "exclusive" in (bad.output + str(bad.exception))
 
 
 def test_bad_flags_are_named(data, tmp_path):

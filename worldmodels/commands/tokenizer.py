@@ -4,6 +4,8 @@
     wm tokenizer train --kind compressive --data data/robot --out runs/tok_compressive \
         --init-context runs/tok_frame --steps 1500
     wm tokenizer train ... --resume                         # continue exactly where it stopped
+    wm tokenizer train --kind compressive --init runs/wm_skip6_act/tokenizer --data data/robot_poke2k \
+        --set frame_skip=6 --set clip_len=8 --set train.motion_weight=20 --out runs/tok_skip6_motion
     wm tokenizer train ... --set train.lr=5e-4 --set model.fsq_levels=[7,5,5,5,5]
     wm tokenizer eval --tokenizer runs/tok_frame --data data/robot
     wm tokenizer eval --tokenizer runs/tok_compressive --data data/robot --compare runs/tok_frame
@@ -45,11 +47,16 @@ class TokenizerRunConfig:
             empty means ``runs/tok_<kind>``.
         layout: episode key layout (rlvr, bair, metaworld).
         clip_len: compressive only: context + future frames per training clip window.
+        frame_skip: compressive only: recorded steps between the window's frames. Set it to the
+            world model's frame_skip: a tokenizer trained on 1-step futures has never seen
+            how far things move in 6 steps, and its future tokens then lose what moved.
         future_per_clip: compressive only: future frames drawn from each window per item.
         init_context: compressive only: a trained frame-tokenizer directory whose weights
             initialise the context path (same channels / levels required).
         freeze_context: compressive only: keep the context path fixed (ids stay identical
             to the frame tokenizer's).
+        init: a trained tokenizer directory of the same kind to fine-tune: its config replaces
+            preset and model, its weights are the starting point (the optimizer starts fresh).
         perceptual: LPIPS backbone for the perceptual loss ("vgg", "alex", "squeeze") or
             "none"; missing backbone weights -> trains without it and says so.
         model: the resolved model config (preset fields + overrides).
@@ -62,9 +69,11 @@ class TokenizerRunConfig:
     out: str = ""
     layout: str = "rlvr"
     clip_len: int = 9
+    frame_skip: int = 1
     future_per_clip: int = 2
     init_context: str | None = None
     freeze_context: bool = False
+    init: str | None = None
     perceptual: str = "vgg"
     model: dict = field(default_factory=dict)
     train: Any = None
@@ -77,6 +86,11 @@ class TokenizerRunConfig:
         if self.clip_len < 2 or not 1 <= self.future_per_clip < self.clip_len:
             raise ConfigError(f"need clip_len >= 2 and 1 <= future_per_clip < clip_len, got "
                               f"{self.clip_len}, {self.future_per_clip}")
+        if self.frame_skip < 1:
+            raise ConfigError(f"frame_skip: expected >= 1, got {self.frame_skip}")
+        if self.init and self.init_context:
+            raise ConfigError("init and init_context are exclusive: init loads every weight, "
+                              "init_context only the context path")
         tc = _train_config_cls()
         if self.train is None:
             self.train = tc()
@@ -116,12 +130,12 @@ def _frames(data: str, split: str, layout: str):
     return FrameDataset(dataset_split(data, split), LAYOUTS[_layout(layout)])
 
 
-def _clips(data: str, split: str, layout: str, clip_len: int, stride: int):
+def _clips(data: str, split: str, layout: str, clip_len: int, stride: int, frame_skip: int = 1):
     from worldmodels.clips import ClipDataset
     from worldmodels.episodes import LAYOUTS, dataset_split
 
     return ClipDataset(dataset_split(data, split), clip_len, LAYOUTS[_layout(layout)],
-                       stride=stride, require_actions=False)
+                       stride=stride, require_actions=False, frame_skip=frame_skip)
 
 
 def _layout(name: str) -> str:
@@ -157,6 +171,7 @@ def train_cmd(
     lr: float = typer.Option(None, help="train.lr"),
     max_minutes: float = typer.Option(None, help="train.max_minutes (stop early with a checkpoint)"),
     init_context: str = typer.Option(None, help="compressive: frame-tokenizer dir for the context path"),
+    init: str = typer.Option(None, help="tokenizer dir to fine-tune (its config and weights)"),
     config: Path = typer.Option(None, help="YAML recipe, e.g. data/recipes/tokenizer_frame_tiny.yaml"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.lr=5e-4"),
     resume: bool = typer.Option(False, help="continue from <out>/checkpoint"),
@@ -171,20 +186,32 @@ def train_cmd(
     flags = []  # only flags given on the command line override the recipe
     for name, val in (("kind", kind), ("data", data), ("preset", preset), ("out", out),
                       ("train.steps", steps), ("train.batch_size", batch_size), ("train.lr", lr),
-                      ("train.max_minutes", max_minutes), ("init_context", init_context)):
+                      ("train.max_minutes", max_minutes), ("init_context", init_context),
+                      ("init", init)):
         if val is not None:
             flags.append(f"{name}={val}")
     cfg = load_config(TokenizerRunConfig, config, flags + list(set_ or []))
+    start = None
+    if cfg.init and not resume:
+        from tokenizers_video import load_tokenizer
+
+        start = load_tokenizer(cfg.init)
+        if start.kind != cfg.kind:
+            raise typer.BadParameter(f"--init {cfg.init} is a {start.kind} tokenizer, not {cfg.kind}")
+        cfg = dataclasses.replace(cfg, model=to_dict(start.config))
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
     cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg))
     log = typer.echo
     torch.manual_seed(cfg.train.seed)  # model initialisation
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
+        log(f"fine-tuning {cfg.init}")
     if cfg.kind == "frame":
         ds = _frames(cfg.data, "train", cfg.layout)
     else:
-        ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.layout, cfg.clip_len, 1),
-                                  cfg.future_per_clip)
+        ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.layout, cfg.clip_len, 1,
+                                         cfg.frame_skip), cfg.future_per_clip)
         if cfg.init_context and not resume:
             src = FrameTokenizer.from_pretrained(cfg.init_context)
             try:
@@ -215,6 +242,7 @@ def eval_cmd(
     split: str = typer.Option("test", help="test | train | all"),
     layout: str = typer.Option("rlvr", help="episode key layout"),
     clip_len: int = typer.Option(9, help="compressive: context + future frames per clip"),
+    frame_skip: int = typer.Option(1, help="compressive: recorded steps between a clip's frames"),
     compare: str = typer.Option(None, help="compressive: also score this frame tokenizer on the same future frames"),
     batch_size: int = typer.Option(32, help="frames (or clips) per batch"),
     lpips: str = typer.Option("vgg", help="LPIPS backbone or none"),
@@ -245,7 +273,8 @@ def eval_cmd(
         from tokenizers_video import FrameTokenizer
 
         ref = FrameTokenizer.from_pretrained(compare, device=device) if compare else None
-        clips = _clips(data, split, layout, clip_len, clip_len)  # non-overlapping windows
+        span = (clip_len - 1) * frame_skip + 1
+        clips = _clips(data, split, layout, clip_len, span, frame_skip)  # non-overlapping windows
         res = evaluate_compressive(tok, clips, fns, max(1, batch_size // clip_len), max_items, ref)
         rows = [("context", {**res["context"], "tokens_per_frame": res["context_tokens"]}),
                 ("future", {**res["future"], "tokens_per_frame": res["tokens_per_future_frame"]})]
