@@ -160,3 +160,35 @@ def test_cli_pretrain_video_init_continues_from_a_world_model(task, tmp_path):
     r = CliRunner().invoke(app, ["video", *common[:2], "--tokenizer", str(other), *common[4:],
                                  "--init", str(tmp_path / "a"), "--out", str(tmp_path / "c"), "--steps", "1"])
     assert r.exit_code == 2 and "another tokenizer" in r.output and "--tokenizer" in r.output
+
+
+def test_cli_pretrain_video_init_new_tokenizer_needs_the_same_token_layout(task, tmp_path):
+    """init_new_tokenizer=true continues a backbone on a retrained tokenizer of the same token
+    layout (and records it as the model's tokenizer); a tokenizer with another layout is
+    refused naming the field that differs."""
+    from typer.testing import CliRunner
+
+    from worldmodels.commands.pretrain import app
+
+    tok_dir = tmp_path / "tok"
+    FakeFrameTokenizer().save_pretrained(tok_dir)
+    common = ["--data", task.data_root, "--set", "train.batch_size=4", "--set", "train.device=cpu",
+              "--set", f"data.cache_dir={tmp_path / 'c'}"]
+    r = CliRunner().invoke(app, ["video", *common, "--tokenizer", str(tok_dir), "--out", str(tmp_path / "a"),
+                                 "--preset", "test", "--steps", "2", "--set", "data.layout.future_frames=2"])
+    assert r.exit_code == 0, r.output
+    retrained = tmp_path / "tok_retrained"  # same layout, different file: "another tokenizer"
+    FakeFrameTokenizer().save_pretrained(retrained)
+    cfg = json.loads((retrained / "config.json").read_text())
+    (retrained / "config.json").write_text(json.dumps({**cfg, "note": "fine-tuned"}))
+    cont = ["video", *common, "--tokenizer", str(retrained), "--init", str(tmp_path / "a"), "--steps", "1"]
+    r = CliRunner().invoke(app, [*cont, "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "init_new_tokenizer=true" in r.output
+    r = CliRunner().invoke(app, [*cont, "--out", str(tmp_path / "b"), "--set", "init_new_tokenizer=true"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "b" / "worldmodel.json").read_text())["tokenizer_source"] == str(retrained)
+    other = tmp_path / "tok2"
+    FakeFrameTokenizer(grid=2).save_pretrained(other)
+    r = CliRunner().invoke(app, ["video", *common, "--tokenizer", str(other), "--init", str(tmp_path / "a"),
+                                 "--steps", "1", "--out", str(tmp_path / "c"), "--set", "init_new_tokenizer=true"])
+    assert r.exit_code == 2 and "frame_tokens 16 (init) vs 4" in r.output, r.output

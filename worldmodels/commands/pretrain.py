@@ -5,6 +5,8 @@
     wm pretrain video --out runs/wm_video --resume                 # continue exactly
     wm pretrain video --init runs/wm_video --data data/robot_more --tokenizer runs/wm_video/tokenizer \
         --out runs/wm_video_more --steps 2000                       # continued pretraining
+    wm pretrain video --init runs/wm_skip6_act --tokenizer runs/tok_skip6_motion --data data/robot_poke2k \
+        --set init_new_tokenizer=true --out runs/wm_skip6_motion     # ... with a fine-tuned tokenizer
     torchrun --nproc_per_node 2 -m worldmodels.cli pretrain video --config ...   # DDP
 
 The output directory is a world model (``worldmodel.json`` + ``backbone/`` + ``tokenizer/``),
@@ -80,6 +82,11 @@ class PretrainVideoConfig:
         data): its backbone weights and its action codec / layout; the model preset is then the
         init's, and data.tokenizer must be the tokenizer the init was trained with. The
         optimizer and schedule start fresh (``train.steps`` more steps).
+    init_new_tokenizer: with init, accept a data.tokenizer other than the init's if its token
+        layout is the same (vocabulary, context and per-frame token counts), e.g. the init's
+        tokenizer fine-tuned with its context path frozen: the backbone then re-learns what
+        the changed ids mean instead of starting from scratch. The new tokenizer is saved
+        with the model.
     data: VideoDataConfig.
     model: BackboneConfig.
     train: MLEConfig (steps, batch, optimizer, checkpoints, logging).
@@ -87,6 +94,7 @@ class PretrainVideoConfig:
 
     out: str = "runs/wm_video"
     init: str | None = None
+    init_new_tokenizer: bool = False
     data: VideoDataConfig = field(default_factory=VideoDataConfig)
     model: BackboneConfig = field(default_factory=BackboneConfig)
     train: MLEConfig = field(default_factory=MLEConfig)
@@ -98,6 +106,15 @@ def _same_tokenizer(a: Path, b: Path) -> bool:
         return (d / name).read_bytes() if (d / name).is_file() else None
 
     return all(content(a, f) == content(b, f) for f in ("config.json", "model.safetensors"))
+
+
+def _check_same_token_layout(old: dict, new: dict, init: str, tok_dir: Path) -> None:
+    """Raise unless a backbone trained on layout ``old`` can read sequences of layout ``new``."""
+    keys = ("vocab_size", "visual_vocab", "frame_tokens", "context_tokens")
+    diff = {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+    if diff:
+        raise ValueError(f"init_new_tokenizer: data.tokenizer={tok_dir} does not fit init={init}'s "
+                         f"backbone: " + ", ".join(f"{k} {a} (init) vs {b}" for k, (a, b) in diff.items()))
 
 
 def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
@@ -142,10 +159,13 @@ def run_pretrain_video(cfg: PretrainVideoConfig, resume: bool = False) -> dict:
     elif cfg.init:  # continued pretraining: the init's codec and layout, checked tokenizer
         init_meta = read_world_model_meta(cfg.init)
         init_tok = Path(cfg.init) / init_meta.get("tokenizer", "tokenizer")
-        if not _same_tokenizer(init_tok, tok_dir):
-            raise ValueError(f"init={cfg.init} was trained with another tokenizer than "
-                             f"data.tokenizer={tok_dir}; pass --tokenizer {init_tok}")
         task = task_from_meta(init_meta, tok, **common)
+        if not _same_tokenizer(init_tok, tok_dir):
+            if not cfg.init_new_tokenizer:
+                raise ValueError(f"init={cfg.init} was trained with another tokenizer than "
+                                 f"data.tokenizer={tok_dir}; pass --tokenizer {init_tok}, or "
+                                 f"--set init_new_tokenizer=true to retrain it on this one")
+            _check_same_token_layout(init_meta["layout"], task.layout(), cfg.init, tok_dir)
     else:
         train_files = dataset_split(cfg.data.root, "train")
         acts = ClipDataset(train_files, 1, stride=1).all_actions()
