@@ -113,7 +113,7 @@ def test_bad_flags_are_named(data, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["tokenizer_frame_tiny", "tokenizer_compressive_tiny",
-                                  "tokenizer_frame_rt1"])
+                                  "tokenizer_frame_rt1", "tokenizer_compressive_skip6_motion"])
 def test_recipes_load_and_resolve(name):
     from pathlib import Path
 
