@@ -95,6 +95,11 @@ def test_compressive_fine_tune_with_init_on_frame_skipped_clips(data, tmp_path):
     for name, w in a.state_dict().items():  # one step at lr 1e-9 from the init's weights
         assert torch.allclose(w, b.state_dict()[name], atol=1e-6), name
     assert "moving_frac" in json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    # resuming a fine-tune rebuilds the init's shapes (not the preset's) before loading the checkpoint
+    run(["tokenizer", "train", "--kind", "compressive", "--data", str(data), "--out", str(out),
+         "--init", str(base), "--steps", "2", "--batch-size", "2", "--set", "clip_len=3",
+         "--set", "frame_skip=2", "--set", "train.motion_weight=5", *QUIET, "--resume"])
+    assert [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
     run(["tokenizer", "eval", "--tokenizer", str(out), "--data", str(data), "--clip-len", "3",
          "--frame-skip", "2", "--lpips", "none"])
     res = json.loads((out / "eval_test.json").read_text())
@@ -102,6 +107,8 @@ def test_compressive_fine_tune_with_init_on_frame_skipped_clips(data, tmp_path):
     bad = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "compressive", "--data", str(data),
                                    "--init", str(base), "--init-context", str(base)])
     assert bad.exit_code != 0 and "exclusive" in (bad.output + str(bad.exception))
+    bad = CliRunner().invoke(app, ["tokenizer", "train", "--data", str(data), "--init", str(base)])
+    assert bad.exit_code != 0 and "--kind compressive" in bad.output
 
 
 def test_bad_flags_are_named(data, tmp_path):

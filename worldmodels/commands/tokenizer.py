@@ -192,13 +192,15 @@ def train_cmd(
             flags.append(f"{name}={val}")
     cfg = load_config(TokenizerRunConfig, config, flags + list(set_ or []))
     start = None
-    if cfg.init and not resume:
+    if cfg.init:  # its config always (a resumed checkpoint has its shapes), its weights unless resuming
         from tokenizers_video import load_tokenizer
 
         start = load_tokenizer(cfg.init)
         if start.kind != cfg.kind:
-            raise typer.BadParameter(f"--init {cfg.init} is a {start.kind} tokenizer, not {cfg.kind}")
+            raise typer.BadParameter(f"--init {cfg.init} is a {start.kind} tokenizer, not {cfg.kind} "
+                                     f"(pass --kind {start.kind})")
         cfg = dataclasses.replace(cfg, model=to_dict(start.config))
+        start = None if resume else start
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
     cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg))
     log = typer.echo
