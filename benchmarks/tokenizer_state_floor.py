@@ -28,7 +28,9 @@ PARTS = {"pusher": slice(0, 2), "block": slice(2, 4), "goal": slice(4, 6)}
 @torch.no_grad()
 def reconstruct(tok, context: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
     """context (1,3,H,W), future (1,T,3,H,W) -> the tokenizer's reconstruction of the future."""
-    if getattr(tok, "kind", "") == "compressive":
+    from worldmodels.tasks.video_data import tokenizer_is_compressive
+
+    if tokenizer_is_compressive(tok):
         return tok.decode(*tok.encode(context, future))[1]
     return tok.decode(tok.encode(future))
 

@@ -12,7 +12,7 @@ from tokenizer_state_floor import state_floor  # noqa: E402
 class IdentityCompressive:
     """A perfect compressive tokenizer: ids are the frames themselves."""
 
-    kind = "compressive"
+    kind, context_tokens = "compressive", 0
 
     def encode(self, context, future):
         self.context = context
