@@ -130,12 +130,17 @@ def _frames(data: str, split: str, layout: str):
     return FrameDataset(dataset_split(data, split), LAYOUTS[_layout(layout)])
 
 
-def _clips(data: str, split: str, layout: str, clip_len: int, stride: int, frame_skip: int = 1):
+def _clips(data: str, split: str, layout: str, clip_len: int, frame_skip: int = 1,
+           non_overlapping: bool = False):
+    """Clip windows starting at every recorded step, or (held-out evaluation) sharing none."""
     from worldmodels.clips import ClipDataset
     from worldmodels.episodes import LAYOUTS, dataset_split
 
-    return ClipDataset(dataset_split(data, split), clip_len, LAYOUTS[_layout(layout)],
-                       stride=stride, require_actions=False, frame_skip=frame_skip)
+    files, keymap = dataset_split(data, split), LAYOUTS[_layout(layout)]
+    if non_overlapping:
+        return ClipDataset.non_overlapping(files, clip_len, frame_skip, keymap=keymap,
+                                           require_actions=False)
+    return ClipDataset(files, clip_len, keymap, stride=1, require_actions=False, frame_skip=frame_skip)
 
 
 def _layout(name: str) -> str:
@@ -191,29 +196,30 @@ def train_cmd(
         if val is not None:
             flags.append(f"{name}={val}")
     cfg = load_config(TokenizerRunConfig, config, flags + list(set_ or []))
-    start = None
-    if cfg.init:  # its config always (a resumed checkpoint has its shapes), its weights unless resuming
-        from tokenizers_video import load_tokenizer
+    if cfg.init:  # its config always (a resumed checkpoint has its shapes); weights below
+        from tokenizers_video import read_config
 
-        start = load_tokenizer(cfg.init)
-        if start.kind != cfg.kind:
-            raise typer.BadParameter(f"--init {cfg.init} is a {start.kind} tokenizer, not {cfg.kind} "
-                                     f"(pass --kind {start.kind})")
-        cfg = dataclasses.replace(cfg, model=to_dict(start.config))
-        start = None if resume else start
+        init_model = read_config(cfg.init)
+        init_kind = init_model.pop("kind")
+        if init_kind != cfg.kind:
+            raise typer.BadParameter(f"--init {cfg.init} is a {init_kind} tokenizer, not {cfg.kind} "
+                                     f"(pass --kind {init_kind})")
+        cfg = dataclasses.replace(cfg, model=init_model)
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
     cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg))
     log = typer.echo
     torch.manual_seed(cfg.train.seed)  # model initialisation
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
-    if start is not None:
-        model.load_state_dict(start.state_dict())
+    if cfg.init and not resume:  # on resume the checkpoint's weights replace them anyway
+        from tokenizers_video import load_tokenizer
+
+        model.load_state_dict(load_tokenizer(cfg.init).state_dict())
         log(f"fine-tuning {cfg.init}")
     if cfg.kind == "frame":
         ds = _frames(cfg.data, "train", cfg.layout)
     else:
-        ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.layout, cfg.clip_len, 1,
-                                         cfg.frame_skip), cfg.future_per_clip)
+        ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.layout, cfg.clip_len, cfg.frame_skip),
+                                  cfg.future_per_clip)
         if cfg.init_context and not resume:
             src = FrameTokenizer.from_pretrained(cfg.init_context)
             try:
@@ -275,8 +281,7 @@ def eval_cmd(
         from tokenizers_video import FrameTokenizer
 
         ref = FrameTokenizer.from_pretrained(compare, device=device) if compare else None
-        span = (clip_len - 1) * frame_skip + 1
-        clips = _clips(data, split, layout, clip_len, span, frame_skip)  # non-overlapping windows
+        clips = _clips(data, split, layout, clip_len, frame_skip, non_overlapping=True)
         res = evaluate_compressive(tok, clips, fns, max(1, batch_size // clip_len), max_items, ref)
         rows = [("context", {**res["context"], "tokens_per_frame": res["context_tokens"]}),
                 ("future", {**res["future"], "tokens_per_frame": res["tokens_per_future_frame"]})]
