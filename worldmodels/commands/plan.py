@@ -5,6 +5,7 @@
     wm plan robot --task push --model random,oracle,runs/wm_video --episodes 20 --out runs/plan
     wm plan robot --task drawer --planner mppi --model runs/wm_video --set knobs.num_samples=32
     wm plan robot --task push --model runs/wm_video --set contact_gate=true   # count only pushes the pusher made
+    wm plan pool runs/plan runs/plan_seed30               # pool runs; one-sided Fisher p vs random
 
 Each model gets ``<out>/<task>_<planner>_<model>/`` with summary.json, config.yaml and GIFs;
 a table compares success rates and reports world models as a fraction of the oracle.
@@ -74,6 +75,39 @@ def robot(
         frac = f"{r['success_rate'] / oracle:.2f}" if oracle else "-"
         typer.echo(f"{r['model']:<28}{r['success_rate']:>10.2f}{r['episodes']:>6}{frac:>11}"
                    f"{100 * r['mean_progress']:>13.1f}{r['seconds'] / r['episodes']:>11.1f}")
+
+
+@app.command("pool")
+def pool(
+    runs: list[Path] = typer.Argument(..., help="`wm plan robot` output roots, run dirs or summary.json files"),
+    baseline: str = typer.Option("random", help="model the others are tested against"),
+    oracle: str = typer.Option("oracle", help="model whose rate the others are a fraction of"),
+    out: Path = typer.Option(None, help="also write the rows to this JSON file"),
+) -> None:
+    """Pool episodes per model over several runs (a re-run episode counts once) and test each
+    model against the baseline: one-sided Fisher exact p that it succeeds more often, on the
+    same episodes when the baseline ran them all."""
+    from planners.pooling import pool_runs
+    from planners.report import write_json
+
+    try:
+        rows = pool_runs(runs, baseline=baseline, oracle=oracle)
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    if out:
+        write_json(out, {"runs": [str(r) for r in runs], "baseline": baseline, "rows": rows})
+
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    typer.echo(f"{rows[0]['task']}: {'model':<28}{'successes':>11}{'rate':>7}{'vs oracle':>11}"
+               f"{'p vs ' + baseline:>14}{'matched':>9}")
+    for r in rows:
+        matched = "-" if r["matched_episodes"] is None else ("yes" if r["matched_episodes"] else "NO")
+        typer.echo(f"{'':<{len(r['task']) + 2}}{r['model']:<28}{r['successes']:>5} / {r['episodes']:<3}"
+                   f"{r['success_rate']:>7.3f}{fmt(r['fraction_of_oracle'], '.2f'):>11}"
+                   f"{fmt(r['p_vs_baseline'], '.3g'):>14}{matched:>9}")
 
 
 @app.command("readout")
