@@ -56,27 +56,38 @@ def find_summaries(paths: list[str | Path]) -> list[Path]:
 
 
 def _episode_key(summary: dict, episode: dict, path: Path) -> tuple:
-    cfg = summary.get("config") or {}
-    try:
-        return (int(episode["seed"]),) + tuple(cfg[f] for f in _EPISODE_FIELDS)
-    except KeyError as e:
-        raise ValueError(f"{path}: missing field {e} (expected a summary written by `wm plan robot`)") from None
+    from dataclasses import fields
+
+    from planners.mpc import PlanRunConfig
+
+    cfg = summary.get("config")
+    if not isinstance(cfg, dict) or "seed" not in episode:
+        raise ValueError(f"{path}: missing config or per-episode seed (expected a summary written by "
+                         f"`wm plan robot`)")
+    # summaries written before a setting existed ran with its default
+    defaults = {f.name: f.default for f in fields(PlanRunConfig)}
+    return (int(episode["seed"]),) + tuple(cfg.get(f, defaults[f]) for f in _EPISODE_FIELDS)
 
 
-def pool_runs(paths: list[str | Path], baseline: str = "random", oracle: str = "oracle") -> list[dict]:
+def pool_runs(paths: list[str | Path], baseline: str = "random", oracle: str = "oracle",
+              task: str | None = None) -> list[dict]:
     """One row per (model, planner): pooled successes, rate, fraction of the oracle's rate, and
-    the one-sided Fisher p against ``baseline`` (None for the baseline itself or when absent)."""
-    task = None
+    the one-sided Fisher p against ``baseline`` (None for the baseline itself or when absent).
+    ``task`` keeps only that task's runs; without it all runs must share one task."""
+    only = task
     pooled: dict[tuple[str, str], dict[tuple, bool]] = {}
     duplicates: dict[tuple[str, str], int] = {}
     for path in find_summaries(paths):
         s = json.loads(path.read_text())
         if "per_episode" not in s or "task" not in s:
             raise ValueError(f"{path}: no per_episode/task fields (expected a `wm plan robot` summary)")
+        if only is not None and s["task"] != only:
+            continue
         if task is None:
             task = s["task"]
         elif s["task"] != task:
-            raise ValueError(f"{path}: task {s['task']!r}, but earlier runs are {task!r}; pool one task at a time")
+            raise ValueError(f"{path}: task {s['task']!r}, but earlier runs are {task!r}; pool one task "
+                             f"at a time (--task)")
         group = (s["model"], s.get("planner", "?"))
         episodes = pooled.setdefault(group, {})
         for ep in s["per_episode"]:
@@ -86,6 +97,8 @@ def pool_runs(paths: list[str | Path], baseline: str = "random", oracle: str = "
             else:
                 episodes[key] = bool(ep["success"])
 
+    if not pooled:
+        raise FileNotFoundError(f"no {only!r} runs under {', '.join(map(str, paths))}")
     base_eps = next((eps for (m, _), eps in pooled.items() if m == baseline), None)
     oracle_eps = next((eps for (m, _), eps in pooled.items() if m == oracle), None)
     rows = []

@@ -56,6 +56,16 @@ def test_pool_counts_reruns_once_and_scores_the_baseline_on_the_same_episodes(tm
     assert rows["random"]["p_vs_baseline"] is None
 
 
+def test_pool_old_summaries_use_the_defaults_of_settings_they_lack(tmp_path):
+    d = write_run(tmp_path, "runs/wm", range(4), {1})
+    s = json.loads((d / "summary.json").read_text())
+    del s["config"]["action_repeat"]                      # written before action_repeat existed
+    (d / "summary.json").write_text(json.dumps(s))
+    write_run(tmp_path / "new", "runs/wm", range(4), {2}).joinpath("summary.json")
+    (wm,) = pool_runs([tmp_path, tmp_path / "new"])       # action_repeat 0 vs 6: 8 distinct episodes
+    assert (wm["episodes"], wm["successes"], wm["duplicates_ignored"]) == (8, 2, 0)
+
+
 def test_pool_unmatched_episodes_and_settings_make_different_episodes(tmp_path):
     write_run(tmp_path, "random", range(0, 10), set())
     write_run(tmp_path / "long", "runs/wm", range(0, 5), {0}, max_steps=96)   # random never ran these
@@ -67,10 +77,13 @@ def test_pool_unmatched_episodes_and_settings_make_different_episodes(tmp_path):
 def test_pool_errors_name_the_file(tmp_path):
     write_run(tmp_path, "random", range(3), set())
     bad = write_run(tmp_path / "x", "runs/wm", range(3), set(), task="drawer")
-    with pytest.raises(ValueError, match=r"drawer_cem_runs_wm.*pool one task at a time"):
+    with pytest.raises(ValueError, match=r"drawer_cem_runs_wm.*pool one task at a time \(--task\)"):
         pool_runs([tmp_path, tmp_path / "x"])
+    assert [r["model"] for r in pool_runs([tmp_path, tmp_path / "x"], task="drawer")] == ["runs/wm"]
+    with pytest.raises(FileNotFoundError, match="no 'stack' runs"):
+        pool_runs([tmp_path], task="stack")
     (bad / "summary.json").write_text(json.dumps({"task": "drawer", "model": "m", "per_episode": [{"seed": 0}]}))
-    with pytest.raises(ValueError, match="missing field"):
+    with pytest.raises(ValueError, match="missing config or per-episode seed"):
         pool_runs([bad])
     (tmp_path / "empty_root").mkdir()
     with pytest.raises(FileNotFoundError, match="no summary.json"):

@@ -5,7 +5,7 @@
     wm plan robot --task push --model random,oracle,runs/wm_video --episodes 20 --out runs/plan
     wm plan robot --task drawer --planner mppi --model runs/wm_video --set knobs.num_samples=32
     wm plan robot --task push --model runs/wm_video --set contact_gate=true   # count only pushes the pusher made
-    wm plan pool runs/plan runs/plan_seed30               # pool runs; one-sided Fisher p vs random
+    wm plan pool runs/plan runs/plan_seed30 --task push   # pool runs; one-sided Fisher p vs random
 
 Each model gets ``<out>/<task>_<planner>_<model>/`` with summary.json, config.yaml and GIFs;
 a table compares success rates and reports world models as a fraction of the oracle.
@@ -82,6 +82,7 @@ def pool(
     runs: list[Path] = typer.Argument(..., help="`wm plan robot` output roots, run dirs or summary.json files"),
     baseline: str = typer.Option("random", help="model the others are tested against"),
     oracle: str = typer.Option("oracle", help="model whose rate the others are a fraction of"),
+    task: str = typer.Option(None, help="pool only this task's runs (needed when the paths hold several)"),
     out: Path = typer.Option(None, help="also write the rows to this JSON file"),
 ) -> None:
     """Pool episodes per model over several runs (a re-run episode counts once) and test each
@@ -91,7 +92,7 @@ def pool(
     from planners.report import write_json
 
     try:
-        rows = pool_runs(runs, baseline=baseline, oracle=oracle)
+        rows = pool_runs(runs, baseline=baseline, oracle=oracle, task=task)
     except (FileNotFoundError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
