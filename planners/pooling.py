@@ -61,9 +61,9 @@ def _episode_key(summary: dict, episode: dict, path: Path) -> tuple:
     from planners.mpc import PlanRunConfig
 
     cfg = summary.get("config")
-    if not isinstance(cfg, dict) or "seed" not in episode:
-        raise ValueError(f"{path}: missing config or per-episode seed (expected a summary written by "
-                         f"`wm plan robot`)")
+    if not isinstance(cfg, dict) or "seed" not in episode or "success" not in episode:
+        raise ValueError(f"{path}: missing config or per-episode seed/success (expected a summary "
+                         f"written by `wm plan robot`)")
     # summaries written before a setting existed ran with its default
     defaults = {f.name: f.default for f in fields(PlanRunConfig)}
     return (int(episode["seed"]),) + tuple(cfg.get(f, defaults[f]) for f in _EPISODE_FIELDS)
@@ -108,19 +108,18 @@ def pool_runs(paths: list[str | Path], baseline: str = "random", oracle: str = "
                "success_rate": k / n, "duplicates_ignored": duplicates.get((model, planner), 0),
                "fraction_of_oracle": None, "p_vs_baseline": None, "matched_episodes": None}
         if oracle_eps:
-            ko, no = _on_same_episodes(oracle_eps, eps)
+            ko, no, _ = _on_same_episodes(oracle_eps, eps)
             row["fraction_of_oracle"] = (k / n) / (ko / no) if ko else None
         if base_eps and model != baseline:
-            kb, nb = _on_same_episodes(base_eps, eps)
-            row["matched_episodes"] = nb == n
+            kb, nb, row["matched_episodes"] = _on_same_episodes(base_eps, eps)
             row["p_vs_baseline"] = fisher_greater(k, n, kb, nb)
         rows.append(row)
     return rows
 
 
-def _on_same_episodes(reference: dict[tuple, bool], episodes: dict[tuple, bool]) -> tuple[int, int]:
-    """(successes, episodes) of ``reference`` on the episodes the model ran, when it ran them
-    all (the same scenes); otherwise over all of its own episodes."""
+def _on_same_episodes(reference: dict[tuple, bool], episodes: dict[tuple, bool]) -> tuple[int, int, bool]:
+    """(successes, episodes, matched) of ``reference``: on the episodes the model ran when it
+    ran them all (the same scenes, matched), otherwise over all of its own episodes."""
     if set(episodes) <= set(reference):
-        return sum(reference[e] for e in episodes), len(episodes)
-    return sum(reference.values()), len(reference)
+        return sum(reference[e] for e in episodes), len(episodes), True
+    return sum(reference.values()), len(reference), False

@@ -67,11 +67,11 @@ def test_pool_old_summaries_use_the_defaults_of_settings_they_lack(tmp_path):
 
 
 def test_pool_unmatched_episodes_and_settings_make_different_episodes(tmp_path):
-    write_run(tmp_path, "random", range(0, 10), set())
+    write_run(tmp_path, "random", range(0, 5), set())
     write_run(tmp_path / "long", "runs/wm", range(0, 5), {0}, max_steps=96)   # random never ran these
     (wm,) = [r for r in pool_runs([tmp_path, tmp_path / "long"]) if r["model"] == "runs/wm"]
     assert wm["matched_episodes"] is False and wm["episodes"] == 5
-    assert wm["p_vs_baseline"] == pytest.approx(hypergeometric_tail(1, 5, 0, 10))
+    assert wm["p_vs_baseline"] == pytest.approx(hypergeometric_tail(1, 5, 0, 5))
 
 
 def test_pool_errors_name_the_file(tmp_path):
@@ -83,7 +83,7 @@ def test_pool_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no 'stack' runs"):
         pool_runs([tmp_path], task="stack")
     (bad / "summary.json").write_text(json.dumps({"task": "drawer", "model": "m", "per_episode": [{"seed": 0}]}))
-    with pytest.raises(ValueError, match="missing config or per-episode seed"):
+    with pytest.raises(ValueError, match="missing config or per-episode seed/success"):
         pool_runs([bad])
     (tmp_path / "empty_root").mkdir()
     with pytest.raises(FileNotFoundError, match="no summary.json"):
