@@ -7,13 +7,13 @@ actions by default) by a one-sided Fisher exact test (H1: the model succeeds mor
     rows = pool_runs(["runs/plan_s7_random", "runs/plan_s7_seed30", "runs/plan_long"])
     # [{"model": "random", "successes": 0, "episodes": 80, ...},
     #  {"model": "runs/wm_skip6_motion", "successes": 5, "episodes": 80,
-    #   "p_vs_baseline": 0.0297, "matched_episodes": True, ...}]
+    #   "p_vs_baseline": 0.0293, "matched_episodes": True, ...}]
 
 An *episode* is identified by its seed and the settings that change what happens in it
 (max_steps, action_repeat, image_size). The same episode found twice for one model (a re-run)
-counts once (the first run given). When the baseline (or the oracle) ran every episode the model ran, it is scored
-on exactly those episodes, so both rates come from the same scenes (``matched_episodes``);
-otherwise on all of its own.
+counts once (the first run given). When the baseline (or the oracle) ran every episode the
+model ran, it is scored on exactly those episodes, so both rates come from the same scenes
+(``matched_episodes``); otherwise on all of its own.
 """
 
 from __future__ import annotations
