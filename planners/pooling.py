@@ -18,6 +18,7 @@ model ran, it is scored on exactly those episodes, so both rates come from the s
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -55,17 +56,23 @@ def find_summaries(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def _episode_key(summary: dict, episode: dict, path: Path) -> tuple:
+@functools.cache
+def _episode_defaults() -> dict:
+    """PlanRunConfig's defaults of the episode settings: summaries written before a setting
+    existed ran with its default."""
     from dataclasses import fields
 
     from planners.mpc import PlanRunConfig
 
+    return {f.name: f.default for f in fields(PlanRunConfig) if f.name in _EPISODE_FIELDS}
+
+
+def _episode_key(summary: dict, episode: dict, path: Path) -> tuple:
     cfg = summary.get("config")
     if not isinstance(cfg, dict) or "seed" not in episode or "success" not in episode:
         raise ValueError(f"{path}: missing config or per-episode seed/success (expected a summary "
                          f"written by `wm plan robot`)")
-    # summaries written before a setting existed ran with its default
-    defaults = {f.name: f.default for f in fields(PlanRunConfig)}
+    defaults = _episode_defaults()
     return (int(episode["seed"]),) + tuple(cfg.get(f, defaults[f]) for f in _EPISODE_FIELDS)
 
 
