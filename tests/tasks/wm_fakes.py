@@ -1,4 +1,4 @@
-"""Tiny stand-in video tokenizers with the CONTRACTS.md API (encode = avg-pool + quantise), and
+"""Tiny stand-in video tokenizers with the API of ``tokenizers_video`` (encode = avg-pool + quantise), and
 a synthetic episode folder, for world-model tests that must not depend on a trained tokenizer."""
 
 from __future__ import annotations

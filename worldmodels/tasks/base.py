@@ -2,7 +2,7 @@
 
 Engines in ``worldmodels/train`` never branch on a modality name; they only call these methods::
 
-    task = get_task("video", model_dir_or_config...)
+    task = get_task_class("video")(...)                # worldmodels.tasks registry
     ds = task.dataset("train")                          # torch Dataset of items
     batch = task.collate([ds[i] for i in range(8)])     # a batch dict
     lm = task.lm_batch(batch)                           # {"input_ids" (B,L), "labels" (B,L)}

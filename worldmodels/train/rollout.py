@@ -15,7 +15,7 @@ temperature-scaled* distribution (logits outside ``allowed`` = -inf, then ``/ te
 top-k / top-p only truncate what is sampled, not the reported log-probs, so
 ``sequence_logprobs`` reproduces them exactly with one differentiable forward pass.
 
-Optional extensions (defaults keep the CONTRACTS.md behaviour):
+Optional extensions (the defaults give fixed-length segments, as video uses):
 - ``prompt_mask`` (B,P) bool for left-padded prompts of different lengths (text modalities);
 - ``Segment.stop_token``: once a row samples it inside that generate segment, the rest of the
   segment is filled with ``Segment.pad_token`` (log-prob 0, loss_mask False).
