@@ -76,3 +76,70 @@ def test_save_roundtrip(tmp_path):
     again = load_config(RunCfg, path)
     assert to_dict(again) == to_dict(cfg)
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".config-")]
+
+
+# --- resume_config: a run continues with its recorded settings --------------------------------
+
+def _recorded_run(tmp_path):
+    from worldmodels.config import save_config as save
+
+    run = tmp_path / "run"
+    save(RunCfg(name="a", steps=10, note="kept", optim=OptimCfg(lr=0.5)), run)
+    return run
+
+
+def test_resume_keeps_recorded_values_and_applies_allowed_changes(tmp_path):
+    from worldmodels.config import resume_config
+
+    run = _recorded_run(tmp_path)
+    # nothing requested: every value is the recorded one, not the dataclass default
+    cfg = resume_config(RunCfg, run, {}, run_field=None)
+    assert (cfg.name, cfg.steps, cfg.note, cfg.optim.lr) == ("a", 10, "kept", 0.5)
+    # an allowed change is applied; requests equal to the recorded value (spelt as the YAML
+    # string "5e-1" or as a tuple for a list field) are no conflict
+    cfg = resume_config(RunCfg, run, {"steps": 25, "optim.lr": "5e-1", "levels": (7, 5, 5)},
+                        may_change={"steps"}, run_field=None)
+    assert (cfg.steps, cfg.optim.lr, cfg.levels) == (25, 0.5, [7, 5, 5])
+
+
+def test_resume_conflict_names_every_field_with_both_values(tmp_path):
+    from worldmodels.config import resume_config
+
+    run = _recorded_run(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        resume_config(RunCfg, run, {"steps": 25, "optim.lr": 0.1, "name": "b", "amp": False},
+                      may_change={"steps", "amp"}, run_field=None)
+    msg = str(e.value)
+    assert "optim.lr: recorded 0.5, requested 0.1" in msg
+    assert "name: recorded 'a', requested 'b'" in msg
+    assert "May change on resume: amp, steps" in msg and "steps: recorded" not in msg
+    assert "config.yaml" in msg
+
+
+def test_resume_run_field_follows_the_directory_and_errors_are_named(tmp_path):
+    from worldmodels.config import resume_config
+
+    run = _recorded_run(tmp_path)
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    # the run field names where the run is now; it is never a conflict
+    assert resume_config(RunCfg, moved, {"name": "elsewhere"}, run_field="name").name == str(moved)
+    with pytest.raises(ConfigError, match="holds no recorded config"):
+        resume_config(RunCfg, tmp_path / "none", {})
+    with pytest.raises(ConfigError, match=r"optim.lrr"):
+        resume_config(RunCfg, moved, {"optim.lrr": 1}, run_field=None)
+    with pytest.raises(ConfigError, match="'name' is not a config section"):
+        resume_config(RunCfg, moved, {"name.x": 1}, run_field=None)
+
+
+def test_requested_values_layers_in_order(tmp_path):
+    from worldmodels.config import parse_overrides, read_config_file, requested_values
+
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"steps": 20, "optim": {"lr": 0.5, "betas": [0.8, 0.9]}}))
+    asked = requested_values({"optim": {"lr": 9.0}, "note": "preset"}, read_config_file(p),
+                             parse_overrides(["optim.lr=1e-4", "steps=3", "steps=4"]))
+    # raw YAML values (1e-4 without a dot is a string in YAML 1.1; the field coerces it later)
+    assert asked == {"optim.lr": "1e-4", "note": "preset", "steps": 4, "optim.betas": [0.8, 0.9]}
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        parse_overrides(["steps"])

@@ -9,10 +9,18 @@ values in and out of them::
 
 Overrides are ``dotted.key=value``; the value is parsed as YAML (so ``1e-4``, ``true``,
 ``[7,5,5]`` and ``null`` mean what they look like) and type-checked against the field.
+
+Resuming a run continues it with the settings recorded in its ``config.yaml``; only what the
+user explicitly asked for (flags, ``--set`` items, ``--config`` file values -- never defaults)
+is compared with them, and a difference is an error unless the field may change on resume::
+
+    asked = requested_values(read_config_file("recipe.yaml"), parse_overrides(["grpo.max_steps=9"]))
+    cfg = resume_config(RLVRVideoConfig, "runs/rl", asked, may_change={"grpo.max_steps"})
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -158,14 +166,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Defaults (or ``base``) <- YAML file <- dotted overrides, validated by ``cls``."""
     data = to_dict(base if base is not None else cls())
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path}: not valid YAML ({e})") from e
-        _deep_update(data, loaded, str(path))
+        _deep_update(data, read_config_file(path), str(path))
     apply_overrides(data, overrides)
     try:
         return from_dict(cls, data)
@@ -173,6 +174,20 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(str(e)) from e
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML config file ({} when empty); ConfigError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path}: not valid YAML ({e})") from e
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return loaded
 
 
 def _deep_update(dst: dict, src: dict, where: str) -> None:
@@ -192,3 +207,125 @@ def save_config(cfg: Any, run_dir: str | Path, filename: str = CONFIG_FILENAME) 
     target = run_dir / filename
     return atomic_write(target, lambda f: yaml.safe_dump(to_dict(cfg), f, sort_keys=False),
                         text=True)
+
+
+# --- resuming a run with its recorded settings ------------------------------------------------
+
+_ABSENT = object()
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["a.b=1", "c=[2,3]"]`` -> ``{"a.b": 1, "c": [2, 3]}`` (values parsed as YAML; a later
+    item for the same key wins). Raises ConfigError naming a malformed item."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value (e.g. train.lr=1e-4)")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from e
+    return out
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> ``{"dotted.key": leaf}`` (lists and empty mappings are leaves)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def requested_values(*layers: dict | None) -> dict[str, Any]:
+    """What the user explicitly asked for, as ``{"dotted.key": value}``: the layers (nested or
+    already-dotted mappings: a preset section, a ``--config`` file, flags, ``--set`` items) in
+    the order the command applies them, a later layer winning. Defaults are never a layer."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out.update(flatten(to_dict(layer) if dataclasses.is_dataclass(layer) else (layer or {})))
+    return out
+
+
+def _get(data: dict, key: str) -> Any:
+    node: Any = data
+    for p in key.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return _ABSENT
+        node = node[p]
+    return node
+
+
+def _set(data: dict, key: str, value: Any) -> None:
+    node, parts = data, key.split(".")
+    for i, p in enumerate(parts[:-1]):
+        if not isinstance(node.get(p, {}), dict):
+            raise ConfigError(f"{key}: {'.'.join(parts[:i + 1])!r} is not a config section")
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def read_recorded_config(cls: type[T], run_dir: str | Path, filename: str = CONFIG_FILENAME) -> T | None:
+    """The config a run recorded in ``<run_dir>/<filename>`` (None when there is none);
+    ConfigError naming the file when it no longer loads as ``cls``."""
+    path = Path(run_dir) / filename
+    if not path.is_file():
+        return None
+    try:
+        return from_dict(cls, read_config_file(path))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: the run's recorded config does not load ({e})") from e
+
+
+def resume_config(cls: type[T], run_dir: str | Path, requested: dict[str, Any],
+                  may_change: set[str] | frozenset[str] | tuple[str, ...] = (), *,
+                  run_field: str | None = "out", filename: str = CONFIG_FILENAME) -> T:
+    """The run's recorded config with the explicitly ``requested`` changes that are allowed.
+
+    run_dir: the run being continued; ``<run_dir>/<filename>`` holds its recorded config.
+    requested: ``{"dotted.field": value}`` the user explicitly passed (`requested_values`);
+        values are type-checked as the fields are, so ``1e-4`` and ``0.0001`` are the same.
+    may_change: dotted fields that may differ from the recorded value (the step budget,
+        logging frequency: what does not change what the run computes).
+    run_field: the field that names the run directory itself; it is set to ``run_dir`` and
+        never compared (a moved run continues where it is now). None: no such field.
+
+    Returns ``cls`` built from the recorded values with the allowed requests applied.
+    Raises ConfigError: no recorded config; the recorded config no longer loads; or requested
+    values that differ from the recorded ones on fields not in ``may_change``, each named with
+    both values: ``reward: recorded 'mae', requested 'psnr'``.
+    """
+    recorded_cfg = read_recorded_config(cls, run_dir, filename)
+    path = Path(run_dir) / filename
+    if recorded_cfg is None:
+        raise ConfigError(f"cannot resume {run_dir}: it holds no recorded config ({path})")
+    recorded = to_dict(recorded_cfg)
+    asked = {k: v for k, v in requested.items() if k != run_field}
+    merged = copy.deepcopy(recorded)
+    for key, value in asked.items():
+        _set(merged, key, value)
+    if run_field is not None:
+        _set(merged, run_field, str(run_dir))
+    try:  # the requests as the fields read them (types coerced, unknown fields named)
+        cfg = from_dict(cls, merged)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"resume {run_dir}: {e}") from e
+    normalised = to_dict(cfg)
+    conflicts = [(k, _get(recorded, k), _get(normalised, k)) for k in asked
+                 if _get(normalised, k) != _get(recorded, k) and k not in may_change]
+    if conflicts:
+        shown = "; ".join(f"{k}: recorded {_show(a)}, requested {_show(b)}" for k, a, b in conflicts)
+        allowed = ", ".join(sorted(may_change)) or "nothing"
+        raise ConfigError(
+            f"cannot resume {run_dir} with other settings than its own ({path}): {shown}. "
+            f"May change on resume: {allowed}. Drop the others to continue the run, or start a "
+            f"new run elsewhere.")
+    return cfg
+
+
+def _show(value: Any) -> str:
+    return "(not set)" if value is _ABSENT else repr(value)
