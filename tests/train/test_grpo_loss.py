@@ -133,8 +133,14 @@ def test_loss_matches_hand(loss_type, beta, dual):
         assert g[0, 1] == 0 and g[2, 0] == 0 and g[3, 1] == 0
         assert g[3, 0] != 0 or dual is not None
     if dual:
-        assert g[3, 0] == pytest.approx(beta * (1 - math.exp(REF[3][0] - OLD[3][0] - 2.0)) / n_tok
-                                        if loss_type == "token_mean" else g[3, 0].item())
+        # (3,0) is dual-clipped (a constant), so only the KL term moves it: d/dnew of
+        # beta*(e^(ref-new) - (ref-new) - 1) = beta*(1 - e^(ref-new)), divided by the loss's
+        # denominator: all 14 tokens (token_mean), or 6 sequences x the 2 tokens of row 3.
+        n_seq, row3 = len(MASK), sum(MASK[3])
+        denom = n_tok if loss_type == "token_mean" else n_seq * row3
+        assert (n_seq, row3) == (6, 2)
+        want = beta * (1 - math.exp(REF[3][0] - (OLD[3][0] + DELTA[3][0]))) / denom
+        assert g[3, 0].item() == pytest.approx(want, rel=1e-9)
     assert g[5, 2] != 0 and g[0, 0] != 0  # unclipped tokens have a gradient
 
 
@@ -202,3 +208,61 @@ def test_normalizer_and_errors():
     with pytest.raises(ValueError, match="group_size"):
         group_advantages(torch.ones(5), 3)
     assert sampled_entropy(t([[-1.0, -3.0]]), torch.tensor([[True, False]])) == 1.0
+
+
+def _poisoned(x, mask, values):
+    """Copy of ``x`` whose masked-out positions cycle through ``values`` (NaN, +-inf)."""
+    out = x.clone()
+    idx = (~mask).nonzero().tolist()
+    for k, (i, j) in enumerate(idx):
+        out[i, j] = values[k % len(values)]
+    return out
+
+
+@pytest.mark.parametrize("loss_type", ["token_mean", "sequence_mean"])
+def test_non_finite_values_at_masked_positions_change_nothing(loss_type):
+    """NaN/inf log-probs (policy, rollout, reference) at masked positions and a NaN advantage
+    on a fully masked (excluded) row give the same loss, metrics and gradient as finite values."""
+    mask = torch.tensor(MASK)
+    mask[4] = False  # an excluded sample: its advantage may be anything
+    adv = torch.tensor(hand_advantages(REWARDS, 3, "group"), dtype=torch.float64)
+    bad = [float("nan"), float("inf"), -float("inf")]
+    runs = []
+    for poison in (False, True):
+        new = t(OLD) + t(DELTA)
+        old, ref, a = t(OLD), t(REF), adv.clone()
+        if poison:
+            new, old = _poisoned(new, mask, bad), _poisoned(old, mask, bad[::-1])
+            ref, a[4] = _poisoned(ref, mask, [-float("inf"), float("nan")]), float("nan")
+        new.requires_grad_(True)
+        loss, m = grpo_loss(new, old, a, mask, ref_logprobs=ref, beta=BETA, epsilon=EPS,
+                            epsilon_high=EPS_HI, dual_clip=DUAL, loss_type=loss_type)
+        loss.backward()
+        runs.append((loss.item(), m, new.grad))
+    (l0, m0, g0), (l1, m1, g1) = runs
+    assert math.isfinite(l1) and l1 == pytest.approx(l0, rel=1e-12)
+    assert all(math.isfinite(v) for v in m1.values()) and m1 == pytest.approx(m0, rel=1e-12)
+    assert torch.isfinite(g1).all() and torch.equal(g1, g0)
+    assert (g1[~mask] == 0).all() and (g1[mask] != 0).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_low_precision_inputs_give_the_float32_loss(dtype):
+    """fp16/bf16 log-probs: the loss is computed (and returned) in float32, equal to the float32
+    loss of the same rounded values; advantages of fp16 rewards come back in float32."""
+    mask = torch.tensor(MASK)
+    adv = torch.tensor(hand_advantages(REWARDS, 3, "group"))
+    ins = [t(OLD) + t(DELTA), t(OLD), t(REF)]
+    low = [x.to(dtype) for x in ins]
+    ref32 = [x.float() for x in low]  # the same rounded values, in float32
+    kw = dict(beta=BETA, epsilon=EPS, epsilon_high=EPS_HI, dual_clip=DUAL)
+    got, m_got = grpo_loss(low[0], low[1], adv, mask, ref_logprobs=low[2], **kw)
+    want, m_want = grpo_loss(ref32[0], ref32[1], adv, mask, ref_logprobs=ref32[2], **kw)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert m_got == pytest.approx(m_want, rel=1e-6)
+    # rewards 100 apart by 0.5: float16 holds them exactly, the advantages need float32
+    r16 = torch.tensor([100.0, 100.5, 101.0, 0.0, 0.0, 3.0], dtype=torch.float16)
+    a16, _, _ = group_advantages(r16, 3, "group")
+    assert a16.dtype == torch.float32
+    assert a16.tolist() == pytest.approx(hand_advantages(r16.double().tolist(), 3, "group"), rel=1e-6)

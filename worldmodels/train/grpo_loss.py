@@ -16,6 +16,11 @@ Conventions (RLVR-World / verl, TRL knob names):
 - ``token_mean``: sum over unmasked tokens / number of unmasked tokens; ``sequence_mean``: mean
   per sequence, then over sequences that have any unmasked token. ``normalizer`` overrides the
   denominator (the trainer passes the global count so data-parallel ranks sum exactly).
+- Precision and masked positions: everything is computed in float32 (float64 stays float64)
+  whatever the inputs' dtype; masked-out positions (forced tokens, padding, excluded samples)
+  are *selected* away with ``torch.where`` before any arithmetic, so NaN/inf log-probs or
+  advantages there reach neither the loss, the metrics nor the gradient (``x * mask`` would:
+  ``nan * 0 = nan``, also in the backward pass).
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ LossType = Literal["token_mean", "sequence_mean"]
 
 STD_EPS = 1e-6
 KL_CLAMP = 10.0
+
+
+def _at_least_f32(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16/bfloat16/float32, float64 for float64."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _masked_unbiased_std(x: torch.Tensor, valid: torch.Tensor, dim: int) -> torch.Tensor:
@@ -92,27 +102,34 @@ def group_advantages(
         "reward_std": float(std.mean()),
         "invalid_rewards": float((~ok).sum()),
     }
-    return adv.reshape(-1).to(rewards.dtype if rewards.is_floating_point() else torch.float32), ok, stats
+    out_dtype = _at_least_f32(rewards.dtype) if rewards.is_floating_point() else torch.float32
+    return adv.reshape(-1).to(out_dtype), ok, stats
 
 
 def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 ("low_var_kl") estimate of KL(policy || ref), clamped to [-10, 10]."""
+    """Per-token k3 ("low_var_kl") estimate of KL(policy || ref), clamped to [-10, 10].
+
+    Elementwise on same-shaped tensors; NaN where both are -inf (``grpo_loss`` never passes
+    masked positions here).
+    """
     d = (ref_logprobs - logprobs).clamp(-20.0, 20.0)
     return (torch.exp(d) - d - 1.0).clamp(-KL_CLAMP, KL_CLAMP)
 
 
 def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: LossType,
                normalizer: float | None) -> torch.Tensor:
+    """(B, L) per-token losses -> scalar over ``mask`` positions, which are selected (not multiplied)."""
     maskf = mask.to(per_token.dtype)
+    kept = torch.where(mask, per_token, torch.zeros_like(per_token))
     if loss_type == "token_mean":
         denom = maskf.sum().clamp(min=1.0) if normalizer is None else max(float(normalizer), 1.0)
-        return (per_token * maskf).sum() / denom
+        return kept.sum() / denom
     if loss_type == "sequence_mean":
         tok = maskf.sum(1)  # (B,)
-        seq = (per_token * maskf).sum(1) / tok.clamp(min=1.0)
-        has = (tok > 0).to(per_token.dtype)
-        denom = has.sum().clamp(min=1.0) if normalizer is None else max(float(normalizer), 1.0)
-        return (seq * has).sum() / denom
+        seq = kept.sum(1) / tok.clamp(min=1.0)
+        has = tok > 0
+        denom = has.sum().to(per_token.dtype).clamp(min=1.0) if normalizer is None else max(float(normalizer), 1.0)
+        return torch.where(has, seq, torch.zeros_like(seq)).sum() / denom
     raise ValueError(f"loss_type must be 'token_mean' or 'sequence_mean', got {loss_type!r}")
 
 
@@ -141,7 +158,10 @@ def grpo_loss(
     logprobs: (B, L) under the current policy (differentiable); old_logprobs: (B, L) from the
     rollout; advantages: (B,); loss_mask: (B, L) bool, True on generated tokens that carry loss
     (forced tokens and excluded samples are False); ref_logprobs: (B, L) under the frozen
-    reference (required when ``beta > 0``).
+    reference (required when ``beta > 0``). Inputs may be float16/bfloat16/float32/float64;
+    the loss is float32 (float64 for float64 log-probs). Values at positions where
+    ``loss_mask`` is False may be anything, NaN and +-inf included: they change neither the
+    loss nor the gradient (which is exactly 0 there).
     """
     if logprobs.shape != old_logprobs.shape or logprobs.shape != loss_mask.shape:
         raise ValueError(
@@ -152,10 +172,17 @@ def grpo_loss(
         raise ValueError("beta > 0 needs ref_logprobs (log-probs under the reference model)")
     eps_hi = epsilon if epsilon_high is None else epsilon_high
     mask = loss_mask.to(torch.bool)
-    adv = advantages.to(logprobs.dtype).unsqueeze(1)  # (B, 1)
-    # Masked positions: use the old log-probs so exp() never sees garbage (their loss is 0 anyway).
-    diff = torch.where(mask, logprobs - old_logprobs.detach(), torch.zeros_like(logprobs))
-    ratio = torch.exp(diff)
+    dtype = _at_least_f32(logprobs.dtype)
+    zero = torch.zeros(logprobs.shape, dtype=dtype, device=logprobs.device)
+
+    def keep(x: torch.Tensor) -> torch.Tensor:  # (B, L) in ``dtype``, 0 at masked positions
+        return torch.where(mask, x.to(dtype), zero)
+
+    # Select before any arithmetic: masked positions become 0 (ratio 1, advantage 0, KL 0), so
+    # NaN/inf there cannot reach the sum, and the gradient flowing back to them is exactly 0.
+    lp, old = keep(logprobs), keep(old_logprobs.detach())
+    adv = keep(advantages.detach().unsqueeze(1).expand(logprobs.shape))  # (B, L)
+    ratio = torch.exp(lp - old)
     pg1 = -adv * ratio
     pg2 = -adv * ratio.clamp(1.0 - epsilon, 1.0 + eps_hi)
     pg = torch.maximum(pg1, pg2)
@@ -168,7 +195,7 @@ def grpo_loss(
     per_token = pg
     kl = None
     if ref_logprobs is not None:
-        kl = k3_kl(logprobs, ref_logprobs.detach())
+        kl = k3_kl(lp, keep(ref_logprobs.detach()))
         if beta > 0:
             per_token = per_token + beta * kl
     loss = _aggregate(per_token, mask, loss_type, normalizer)
@@ -177,7 +204,7 @@ def grpo_loss(
         n = mask.sum().clamp(min=1).to(torch.float64)
 
         def mmean(x: torch.Tensor) -> float:
-            return float((x.to(torch.float64) * mask).sum() / n)
+            return float(torch.where(mask, x.to(torch.float64), 0.0).sum() / n)
 
         metrics = {
             "clip_ratio": mmean(clipped.to(torch.float64)),
