@@ -12,10 +12,17 @@ mean the same for every action space, exactly as in TD-MPC2 where actions live i
     planner = CEM(PlannerConfig(horizon=5), action_low=low, action_high=high)
     action = planner.plan(cost_fn)        # (A,) numpy; the plan is kept for the warm start
     planner.reset()                       # at episode start
+
+Infeasible samples: a cost that is not finite (``+inf``, ``-inf`` or NaN) marks its sequence
+infeasible. Infeasible sequences never refit the distribution (no CEM elite, zero MPPI weight);
+a round where every sample is infeasible keeps the previous mean and std, so the planned action
+is always finite. ``plan(..., return_info=True)`` reports ``infeasible_counts`` (per round) and
+``all_infeasible`` (no feasible sample in any round: the plan is the initial mean).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,9 +65,10 @@ class PlannerConfig:
                 raise ValueError(f"planner.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_elites > self.num_samples:
             raise ValueError(f"planner.num_elites ({self.num_elites}) must be <= num_samples ({self.num_samples})")
-        if not 0 < self.min_std <= self.max_std:
-            raise ValueError(f"need 0 < planner.min_std <= planner.max_std, got {self.min_std}, {self.max_std}")
-        if self.temperature <= 0:
+        if not (0 < self.min_std <= self.max_std and math.isfinite(self.max_std)):
+            raise ValueError(f"need 0 < planner.min_std <= planner.max_std < inf, got {self.min_std}, "
+                             f"{self.max_std}")
+        if not self.temperature > 0:  # also rejects NaN (its weights would all be NaN)
             raise ValueError(f"planner.temperature must be > 0, got {self.temperature}")
 
 
@@ -99,20 +107,30 @@ class SamplingPlanner:
         return self.mid + z * self.half
 
     def plan(self, cost_fn: CostFn, return_info: bool = False):
-        """Optimise the sequence; return its first action (A,) as numpy (and info if asked)."""
+        """Optimise the sequence; return its first action (A,) as numpy (and info if asked).
+
+        info: ``best_cost`` (inf when nothing was feasible), ``best_plan`` (H,A), ``mean_plan``
+        (H,A), ``cost_history`` (lowest cost per round, inf for an all-infeasible round),
+        ``infeasible_counts`` (non-finite costs per round) and ``all_infeasible`` (bool).
+        Raises ValueError when ``cost_fn`` returns other than ``num_samples`` costs."""
         cfg = self.cfg
         mean = self.initial_mean()                                  # (H, A)
         std = torch.full_like(mean, cfg.max_std)                    # (H, A)
         best_cost, best_z = float("inf"), mean.clone()
-        history = []
+        history, infeasible = [], []
         for _ in range(cfg.iterations):
             eps = torch.randn((cfg.num_samples, *mean.shape), generator=self.gen)
             z = (mean + std * eps).clamp(-1, 1)                     # (S, H, A)
             z[0] = mean.clamp(-1, 1)                                # always re-evaluate the mean
-            costs = torch.as_tensor(cost_fn(self.to_actions(z))).detach().float().reshape(-1)  # (S,)
+            costs = torch.as_tensor(cost_fn(self.to_actions(z))).detach().double().reshape(-1)  # (S,)
             if costs.numel() != cfg.num_samples:
                 raise ValueError(f"cost_fn returned {costs.numel()} costs for {cfg.num_samples} sequences")
-            costs = torch.nan_to_num(costs, nan=float("inf"))
+            feasible = torch.isfinite(costs)                        # (S,) inf / NaN: infeasible
+            infeasible.append(int((~feasible).sum()))
+            if not bool(feasible.any()):                            # keep mean and std
+                history.append(float("inf"))
+                continue
+            z, costs = z[feasible], costs[feasible]
             i = int(costs.argmin())
             if float(costs[i]) < best_cost:
                 best_cost, best_z = float(costs[i]), z[i].clone()
@@ -123,16 +141,21 @@ class SamplingPlanner:
         first = self.to_actions(mean[0].clamp(-1, 1)).numpy()
         if return_info:
             return first, {"best_cost": best_cost, "best_plan": self.to_actions(best_z).numpy(),
-                           "mean_plan": self.to_actions(mean.clamp(-1, 1)).numpy(), "cost_history": history}
+                           "mean_plan": self.to_actions(mean.clamp(-1, 1)).numpy(), "cost_history": history,
+                           "infeasible_counts": infeasible,
+                           "all_infeasible": all(n == cfg.num_samples for n in infeasible)}
         return first
 
     def _refit(self, z: torch.Tensor, costs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """New (mean, std), each (H, A), from the K >= 1 feasible samples z (K, H, A) and their
+        finite costs (K,) float64; K may be below ``num_elites``."""
         raise NotImplementedError
 
 
 def weighted_moments(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std of samples z (K,H,A) under normalised weights w (K,)."""
-    w = w / w.sum()
+    """Mean and std (each (H,A)) of samples z (K,H,A) under weights w (K,), w >= 0 with a positive
+    sum. The std is the weighted population std: 0 (not NaN) for a single sample."""
+    w = (w / w.sum()).to(z.dtype)
     mean = (w[:, None, None] * z).sum(0)
     var = (w[:, None, None] * (z - mean) ** 2).sum(0)
     return mean, var.sqrt()
