@@ -88,3 +88,70 @@ def test_frame_skip_model_takes_actions_at_the_environment_rate(tmp_path):
     torch.testing.assert_close(out.reshape(4, 3, 3, 16, 16), task.decode_ids(ids))
     with pytest.raises(ValueError, match=r"\(k-1\+N\)\*2"):
         wm.predict(frames, actions[:, :5])
+
+
+# --- strict load_backbone (issue 17.4): nothing may stay at random init silently ---------------
+
+def _saved(tmp_path, tied: bool, name: str = "b"):
+    torch.manual_seed(0)
+    m = build_backbone("test", 40, 32, tie_word_embeddings=tied).eval()
+    m.save_pretrained(tmp_path / name)
+    return m, tmp_path / name
+
+
+def _edit_config(d, **kw):
+    import json
+
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.update(kw)
+    (d / "config.json").write_text(json.dumps(cfg))
+
+
+def _edit_weights(d, edit):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(d / "model.safetensors"))
+    edit(state)
+    save_file(state, str(d / "model.safetensors"), metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda s: s.pop("model.layers.0.mlp.up_proj.weight"), r"1 missing key\(s\): \['model\.layers\.0\.mlp\.up_proj\.weight'\]"),
+    (lambda s: s.__setitem__("model.extra.bias", torch.zeros(3)), r"1 unexpected key\(s\): \['model\.extra\.bias'\]"),
+    (lambda s: s.__setitem__("model.norm.weight", torch.ones(7)), r"model\.norm\.weight saved \(7,\) vs model \(32,\)"),
+])
+def test_load_backbone_rejects_tampered_weights_naming_key_and_dir(tmp_path, edit, needle):
+    from worldmodels.strict_load import WeightsMismatch
+
+    _, d = _saved(tmp_path, tied=False)
+    _edit_weights(d, edit)
+    with pytest.raises(WeightsMismatch, match=needle) as e:
+        load_backbone(d)
+    assert str(d) in str(e.value)
+
+
+def test_load_backbone_tied_weights_under_untied_config_name_lm_head(tmp_path):
+    from worldmodels.strict_load import WeightsMismatch
+
+    _, d = _saved(tmp_path, tied=True)
+    _edit_config(d, tie_word_embeddings=False)  # transformers would init lm_head at random
+    with pytest.raises(WeightsMismatch, match=r"missing key\(s\): \['lm_head\.weight'\]") as e:
+        load_backbone(d)
+    assert str(d) in str(e.value)
+
+
+def test_load_backbone_tied_round_trip_and_untied_files_under_tying_config(tmp_path):
+    x = torch.randint(0, 40, (2, 9))
+    tied, d = _saved(tmp_path, tied=True)
+    got = load_backbone(d).eval()
+    assert got.lm_head.weight.data_ptr() == got.model.embed_tokens.weight.data_ptr()
+    with torch.no_grad():
+        torch.testing.assert_close(got(x).logits, tied(x).logits, atol=0, rtol=0)
+    # files with a distinct lm_head.weight, config claiming tying: loaded untied, as saved
+    untied, d2 = _saved(tmp_path, tied=False, name="u")
+    _edit_config(d2, tie_word_embeddings=True)
+    got = load_backbone(d2).eval()
+    assert torch.equal(got.model.embed_tokens.weight, untied.model.embed_tokens.weight)
+    assert torch.equal(got.lm_head.weight, untied.lm_head.weight)
+    with torch.no_grad():
+        torch.testing.assert_close(got(x).logits, untied(x).logits, atol=0, rtol=0)

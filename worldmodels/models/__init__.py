@@ -83,16 +83,28 @@ def build_backbone(preset: str | Preset, vocab_size: int, max_positions: int = 2
 
 def load_backbone(directory: str | Path, attn_implementation: str = "sdpa", device=None,
                   dtype=None):
-    """``LlamaForCausalLM.from_pretrained`` from a local directory (never downloads)."""
+    """A transformers causal LM (``AutoModelForCausalLM``) from a local ``save_pretrained``
+    directory (never downloads; safetensors, or ``torch.load(weights_only=True)`` for ``.bin``).
+
+    Strict: a weight that is missing from the files (which transformers would initialise at
+    random), unexpected, or of another shape raises
+    :class:`~worldmodels.strict_load.WeightsMismatch` naming ``directory`` and the keys. Only
+    the output embedding of a model that really ties it to the input embedding may be absent;
+    files holding a distinct ``lm_head.weight`` under a tying config load untied, as saved.
+    Raises FileNotFoundError when ``directory`` has no ``config.json``.
+    """
     from transformers import AutoModelForCausalLM
+
+    from worldmodels.strict_load import check_loading_info
 
     d = Path(directory)
     if not (d / "config.json").is_file():
         raise FileNotFoundError(f"{d}: no backbone here (expected config.json + model.safetensors "
                                 f"written by save_pretrained)")
-    model = AutoModelForCausalLM.from_pretrained(
+    model, info = AutoModelForCausalLM.from_pretrained(
         d, local_files_only=True, attn_implementation=resolve_attn_implementation(attn_implementation),
-        dtype=dtype)
+        dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True, weights_only=True)
+    check_loading_info(info, d, type(model).__name__)
     return model.to(device) if device is not None else model
 
 

@@ -10,7 +10,8 @@ else ``model.safetensors``), ``optimizer.pt``, ``scheduler.pt``, ``rng_rank<r>.p
 CUDA / numpy / python RNG of every rank) and ``trainer_state.json`` (step + engine state such as
 the sampler position). It is written into ``.tmp-step_*`` and renamed into place; a ``latest``
 file names the newest; older ones beyond ``keep`` are deleted. Everything loads with
-``torch.load(weights_only=True)`` or safetensors.
+``torch.load(weights_only=True)`` or safetensors, strictly: a key that is missing, extra or
+of another shape is an error naming the directory and the keys (``worldmodels.strict_load``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import numpy as np
 import torch
 
 from worldmodels.atomic import atomic_write
+from worldmodels.strict_load import WeightsMismatch, load_state_dict_strict
 
 CKPT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "sum")
 
 
 def _unwrap(model):
@@ -72,6 +75,9 @@ def _save_model(model, directory: Path) -> None:
 
 
 def _load_model(model, directory: Path) -> None:
+    """Strict: every key of the model from ``directory/*.safetensors`` with matching shapes, or
+    :class:`WeightsMismatch` naming ``directory`` and the keys (only a truly tied ``lm_head``
+    may be absent; see ``worldmodels.strict_load``)."""
     from safetensors.torch import load_file
 
     m = _unwrap(model)
@@ -81,11 +87,34 @@ def _load_model(model, directory: Path) -> None:
     state = {}
     for f in files:
         state.update(load_file(str(f)))
-    missing, unexpected = m.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("lm_head.weight") or "lm_head.weight" in state]
-    if missing or unexpected:
-        raise RuntimeError(f"{directory}: checkpoint does not match the model "
-                           f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    load_state_dict_strict(m, state, directory)
+
+
+def _load_torch_state(obj, file: Path, what: str, map_location) -> None:
+    """``obj.load_state_dict(torch.load(file, weights_only=True))``, naming ``file`` on failure."""
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing; the checkpoint was saved without a {what} "
+                                f"(resume with a fresh {what}, or pass {what}=None)")
+    sd = torch.load(file, map_location=map_location, weights_only=True)
+    try:
+        obj.load_state_dict(sd)
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise WeightsMismatch(f"{file}: does not match this {what} ({type(obj).__name__}): {e}") from e
+    if what == "optimizer":
+        _check_optimizer_shapes(obj, file)
+
+
+def _check_optimizer_shapes(opt, file: Path) -> None:
+    """Per-parameter moment buffers must have their parameter's shape (torch checks only counts)."""
+    bad = []
+    for gi, group in enumerate(opt.param_groups):
+        for pi, p in enumerate(group["params"]):
+            for name, v in opt.state.get(p, {}).items():
+                if name in _MOMENTS and torch.is_tensor(v) and v.shape != p.shape:
+                    bad.append(f"group {gi} param {pi} {name} saved {tuple(v.shape)} vs param {tuple(p.shape)}")
+    if bad:
+        raise WeightsMismatch(f"{file}: optimizer state does not fit the model's parameters; "
+                              f"{len(bad)} shape mismatch(es): {bad[:5]}")
 
 
 def save_checkpoint(run_dir: str | Path, step: int, models: dict, optimizer=None, scheduler=None,
@@ -148,17 +177,26 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def load_checkpoint(path: str | Path, models: dict, optimizer=None, scheduler=None, rank: int = 0,
                     restore_rng: bool = True, map_location="cpu") -> dict:
-    """Restore models / optimizer / scheduler / this rank's RNG; returns ``trainer_state.json``."""
+    """Restore models / optimizer / scheduler / this rank's RNG; returns ``trainer_state.json``.
+
+    Strict: a model whose saved weights miss, add or reshape a key raises
+    :class:`~worldmodels.strict_load.WeightsMismatch` naming ``path/<name>`` and the keys; an
+    ``optimizer`` / ``scheduler`` passed in needs its ``optimizer.pt`` / ``scheduler.pt``
+    (FileNotFoundError naming it) and must fit it (WeightsMismatch naming the file).
+    """
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"{path}: not a checkpoint (no {STATE_FILE})")
+    absent = [name for name in models if not (path / name).is_dir()]
+    if absent:
+        saved = sorted(p.name for p in path.iterdir() if p.is_dir())
+        raise FileNotFoundError(f"{path}: no saved model(s) {absent} in this checkpoint (it has {saved})")
     for name, model in models.items():
         _load_model(model, path / name)
     if optimizer is not None:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=map_location,
-                                             weights_only=True))
+        _load_torch_state(optimizer, path / "optimizer.pt", "optimizer", map_location)
     if scheduler is not None:
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        _load_torch_state(scheduler, path / "scheduler.pt", "scheduler", "cpu")
     state = json.loads((path / STATE_FILE).read_text())
     if restore_rng:
         rng_file = path / f"rng_rank{rank}.pt"
