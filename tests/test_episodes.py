@@ -234,3 +234,113 @@ def test_dataset_split_reads_test_every_from_meta(tmp_path):
         "ep_000000.npz", "ep_000005.npz", "ep_000010.npz"]
     assert len(dataset_split(tmp_path, "train")) == 9
     assert len(dataset_split(tmp_path, "test", test_every=4)) == 3
+
+
+# ----------------------------------------------------------------------------- headers, agreement
+def write_folder(root, sizes=(64, 64, 64, 32, 64), dims=None, channels=None, T=10):
+    """Episode i: (T, sizes[i], sizes[i], channels[i]) uint8 frames, (T, dims[i]) actions."""
+    root.mkdir(parents=True, exist_ok=True)
+    dims = dims or [2] * len(sizes)
+    channels = channels or [3] * len(sizes)
+    files = []
+    for i, (s, a, c) in enumerate(zip(sizes, dims, channels, strict=True)):
+        p = root / f"ep_{i:06d}.npz"
+        np.savez(p, image=np.full((T, s, s, c), i, np.uint8), action=np.zeros((T, a), np.float32))
+        files.append(p)
+    return files
+
+
+def test_read_episode_shape_reads_headers_only(tmp_path):
+    from worldmodels.episodes import read_episode_shape
+
+    p = tmp_path / "ep.npz"
+    np.savez(p, image=np.zeros((7, 12, 16, 3), np.uint8), action=np.zeros((7, 5), np.float32))
+    s = read_episode_shape(p)
+    assert (s.steps, s.frame, s.action_dim, s.image_shape) == (7, (12, 16, 3), 5, (7, 12, 16, 3))
+    # wreck the pixel bytes (np.savez stores them uncompressed): the header still reads, a full
+    # load does not -- so the header read decompresses no pixel
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("image.npy")
+    data = bytearray(p.read_bytes())
+    end = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size
+    data[end - 100 : end] = b"\xff" * 100
+    p.write_bytes(bytes(data))
+    assert read_episode_shape(p).frame == (12, 16, 3)
+    with pytest.raises(EpisodeError, match="ep.npz.*corrupt"):
+        load_episode(p)
+    # channels-first, stacked frames (Meta-World's layout) and (T,) actions
+    np.savez(tmp_path / "mw.npz", observation=np.zeros((4, 9, 8, 6), np.uint8), action=np.zeros(4))
+    s = read_episode_shape(tmp_path / "mw.npz", LAYOUTS["metaworld"])
+    assert (s.steps, s.frame, s.action_dim) == (4, (8, 6, 9), 1)
+
+
+@pytest.mark.parametrize(
+    "image, action, match",
+    [
+        (np.zeros((4, 8, 8, 4), np.uint8), np.zeros((4, 2)), r"\(4, 8, 8, 4\) has 4 channels; expected 3"),
+        (np.zeros((4, 8, 8), np.uint8), np.zeros((4, 2)), "expected 4 dims"),
+        (np.zeros((4, 8, 8, 3), bool), np.zeros((4, 2)), "dtype bool"),
+        (np.zeros((4, 8, 8, 3), np.uint8), np.zeros((5, 2)), "4 frames but 5 actions"),
+        (np.zeros((4, 8, 8, 3), np.uint8), np.zeros((4, 2), bool), r"expected \(T,A\) numbers"),
+    ],
+)
+def test_read_episode_shape_checks_what_headers_tell(tmp_path, image, action, match):
+    from worldmodels.episodes import read_episode_shape
+
+    p = tmp_path / "bad.npz"
+    np.savez(p, image=image, action=action)
+    with pytest.raises(EpisodeError, match=f"bad.npz.*{match}"):
+        read_episode_shape(p)
+    with pytest.raises(EpisodeError, match=f"bad.npz.*{match}"):  # the same rule as a full load
+        load_episode(p)
+
+
+def test_scan_names_the_file_whose_frame_size_differs(tmp_path):
+    from worldmodels.episodes import check_episodes, scan_episodes
+
+    files = write_folder(tmp_path / "d")  # four 64x64 episodes, ep_000003 32x32
+    shapes, problems = scan_episodes(files)
+    assert len(shapes) == 5 and len(problems) == 1
+    assert problems[0] == (f"{files[3]}: frames (H,W,C) = (32, 32, 3), expected (64, 64, 3) "
+                           f"(the frame size of 4 of 5 files); image (10, 32, 32, 3)")
+    with pytest.raises(EpisodeError, match=r"ep_000003.npz: frames \(H,W,C\) = \(32, 32, 3\), "
+                                           r"expected \(64, 64, 3\)"):
+        check_episodes(files)
+    # a configured size wins over the majority, and says where it comes from
+    _, problems = scan_episodes(files, frame_size=(32, 32), expected_from="the tokenizer's image_size")
+    assert len(problems) == 4 and all("expected (32, 32, 3) (the tokenizer's image_size)" in p
+                                      for p in problems)
+    assert {p.split(":")[0] for p in problems} == {str(files[i]) for i in (0, 1, 2, 4)}
+    # a tie goes to the earliest file's size
+    _, problems = scan_episodes(write_folder(tmp_path / "t", sizes=(16, 8, 8, 16)))
+    assert [p.split(":")[0].rsplit("_", 1)[1] for p in problems] == ["000001.npz", "000002.npz"]
+    assert "expected (16, 16, 3) (the frame size of 2 of 4 files (a tie: the first file's))" in problems[0]
+
+
+def test_scan_names_action_dim_and_channel_mismatches(tmp_path):
+    from worldmodels.episodes import check_episodes, scan_episodes
+
+    files = write_folder(tmp_path / "a", sizes=(8,) * 4, dims=(2, 2, 4, 2))
+    _, problems = scan_episodes(files)
+    assert problems == [f"{files[2]}: actions (T,A) = (10, 4), expected (10, 2) "
+                        f"(the action dim of 3 of 4 files)"]
+    files = write_folder(tmp_path / "c", sizes=(8,) * 4, channels=(3, 4, 3, 3))
+    with pytest.raises(EpisodeError, match=r"ep_000001.npz: 'image' of shape \(10, 8, 8, 4\) has 4 "
+                                           r"channels; expected 3"):
+        check_episodes(files)
+    # several problems: one error listing each file
+    files = write_folder(tmp_path / "m", sizes=(8, 8, 4, 8), dims=(2, 3, 2, 2))
+    with pytest.raises(EpisodeError, match=r"2 problems in 4 episode files:\n  .*ep_000002.npz: "
+                                           r"frames.*\n  .*ep_000001.npz: actions"):
+        check_episodes(files)
+
+
+@pytest.mark.parametrize("meta, field", [({"test_every": "10"}, "test_every"),
+                                         ({"test_every": 0}, "test_every"),
+                                         ({"image_size": True}, "image_size"),
+                                         ([1, 2], None)])
+def test_read_meta_checks_the_fields_loaders_use(tmp_path, meta, field):
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    match = f"meta.json: field '{field}' is" if field else "meta.json: expected a JSON object, got list"
+    with pytest.raises(EpisodeError, match=match):
+        read_meta(tmp_path)
