@@ -242,12 +242,13 @@ def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def requested_values(*layers: dict | None) -> dict[str, Any]:
-    """What the user explicitly asked for, as ``{"dotted.key": value}``: the layers (nested or
-    already-dotted mappings: a preset section, a ``--config`` file, flags, ``--set`` items) in
-    the order the command applies them, a later layer winning. Defaults are never a layer."""
+    """What the user explicitly asked for, as ``{"dotted.key": value}``: the layers (nested
+    mappings, dataclass configs inside them included, or already-dotted ones: a preset section,
+    a ``--config`` file, flags, ``--set`` items; None is skipped) in the order the command
+    applies them, a later layer winning. Defaults are never a layer."""
     out: dict[str, Any] = {}
     for layer in layers:
-        out.update(flatten(to_dict(layer) if dataclasses.is_dataclass(layer) else (layer or {})))
+        out.update(flatten(to_dict(layer or {})))
     return out
 
 

@@ -122,3 +122,51 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert r.exit_code != 0 and "num_generations" in r.output
     r = runner.invoke(app, ["rlvr", "video", "--preset", "huge"])
     assert r.exit_code != 0 and "unknown GRPO preset" in r.output
+
+
+def test_rlvr_resume_keeps_the_runs_own_settings(world_model, tmp_path):
+    """--resume continues with the recorded config.yaml: a differing --init/--reward/--set is
+    an error naming field and both values (nothing written); --out X --resume alone works;
+    --steps may change and is recorded."""
+    out = tmp_path / "rl"
+    first = ["--init", str(world_model), "--reward", "mae", "--out", str(out), "--preset", "tiny",
+             "--set", "grpo.prompts_per_step=2", "--set", "grpo.mini_batch_prompts=2",
+             "--set", "grpo.num_generations=2", "--set", "eval.clips=0", "--set", "grpo.device=cpu"]
+    assert rlvr(*first, "--steps", "1").exit_code == 0
+    recorded = (out / "config.yaml").read_text()
+    metrics = (out / "metrics.jsonl").read_text()
+
+    r = rlvr("--init", str(tmp_path / "wm2"), "--reward", "psnr", "--out", str(out), "--steps", "2",
+             "--resume", "--set", "grpo.beta=0.5")
+    assert r.exit_code == 2, r.output
+    assert f"init: recorded '{world_model}', requested '{tmp_path / 'wm2'}'" in r.output
+    assert "reward: recorded 'mae', requested 'psnr'" in r.output
+    assert "grpo.beta: recorded 0.001, requested 0.5" in r.output
+    assert "grpo.max_steps" in r.output.split("May change on resume:")[1]  # listed, not a conflict
+    assert (out / "config.yaml").read_text() == recorded
+    assert (out / "metrics.jsonl").read_text() == metrics
+
+    # the recorded init is used (the default runs/wm_video does not exist here); nothing left to do
+    r = rlvr("--out", str(out), "--resume")
+    assert r.exit_code == 0, r.output
+    assert (out / "config.yaml").read_text() == recorded
+    assert (out / "metrics.jsonl").read_text() == metrics  # at grpo.max_steps already
+
+    # an allowed change: one more step, recorded; everything else as it was
+    r = rlvr("--out", str(out), "--resume", "--steps", "2", "--set", "grpo.logging_steps=1")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows if "reward" in x] == [1, 2]
+    import yaml
+
+    before, after = yaml.safe_load(recorded), yaml.safe_load((out / "config.yaml").read_text())
+    assert after["grpo"]["max_steps"] == 2 and before["grpo"]["max_steps"] == 1
+    after["grpo"]["max_steps"] = 1
+    assert after == before
+
+
+def test_rlvr_resume_help_lists_what_may_change():
+    r = runner.invoke(app, ["rlvr", "video", "--help"], terminal_width=200)
+    text = " ".join(r.output.split())
+    for name in ("--steps", "grpo.logging_steps", "grpo.eval_steps", "grpo.save_steps"):
+        assert name in text.split("--resume", 1)[1], text

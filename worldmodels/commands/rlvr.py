@@ -5,7 +5,12 @@
     wm rlvr video --init runs/wm_skip6_comp --reward readout_state+mae --readout runs/readout
     wm rlvr video --config data/recipes/rlvr_tiny.yaml --set grpo.beta=0 --set grpo.max_steps=50
     wm rlvr video --out runs/rlvr_mae --resume                          # continue exactly
+    wm rlvr video --out runs/rlvr_mae --resume --steps 600              # ... for more steps
     torchrun --nproc_per_node 2 -m worldmodels.cli rlvr video --init runs/wm_video --reward mae
+
+``--resume`` continues the run with the settings recorded in ``<out>/config.yaml``; a flag,
+``--set`` or ``--config`` value that differs from them is an error naming the field and both
+values, except the step budget and the logging/eval/save frequencies (``RESUME_MAY_CHANGE``).
 
 The reward is built first, so ``--reward lpips`` without the LPIPS backbone weights stops at
 once with the metrics module's message, and an unknown name lists the registered rewards.
@@ -21,10 +26,16 @@ from pathlib import Path
 
 import typer
 
+from worldmodels.commands._common import resume_help, resumed_config
 from worldmodels.train.grpo_config import PRESETS, GRPOConfig, grpo_preset
 
 app = typer.Typer(help="RLVR post-training (GRPO on verifiable metric rewards).",
                   no_args_is_help=True)
+
+# What --resume may change: the step budget and how often it logs/evaluates/saves -- never
+# what is optimised (reward, init = KL reference, data, GRPO knobs) or what eval/* measures.
+RESUME_MAY_CHANGE = ("grpo.max_steps", "grpo.logging_steps", "grpo.eval_steps", "grpo.save_steps",
+                     "grpo.sample_table_steps")
 
 
 @dataclass
@@ -229,10 +240,17 @@ def video(
     preset: str = typer.Option(None, "--preset", help=f"GRPO preset: {' | '.join(PRESETS)}"),
     steps: int = typer.Option(None, "--steps", help="GRPO steps (grpo.max_steps)"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. grpo.beta=0"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+    resume: bool = typer.Option(False, "--resume", help=resume_help(RESUME_MAY_CHANGE, {"grpo.max_steps": "--steps"})),
 ) -> None:
     """RLVR-train a video world model with GRPO on a verifiable frame reward."""
-    from worldmodels.config import ConfigError, load_config
+    from worldmodels.config import (
+        CONFIG_FILENAME,
+        ConfigError,
+        load_config,
+        parse_overrides,
+        read_config_file,
+        requested_values,
+    )
 
     overrides = list(set_ or [])
     for key, val in (("init", init), ("reward", reward), ("readout", readout), ("aggregate", aggregate), ("out", out),
@@ -240,8 +258,15 @@ def video(
         if val is not None:
             overrides.append(f"{key}={val}")
     try:
-        base = RLVRVideoConfig(grpo=grpo_preset(preset)) if preset else None
-        cfg = load_config(RLVRVideoConfig, config, overrides, base=base)
+        # what was asked for explicitly, in load_config's order: preset <- --config <- --set/flags
+        layers = ({"grpo": grpo_preset(preset)} if preset else None,
+                  read_config_file(config) if config else None, parse_overrides(overrides))
+        run_dir = requested_values(*layers).get("out") or RLVRVideoConfig.out
+        if resume and (Path(run_dir) / CONFIG_FILENAME).is_file():
+            cfg = resumed_config(RLVRVideoConfig, run_dir, *layers, may_change=RESUME_MAY_CHANGE)
+        else:
+            base = RLVRVideoConfig(grpo=grpo_preset(preset)) if preset else None
+            cfg = load_config(RLVRVideoConfig, config, overrides, base=base)
     except (ConfigError, ValueError) as e:
         raise typer.BadParameter(str(e)) from e
     from worldmodels.rewards import build_reward
