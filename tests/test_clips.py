@@ -117,3 +117,51 @@ def test_non_overlapping_windows_share_no_recorded_frame(tmp_path):
     assert starts == [0, 7]  # 14..20 would need step 20: out of the 20-step episode
     first = [int(round(float(ds[i]["frames"][0, 0, 0, 0]) * 255)) for i in range(len(ds))]
     assert first == [0, 7]
+
+
+# ----------------------------------------------------------------------------- inconsistent folders
+def write_folder(root, sizes=(64, 64, 64, 32, 64), dims=None, channels=None, T=10):
+    """Episode i: (T, sizes[i], sizes[i], channels[i]) uint8 frames, (T, dims[i]) actions."""
+    root.mkdir(parents=True, exist_ok=True)
+    dims = dims or [2] * len(sizes)
+    channels = channels or [3] * len(sizes)
+    for i, (s, a, c) in enumerate(zip(sizes, dims, channels, strict=True)):
+        np.savez(root / f"ep_{i:06d}.npz", image=np.full((T, s, s, c), i, np.uint8),
+                 action=np.zeros((T, a), np.float32))
+    return episode_files(root)
+
+
+@pytest.mark.parametrize("make", [lambda f: ClipDataset(f, clip_len=4), lambda f: FrameDataset(f)])
+def test_a_file_with_another_frame_size_is_named_up_front(tmp_path, make):
+    files = write_folder(tmp_path / "d")  # four (10,64,64,3) episodes, ep_000003 (10,32,32,3)
+    with pytest.raises(EpisodeError) as e:
+        make(files)
+    msg = str(e.value)
+    assert msg.startswith(f"{files[3]}: frames (H,W,C) = (32, 32, 3), expected (64, 64, 3)")
+    assert "(the frame size of 4 of 5 files)" in msg and "ep_000000" not in msg
+
+
+def test_action_dim_and_channel_mismatches_are_named(tmp_path):
+    files = write_folder(tmp_path / "a", sizes=(8,) * 5, dims=(2, 2, 2, 2, 7))
+    with pytest.raises(EpisodeError, match=r"ep_000004.npz: actions \(T,A\) = \(10, 7\), expected "
+                                           r"\(10, 2\)"):
+        ClipDataset(files, clip_len=4)
+    assert len(FrameDataset(files)) == 50  # a tokenizer does not use the actions
+    files = write_folder(tmp_path / "c", sizes=(8,) * 5, channels=(3, 3, 1, 3, 3))
+    for make in (lambda: ClipDataset(files, clip_len=4), lambda: FrameDataset(files)):
+        with pytest.raises(EpisodeError, match=r"ep_000002.npz: 'image' of shape \(10, 8, 8, 1\) "
+                                               r"has 1 channels; expected 3"):
+            make()
+
+
+def test_configured_sizes_and_item_sources(tmp_path):
+    files = write_folder(tmp_path / "d", sizes=(8, 8))
+    with pytest.raises(EpisodeError, match=r"ep_000000.npz: frames .* expected \(16, 16, 3\) "
+                                           r"\(as configured\)"):
+        FrameDataset(files, frame_size=(16, 16))
+    with pytest.raises(EpisodeError, match=r"ep_000001.npz: actions .* expected \(10, 3\)"):
+        ClipDataset(files, clip_len=2, action_dim=3)
+    clips = ClipDataset(files, clip_len=3, frame_skip=2, frame_size=(8, 8), action_dim=2)
+    e, s = clips.index[7]
+    assert clips.item_source(7) == f"{files[e]} steps {s}..{s + 4}"
+    assert FrameDataset(files).item_source(13) == f"{files[1]} frame 3"

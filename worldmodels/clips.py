@@ -7,18 +7,24 @@
                                                  #   actions executed after each kept frame
     frames = FrameDataset(files)                 # item: (3,H,W) float in [0,1]
 
-Episodes are small (64x64), so they are loaded once and kept in memory as uint8.
+Episodes are small (64x64), so they are loaded once and kept in memory as uint8. Before
+loading, every file's headers are read (no pixels) and checked to agree: the same frame size,
+channel count and action dimension (the most common among the files, or the ``frame_size`` /
+``action_dim`` given), one action per frame. Any file that does not fit raises one
+:class:`~worldmodels.episodes.EpisodeError` listing each such file with its found and expected
+shape, instead of a shape error deep inside a batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from worldmodels.episodes import Episode, EpisodeError, KeyMap, load_episode
+from worldmodels.episodes import Episode, EpisodeError, KeyMap, check_episodes, load_episode
 
 
 def frames_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -43,13 +49,17 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, files: list[Path], clip_len: int, keymap: KeyMap | None = None,
-                 stride: int = 1, require_actions: bool = True, frame_skip: int = 1):
+                 stride: int = 1, require_actions: bool = True, frame_skip: int = 1, *,
+                 frame_size: tuple[int, int] | None = None, action_dim: int | None = None):
+        """``frame_size`` (H,W) / ``action_dim``: what every file must have (default: the most
+        common among ``files``); a file that differs raises :class:`EpisodeError`."""
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
         if stride < 1 or frame_skip < 1:
             raise ValueError(f"stride and frame_skip must be >= 1, got {stride}, {frame_skip}")
         self.clip_len, self.frame_skip = clip_len, frame_skip
-        span = (clip_len - 1) * frame_skip + 1  # recorded frames one window covers
+        self.span = span = (clip_len - 1) * frame_skip + 1  # recorded frames one window covers
+        check_episodes(list(files), keymap, frame_size=frame_size, action_dim=action_dim)
         self.episodes: list[Episode] = [load_episode(f, keymap) for f in files]
         self.index: list[tuple[int, int]] = []
         for e, ep in enumerate(self.episodes):
@@ -85,6 +95,11 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def item_source(self, i: int) -> str:
+        """Where item ``i`` comes from: ``"<file> steps a..b"`` (for error messages)."""
+        e, s = self.index[i]
+        return f"{self.episodes[e].path} steps {s}..{s + self.span - 1}"
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         e, s = self.index[i]
         ep = self.episodes[e]
@@ -104,7 +119,13 @@ class ClipDataset(Dataset):
 class FrameDataset(Dataset):
     """Every frame of every episode, as (3,H,W) float in [0,1] (for tokenizer training)."""
 
-    def __init__(self, files: list[Path], keymap: KeyMap | None = None):
+    def __init__(self, files: list[Path], keymap: KeyMap | None = None, *,
+                 frame_size: tuple[int, int] | None = None):
+        """``frame_size`` (H,W): what every file's frames must be (default: the most common
+        among ``files``); a file that differs (or is unreadable) raises :class:`EpisodeError`.
+        Actions are not used, so their dimension is not compared here."""
+        shape_only = dataclasses.replace(keymap or KeyMap(), action_key=None, require_actions=False)
+        check_episodes(list(files), shape_only, frame_size=frame_size)
         self.episodes = [load_episode(f, keymap) for f in files]
         self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep))]
         if not self.index:
@@ -112,6 +133,11 @@ class FrameDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def item_source(self, i: int) -> str:
+        """Where item ``i`` comes from: ``"<file> frame t"`` (for error messages)."""
+        e, t = self.index[i]
+        return f"{self.episodes[e].path} frame {t}"
 
     def __getitem__(self, i: int) -> torch.Tensor:
         e, t = self.index[i]
