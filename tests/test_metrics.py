@@ -186,3 +186,74 @@ def test_summarize_plain_and_with_samples():
     assert s["mae"] == pytest.approx(0.05, abs=1e-6)
     assert s["mae_std"] == pytest.approx(float(torch.tensor([0.2, 0.05, 0.1]).std()), abs=1e-6)
     assert s["psnr"] == pytest.approx(10 * math.log10(1 / (0.0025 + 1e-8)), abs=1e-3)
+
+
+# ------------------------------------------------------------------ low precision
+
+LOW = pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+
+
+@LOW
+def test_low_precision_identical_frames_give_80_db(dtype):
+    """In float16 the 1e-8 of 10*log10(1/(MSE+1e-8)) rounds away (inf); metrics compute in float32."""
+    x = _frames(2, 3, 3, 16, 16).to(dtype)
+    psnr = metrics.psnr(x, x)
+    assert psnr.dtype == torch.float32 and psnr.tolist() == pytest.approx([80.0, 80.0], abs=1e-4)
+    assert metrics.psnr_per_frame(x, x).flatten().tolist() == pytest.approx([80.0] * 6, abs=1e-4)
+    assert metrics.mse(x, x).tolist() == [0.0, 0.0]
+
+
+@LOW
+def test_low_precision_frames_give_the_float64_answer(dtype):
+    """fp16/bf16 frames: each metric equals the closed form on the same rounded values in
+    float64 (numpy), to float32 tolerance, and comes back as float32."""
+    target = _frames(2, 2, 3, 16, 16, seed=1, hi=0.9)
+    noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(2)) * 0.02
+    pred, target = (target + noise).clamp(0, 1).to(dtype), target.to(dtype)
+    p, q = pred.double().numpy(), target.double().numpy()  # (B,T,3,H,W) exact copies
+    mae = np.abs(p - q).reshape(2, 2, -1).mean(-1)
+    mse = ((p - q) ** 2).reshape(2, 2, -1).mean(-1)
+    psnr = 10 * np.log10(1 / (mse + 1e-8))
+    ssim = np.array([[_ssim_numpy(p[b, t], q[b, t]) for t in range(2)] for b in range(2)])
+    for fn, want, tol in [(metrics.mae_per_frame, mae, 1e-7), (metrics.mse_per_frame, mse, 1e-8),
+                          (metrics.psnr_per_frame, psnr, 1e-4), (metrics.ssim_per_frame, ssim, 2e-5)]:
+        got = fn(pred, target)
+        assert got.dtype == torch.float32, fn.__name__
+        assert np.allclose(got.numpy(), want, rtol=1e-5, atol=tol), (fn.__name__, got, want)
+    assert metrics.psnr(pred, target).tolist() == pytest.approx(psnr.mean(1).tolist(), rel=1e-5)
+
+
+def test_metrics_ignore_an_enclosing_bf16_autocast():
+    """A bf16 autocast region (training code) must not lower SSIM's convolutions."""
+    target = _frames(2, 3, 24, 24, seed=4)
+    pred = (target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
+    plain = {fn.__name__: fn(pred, target) for fn in (metrics.ssim, metrics.psnr, metrics.mae)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for fn in (metrics.ssim, metrics.psnr, metrics.mae):
+            got = fn(pred, target)
+            assert got.dtype == torch.float32 and torch.allclose(got, plain[fn.__name__], rtol=1e-6, atol=1e-7)
+
+
+def test_lpips_low_precision_returns_the_float32_value(tmp_path, monkeypatch):
+    """Random stand-in SqueezeNet backbone (NOT real LPIPS): fp16 frames and a bf16 autocast
+    region give the float32 value of the same rounded frames, as float32."""
+    import torchvision
+
+    from worldmodels import lpips_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    feats = torchvision.models.squeezenet1_1(weights=None).features.state_dict()
+    path = lpips_weights.backbone_path("squeeze")
+    path.parent.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in feats.items()}, path)
+    lp = metrics.lpips_fn("squeeze")
+    target = _frames(2, 3, 24, 24, seed=6).half()
+    pred = (target.float() * 0.8 + 0.1).half()
+    want = lp.per_frame(pred.float(), target.float())  # float32 reference on the same values
+    got = lp.per_frame(pred, target)
+    assert got.dtype == torch.float32 and torch.allclose(got, want, rtol=1e-6, atol=1e-7) and (want > 0).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = lp(pred.float(), target.float())
+    assert got.dtype == torch.float32 and torch.allclose(got, want.mean(1), rtol=1e-6, atol=1e-7)
+    lpips_weights.clear_cache()

@@ -4,6 +4,11 @@ All metrics take float frames in [0, 1], ``pred`` and ``target`` of shape ``(B,3
 frame per sample) or ``(B,T,3,H,W)``, and return one value per sample, shape ``(B,)``: the
 per-frame value averaged over the T frames. ``*_per_frame`` variants return ``(B,T)``.
 
+Precision: every metric computes in float32 whatever the frames' dtype (float16 and bfloat16
+frames are upcast first; float64 stays float64) and returns float32 (float64 for float64
+input). In float16 the PSNR epsilon 1e-8 rounds away and identical frames would give ``inf``
+instead of 80 dB; LPIPS also runs with autocast disabled.
+
 - ``mae``/``mse``: mean absolute / squared error over C,H,W of each frame.
 - ``psnr``: per frame ``10*log10(1 / (MSE + 1e-8))`` (data range 1), then the mean over frames
   (which is not the PSNR of the mean MSE). Identical frames give the cap
@@ -35,7 +40,7 @@ from torch import Tensor
 from worldmodels.lpips_weights import MIN_SIZE, LPIPSWeightsMissing, canonical_net, load_lpips
 
 __all__ = [
-    "LPIPSWeightsMissing", "PSNR_EPS", "mae", "mae_per_frame", "mse", "mse_per_frame", "psnr",
+    "LPIPSWeightsMissing", "PSNR_EPS", "compute_dtype", "mae", "mae_per_frame", "mse", "mse_per_frame", "psnr",
     "psnr_per_frame", "ssim", "ssim_per_frame", "lpips", "lpips_per_frame", "lpips_fn",
     "LPIPSMetric", "repetition_rate", "repeats", "best_of_n", "summarize",
 ]
@@ -46,7 +51,7 @@ _RANGE_TOL = 1e-4  # values may overshoot [0,1] by this much (float error) befor
 
 
 def _as_frames(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int, int]:
-    """Validate and flatten to (B*T,3,H,W) frames; returns (pred, target, B, T)."""
+    """Validate and flatten to (B*T,3,H,W) frames in :func:`compute_dtype`; returns (pred, target, B, T)."""
     for name, x in (("pred", pred), ("target", target)):
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -62,12 +67,28 @@ def _as_frames(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int, int]:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
     b = pred.shape[0]
     t = pred.shape[1] if pred.ndim == 5 else 1
-    return pred.reshape(b * t, *pred.shape[-3:]), target.reshape(b * t, *target.shape[-3:]), b, t
+    dtype = compute_dtype(pred.dtype, target.dtype)
+    return (pred.reshape(b * t, *pred.shape[-3:]).to(dtype), target.reshape(b * t, *target.shape[-3:]).to(dtype),
+            b, t)
+
+
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype metrics compute in: float32, or float64 when an input is float64 (never fp16/bf16)."""
+    out = torch.float32
+    for d in dtypes:
+        out = torch.promote_types(out, d)
+    return out
+
+
+def _full_precision(x: Tensor):
+    """Context that switches autocast off on ``x``'s device (a bf16 region must not lower metrics)."""
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def _per_frame(fn: Callable[[Tensor, Tensor], Tensor], pred: Tensor, target: Tensor) -> Tensor:
-    p, q, b, t = _as_frames(pred, target)  # (B*T,3,H,W)
-    return fn(p, q).reshape(b, t)  # (B,T)
+    p, q, b, t = _as_frames(pred, target)  # (B*T,3,H,W) in float32 (float64 stays)
+    with _full_precision(p):
+        return fn(p, q).reshape(b, t)  # (B,T)
 
 
 def mae_per_frame(pred: Tensor, target: Tensor) -> Tensor:
@@ -139,17 +160,19 @@ class LPIPSMetric:
         load_lpips(self.net, device or "cpu")  # raises LPIPSWeightsMissing now, not mid-run
 
     def per_frame(self, pred: Tensor, target: Tensor) -> Tensor:
-        """(B,[T,]3,H,W) in [0,1] -> (B,T) LPIPS distances."""
+        """(B,[T,]3,H,W) in [0,1] (any float dtype) -> (B,T) float32 LPIPS distances."""
         p, q, b, t = _as_frames(pred, target)  # (B*T,3,H,W)
         if min(p.shape[-2:]) < MIN_SIZE[self.net]:
             raise ValueError(f"LPIPS({self.net}) needs frames of at least {MIN_SIZE[self.net]}x{MIN_SIZE[self.net]}, "
                              f"got {p.shape[-2]}x{p.shape[-1]}")
-        model = load_lpips(self.net, p.device)  # cached per (net, device)
-        outs = [
-            model(p[i : i + self.chunk].float() * 2 - 1, q[i : i + self.chunk].float() * 2 - 1).flatten(1).mean(1)
-            for i in range(0, p.shape[0], self.chunk)
-        ]
-        return torch.cat(outs).reshape(b, t).to(pred.dtype)
+        model = load_lpips(self.net, p.device)  # cached per (net, device); float32 weights
+        dtype, p, q = p.dtype, p.float(), q.float()
+        with _full_precision(p):
+            outs = [
+                model(p[i : i + self.chunk] * 2 - 1, q[i : i + self.chunk] * 2 - 1).flatten(1).mean(1)
+                for i in range(0, p.shape[0], self.chunk)
+            ]
+        return torch.cat(outs).reshape(b, t).to(dtype)  # float32 (float64 for float64 frames)
 
     def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
         return self.per_frame(pred, target).mean(1)
