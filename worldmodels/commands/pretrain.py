@@ -3,6 +3,7 @@
     wm pretrain video --config data/recipes/pretrain_tiny.yaml --out runs/wm_video
     wm pretrain video --data data/robot --tokenizer runs/tok_frame --set train.steps=4000
     wm pretrain video --out runs/wm_video --resume                 # continue exactly
+    wm pretrain video --out runs/wm_video --resume --steps 8000    # ... up to more steps
     wm pretrain video --init runs/wm_video --data data/robot_more --tokenizer runs/wm_video/tokenizer \
         --out runs/wm_video_more --steps 2000                       # continued pretraining
     wm pretrain video --init runs/wm_skip6_act --tokenizer runs/tok_skip6_motion --data data/robot_poke2k \
@@ -11,6 +12,9 @@
 
 The output directory is a world model (``worldmodel.json`` + ``backbone/`` + ``tokenizer/``),
 refreshed at every checkpoint, plus ``checkpoints/``, ``metrics.jsonl`` and ``config.yaml``.
+``--resume`` continues with the settings recorded in ``<out>/config.yaml``: a flag, ``--set`` or
+``--config`` value that differs from them is an error naming the field and both values, except
+the step budget, ``train.max_minutes`` and the logging/eval/save knobs (``RESUME_MAY_CHANGE``).
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ from pathlib import Path
 
 import typer
 
+from worldmodels.commands._common import resume_help, resumed_config
 from worldmodels.tasks.video_spec import VideoSpec
 from worldmodels.train.mle_config import MLEConfig
 
 app = typer.Typer(help="MLE pretraining of world models (`wm pretrain video`).", no_args_is_help=True)
+
+# What --resume may change: the step budget, the wall-clock limit and how often it logs,
+# evaluates, saves and how many checkpoints it keeps -- never what is optimised or measured.
+RESUME_MAY_CHANGE = ("train.steps", "train.max_minutes", "train.log_every", "train.eval_every",
+                     "train.save_every", "train.keep_checkpoints")
 
 
 @app.callback()
@@ -210,10 +220,17 @@ def video(
     preset: str = typer.Option(None, "--preset", help="backbone preset (model.preset)"),
     steps: int = typer.Option(None, "--steps", help="optimizer steps (train.steps)"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.optim.lr=3e-4"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+    resume: bool = typer.Option(False, "--resume", help=resume_help(RESUME_MAY_CHANGE, {"train.steps": "--steps"})),
 ) -> None:
     """Pretrain a video world model with MLE (next-token loss on frame tokens)."""
-    from worldmodels.config import ConfigError, load_config
+    from worldmodels.config import (
+        CONFIG_FILENAME,
+        ConfigError,
+        load_config,
+        parse_overrides,
+        read_config_file,
+        requested_values,
+    )
 
     overrides = list(set_ or [])
     for key, val in (("data.root", data), ("data.tokenizer", tokenizer), ("out", out), ("init", init),
@@ -221,7 +238,12 @@ def video(
         if val is not None:
             overrides.append(f"{key}={val}")
     try:
-        cfg = load_config(PretrainVideoConfig, config, overrides)
+        layers = (read_config_file(config) if config else None, parse_overrides(overrides))
+        run_dir = requested_values(*layers).get("out") or PretrainVideoConfig.out
+        if resume and (Path(run_dir) / CONFIG_FILENAME).is_file():
+            cfg = resumed_config(PretrainVideoConfig, run_dir, *layers, may_change=RESUME_MAY_CHANGE)
+        else:
+            cfg = load_config(PretrainVideoConfig, config, overrides)
     except (ConfigError, ValueError) as e:
         raise typer.BadParameter(str(e)) from e
     try:
