@@ -109,3 +109,48 @@ def test_info_errors(tmp_path):
     assert res.exit_code == 2 and "no such data folder" in res.output
     res = runner.invoke(app, ["data", "info", str(tmp_path), "--layout", "rt2"])
     assert res.exit_code == 2 and "known layouts: rlvr, bair, metaworld" in res.output
+
+
+def write_folder(root, sizes=(64, 64, 64, 32, 64), dims=None, channels=None, T=10):
+    """Episode i: (T, sizes[i], sizes[i], channels[i]) uint8 frames, (T, dims[i]) actions."""
+    root.mkdir(parents=True, exist_ok=True)
+    dims = dims or [2] * len(sizes)
+    channels = channels or [3] * len(sizes)
+    for i, (s, a, c) in enumerate(zip(sizes, dims, channels, strict=True)):
+        np.savez(root / f"ep_{i:06d}.npz", image=np.full((T, s, s, c), i, np.uint8),
+                 action=np.zeros((T, a), np.float32))
+    return root
+
+
+def test_info_reports_a_file_with_another_frame_size(tmp_path):
+    d = write_folder(tmp_path / "d")  # four (10,64,64,3) episodes, ep_000003 (10,32,32,3)
+    res = runner.invoke(app, ["data", "info", str(d)])
+    assert res.exit_code == 2, res.output
+    assert "episodes:   5" in res.output and "image size: 32x32, 64x64" in res.output  # summary
+    assert "error: 1 problem(s) in 5 episode files" in res.output
+    assert (f"{d / 'ep_000003.npz'}: frames (H,W,C) = (32, 32, 3), expected (64, 64, 3) "
+            f"(the frame size of 4 of 5 files)") in res.output
+    assert "ep_000000.npz" not in res.output
+
+
+def test_info_reports_action_dim_channel_and_meta_size_mismatches(tmp_path):
+    d = write_folder(tmp_path / "a", sizes=(8,) * 5, dims=(2, 2, 2, 2, 7))
+    res = runner.invoke(app, ["data", "info", str(d)])
+    assert res.exit_code == 2 and "action dim: [2, 7]" in res.output
+    assert f"{d / 'ep_000004.npz'}: actions (T,A) = (10, 7), expected (10, 2)" in res.output
+    d = write_folder(tmp_path / "c", sizes=(8,) * 5, channels=(3, 4, 3, 3, 3))
+    res = runner.invoke(app, ["data", "info", str(d)])
+    assert res.exit_code == 2 and "episodes:   5 (train 4, test 1; test_every=100); only 4 load" in res.output
+    assert f"{d / 'ep_000001.npz'}: 'image' of shape (10, 8, 8, 4) has 4 channels; expected 3" in res.output
+    # meta.json's image_size is the expected size: here every file differs from it
+    d = write_folder(tmp_path / "m", sizes=(8, 8))
+    (d / "meta.json").write_text(json.dumps({"image_size": 16, "test_every": 10}))
+    res = runner.invoke(app, ["data", "info", str(d)])
+    assert res.exit_code == 2 and "2 problem(s) in 2 episode files" in res.output
+    assert f"expected (16, 16, 3) (image_size in {d / 'meta.json'})" in res.output
+    # values the headers cannot show (NaN actions) are listed too
+    d = write_folder(tmp_path / "n", sizes=(8, 8))
+    np.savez(d / "ep_000001.npz", image=np.zeros((10, 8, 8, 3), np.uint8),
+             action=np.full((10, 2), np.nan, np.float32))
+    res = runner.invoke(app, ["data", "info", str(d)])
+    assert res.exit_code == 2 and "ep_000001.npz: 'action' contains NaN or inf" in res.output

@@ -94,12 +94,23 @@ def info(
     frame_stack: int | None = typer.Option(None, help="RGB frames stacked along channels"),
     test_every: int | None = typer.Option(None, help="split rule (default meta.json's, else 100)"),
 ) -> None:
-    """Episodes, frames, split sizes and success rate per task of an episode folder."""
+    """Episodes, frames, split sizes and success rate per task of an episode folder.
+
+    Every file's frame size, channel count and action dimension are checked to agree (the
+    expected frame size is meta.json's ``image_size`` when it has one, else the most common
+    among the files; the expected action dimension the most common). Files that differ, or do
+    not load, are listed after the summary under ``error:`` and the exit code is 2.
+    """
     import dataclasses
 
-    import numpy as np
-
-    from worldmodels.episodes import LAYOUTS, EpisodeError, episode_files, load_episode, read_meta
+    from worldmodels.episodes import (
+        LAYOUTS,
+        EpisodeError,
+        episode_files,
+        load_episode,
+        read_meta,
+        scan_episodes,
+    )
 
     if layout is not None and layout not in LAYOUTS:
         _fail(f"unknown --layout {layout!r}; known layouts: {', '.join(LAYOUTS)}")
@@ -110,17 +121,41 @@ def info(
         km = dataclasses.replace(km, **{k: v for k, v in changes.items() if v is not None})
         files = episode_files(folder)
         meta = read_meta(folder) if folder.is_dir() else {}
-        eps = [load_episode(f, km) for f in files]
     except (EpisodeError, ValueError) as e:
         _fail(str(e))
+    size = meta.get("image_size")
+    shapes, problems = scan_episodes(files, km, frame_size=(size, size) if size else None,
+                                     expected_from=f"image_size in {folder / 'meta.json'}")
+    eps = []
+    for s in shapes:
+        try:
+            eps.append(load_episode(s.path, km))
+        except EpisodeError as e:  # what headers cannot tell: pixel ranges, NaN actions
+            problems.append(str(e))
+    if eps:
+        _print_info(folder, km, files, eps, meta, test_every)
+    if problems:
+        shown = "\n  ".join(problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        _fail(f"{len(problems)} problem(s) in {len(files)} episode files; the loaders "
+              f"(tokenizer, world model) refuse this folder until they are fixed:\n  {shown}{more}")
+
+
+def _print_info(folder: Path, km, files: list[Path], eps: list, meta: dict,
+                test_every: int | None) -> None:
+    """The summary lines of `wm data info` over the episodes that loaded."""
+    import dataclasses
+
+    import numpy as np
+
     every = test_every or int(meta.get("test_every", 100))
     n_test = sum(1 for i in range(len(files)) if i % every == 0)
     lens = [len(e) for e in eps]
     sizes = sorted({e.image.shape[1:3] for e in eps})
     typer.echo(f"folder:     {folder}")
     typer.echo(f"key map:    {dataclasses.asdict(km)}")
-    typer.echo(f"episodes:   {len(eps)} (train {len(eps) - n_test}, test {n_test}; "
-               f"test_every={every})")
+    typer.echo(f"episodes:   {len(files)} (train {len(files) - n_test}, test {n_test}; "
+               f"test_every={every})" + (f"; only {len(eps)} load" if len(eps) < len(files) else ""))
     typer.echo(f"frames:     {sum(lens)} (per episode min {min(lens)}, max {max(lens)})")
     typer.echo(f"image size: {', '.join(f'{h}x{w}' for h, w in sizes)}")
     dims = sorted({e.action.shape[1] for e in eps if e.action is not None})
