@@ -18,7 +18,7 @@ from tokenizers_video.compressive import (
     CompressiveTokenizerConfig,
 )
 from tokenizers_video.frame_tokenizer import FRAME_PRESETS, FrameTokenizer, FrameTokenizerConfig
-from tokenizers_video.pretrained import read_config
+from tokenizers_video.pretrained import WeightsMismatch, read_config
 from tokenizers_video.quantizers import FSQ, VQ
 from tokenizers_video.train import TrainConfig, train
 
@@ -26,7 +26,9 @@ KINDS = {"frame": FrameTokenizer, "compressive": CompressiveTokenizer}
 
 
 def load_tokenizer(directory: str | Path, device: str = "cpu") -> FrameTokenizer | CompressiveTokenizer:
-    """Load a saved tokenizer of either kind (reads ``config.json`` "kind"); eval mode."""
+    """Load a saved tokenizer of either kind (reads ``config.json`` "kind"); eval mode.
+
+    Strict: weights that do not fit the config raise :class:`WeightsMismatch` naming the file."""
     kind = read_config(directory)["kind"]
     if kind not in KINDS:
         raise ValueError(f"{Path(directory) / 'config.json'}: unknown kind {kind!r}; known {sorted(KINDS)}")
@@ -36,5 +38,5 @@ def load_tokenizer(directory: str | Path, device: str = "cpu") -> FrameTokenizer
 __all__ = [
     "COMPRESSIVE_PRESETS", "FRAME_PRESETS", "FSQ", "VQ", "CompressiveTokenizer",
     "CompressiveTokenizerConfig", "FrameTokenizer", "FrameTokenizerConfig", "KINDS",
-    "TrainConfig", "load_tokenizer", "train",
+    "TrainConfig", "WeightsMismatch", "load_tokenizer", "train",
 ]

@@ -24,10 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from tokenizers_video.pretrained import WeightsMismatch, load_weights_strict
 from tokenizers_video.quantizers import VQ
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "train_state.pt"
+_STATE_KEYS = ("step", "optimizer", "scheduler", "disc", "disc_optimizer", "rng", "vq_recent")
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -79,7 +81,11 @@ def save(out: Path, model, opt, sched, disc, dopt, step: int) -> Path:
 
 
 def load(out: Path, model, opt, sched, disc, dopt, device) -> int:
-    """Restore everything ``save`` wrote; returns the step to continue from."""
+    """Restore everything ``save`` wrote; returns the step to continue from.
+
+    Strict: tokenizer or discriminator weights that miss, add or reshape a key, a missing
+    ``train_state.pt`` entry, or optimiser / scheduler state that does not fit raise
+    :class:`~tokenizers_video.pretrained.WeightsMismatch` naming the file (and entry)."""
     d = out / CHECKPOINT_DIR
     if not (d / STATE_NAME).is_file():
         old = out / f".{CHECKPOINT_DIR}-old"  # a crash between the two renames
@@ -90,17 +96,26 @@ def load(out: Path, model, opt, sched, disc, dopt, device) -> int:
                                     "start without --resume")
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(str(d / "model.safetensors")))
+    wpath = d / "model.safetensors"
+    if not wpath.is_file():
+        raise FileNotFoundError(f"--resume: {wpath} is missing (the checkpoint is incomplete)")
+    load_weights_strict(_unwrap(model), load_file(str(wpath)), wpath)
     model.to(device)
     try:
         state = torch.load(d / STATE_NAME, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
         raise RuntimeError(f"{d / STATE_NAME}: not loadable with weights_only=True (written by an "
                            f"older tokenizers_video?); start a new run instead of --resume ({e})") from e
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    _unwrap(disc).load_state_dict(state["disc"])
-    dopt.load_state_dict(state["disc_optimizer"])
+    absent = [k for k in _STATE_KEYS if k not in state]
+    if absent:
+        raise WeightsMismatch(f"{d / STATE_NAME}: missing entries {absent} (expected {list(_STATE_KEYS)})")
+    load_weights_strict(_unwrap(disc), state["disc"], f"{d / STATE_NAME} ['disc']")
+    for key, obj in (("optimizer", opt), ("scheduler", sched), ("disc_optimizer", dopt)):
+        try:
+            obj.load_state_dict(state[key])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise WeightsMismatch(f"{d / STATE_NAME} [{key!r}]: does not match this "
+                                  f"{type(obj).__name__}: {e}") from e
     for n, m in model.named_modules():
         if isinstance(m, VQ):
             m._recent = state["vq_recent"].get(n)

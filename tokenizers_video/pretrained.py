@@ -3,7 +3,8 @@
     tok.save_pretrained("runs/tok_frame")
     tok = load_tokenizer("runs/tok_frame")       # FrameTokenizer or CompressiveTokenizer
 
-Files are written to temporary names and moved into place with ``os.replace``.
+Files are written to temporary names and moved into place with ``os.replace``. Loading is
+strict: weights that miss, add or reshape a key raise :class:`WeightsMismatch` naming the file.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu"):
+        """The model saved in ``directory``, in eval mode on ``device``. Raises FileNotFoundError
+        (no config / weights), ValueError (wrong kind, unknown config field) or
+        :class:`WeightsMismatch` (weights that do not fit the config, keys named)."""
         d = Path(directory)
         cfg = read_config(d)
         if cfg.pop("kind") != cls.kind:
@@ -87,8 +91,34 @@ class PretrainedMixin:
         wpath = d / WEIGHTS_NAME
         if not wpath.is_file():
             raise FileNotFoundError(f"{wpath}: missing weights file (expected next to {CONFIG_NAME})")
-        model.load_state_dict(load_file(str(wpath)))
+        load_weights_strict(model, load_file(str(wpath)), wpath)
         return model.to(device).eval()
+
+
+class WeightsMismatch(RuntimeError):
+    """Saved tokenizer weights do not match the model (the message names the file and keys)."""
+
+
+def load_weights_strict(model: torch.nn.Module, state: dict, source: str | Path) -> None:
+    """``model.load_state_dict(state)`` that first compares keys and shapes and raises
+    :class:`WeightsMismatch` naming ``source`` and the missing / unexpected / reshaped keys
+    (first 5 of each, with counts). Nothing is loaded when anything differs."""
+    expected = model.state_dict()
+
+    def listing(keys, what):
+        keys = sorted(keys)
+        more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
+        return f"{len(keys)} {what}: {keys[:5]}{more}" if keys else None
+
+    shapes = [f"{k} saved {tuple(v.shape)} vs model {tuple(expected[k].shape)}" for k, v in state.items()
+              if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    parts = [p for p in (listing(set(expected) - set(state), "missing key(s)"),
+                         listing(set(state) - set(expected), "unexpected key(s)"),
+                         listing(shapes, "shape mismatch(es)")) if p]
+    if parts:
+        raise WeightsMismatch(f"{source}: saved weights do not match {type(model).__name__}; "
+                              + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
 
 
 def read_config(directory: str | Path) -> dict:

@@ -194,3 +194,69 @@ def test_residual_compressive_starts_from_copy_of_context(tmp_path):
     assert not torch.allclose(f, c.unsqueeze(1).expand_as(f))
     tok.save_pretrained(tmp_path)
     assert load_tokenizer(tmp_path).config.residual is True
+
+
+# --- strict loads (issue 17.4): weights that do not fit the config are an error naming the file --
+
+def _edit_safetensors(path, edit):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    edit(state)
+    save_file(state, str(path))
+
+
+TAMPER = [
+    (lambda s: s.pop("encoder.conv_in.bias"), r"1 missing key\(s\): \['encoder\.conv_in\.bias'\]"),
+    (lambda s: s.__setitem__("encoder.extra", torch.zeros(2)), r"1 unexpected key\(s\): \['encoder\.extra'\]"),
+    (lambda s: s.__setitem__("encoder.conv_in.bias", torch.zeros(5)),
+     r"encoder\.conv_in\.bias saved \(5,\) vs model \(8,\)"),
+]
+
+
+@pytest.mark.parametrize("edit,needle", TAMPER)
+@pytest.mark.parametrize("make", [tiny_frame, tiny_compressive])
+def test_load_tokenizer_rejects_tampered_weights(tmp_path, make, edit, needle):
+    from tokenizers_video import WeightsMismatch
+
+    make().save_pretrained(tmp_path)
+    _edit_safetensors(tmp_path / "model.safetensors", edit)
+    with pytest.raises(WeightsMismatch, match=needle) as e:
+        load_tokenizer(tmp_path)
+    assert str(tmp_path / "model.safetensors") in str(e.value)
+
+
+def test_frame_weights_into_another_config_name_the_shapes(tmp_path):
+    from tokenizers_video import WeightsMismatch
+
+    tiny_frame().save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["block_out_channels"] = [8, 32]  # config edited, weights not
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(WeightsMismatch, match=r"shape mismatch\(es\)"):
+        load_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("edit,needle", TAMPER)
+def test_training_checkpoint_resume_rejects_tampered_weights(tmp_path, edit, needle):
+    from tokenizers_video import WeightsMismatch
+    from tokenizers_video import checkpoint as ckpt
+
+    def parts():
+        model, disc = tiny_frame(), torch.nn.Linear(2, 1)
+        opt, dopt = torch.optim.AdamW(model.parameters()), torch.optim.AdamW(disc.parameters())
+        return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), disc, dopt
+
+    d = ckpt.save(tmp_path, *parts(), step=4)
+    model, opt, sched, disc, dopt = parts()
+    assert ckpt.load(tmp_path, model, opt, sched, disc, dopt, "cpu") == 4  # untampered: loads
+    _edit_safetensors(d / "model.safetensors", edit)
+    with pytest.raises(WeightsMismatch, match=needle) as e:
+        ckpt.load(tmp_path, *parts(), device="cpu")
+    assert str(d / "model.safetensors") in str(e.value)
+    # the discriminator is checked the same way, named by its entry in train_state.pt
+    model, opt, sched, _, dopt = parts()
+    ckpt.save(tmp_path, model, opt, sched, torch.nn.Linear(2, 1), dopt, step=5)
+    disc = torch.nn.Linear(3, 1)
+    with pytest.raises(WeightsMismatch, match=r"train_state\.pt \['disc'\].*weight saved \(1, 2\) vs model \(1, 3\)"):
+        ckpt.load(tmp_path, model, opt, sched, disc, torch.optim.AdamW(disc.parameters()), "cpu")
