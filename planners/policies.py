@@ -110,14 +110,22 @@ class BCPolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> BCPolicy:
+        """The policy saved in directory ``path``. Raises FileNotFoundError naming the absent file,
+        or ``WeightsMismatch`` naming ``policy.safetensors`` and the keys that are missing,
+        unexpected or shaped unlike ``policy.json``'s config."""
         from safetensors.torch import load_file
 
+        from worldmodels.strict_load import load_state_dict_strict
+
         path = Path(path)
+        weights = path / "policy.safetensors"
         if not (path / "policy.json").is_file():
             raise FileNotFoundError(f"{path / 'policy.json'} not found (a BC policy dir written by BCPolicy.save)")
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} not found (next to policy.json); the policy dir is incomplete")
         meta = json.loads((path / "policy.json").read_text())
         net = BCNet(meta["image_size"], meta["width"], meta["action_dim"])
-        net.load_state_dict(load_file(path / "policy.safetensors"))
+        load_state_dict_strict(net, load_file(weights), weights)
         return cls(net, meta["name"], meta["description"])
 
 

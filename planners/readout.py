@@ -88,14 +88,21 @@ class StateReadout(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> StateReadout:
+        """The readout saved in directory ``path`` (eval mode). Raises FileNotFoundError naming
+        the absent file, or ``WeightsMismatch`` naming ``readout.safetensors`` and the keys that
+        are missing, unexpected or shaped unlike ``readout.json``'s config."""
         from safetensors.torch import load_file
 
+        from worldmodels.strict_load import load_state_dict_strict
+
         path = Path(path)
-        cfg_file = path / "readout.json"
+        cfg_file, weights = path / "readout.json", path / "readout.safetensors"
         if not cfg_file.is_file():
             raise FileNotFoundError(f"{cfg_file} not found: train a readout with `wm plan readout --out {path}`")
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} not found (next to {cfg_file.name}); the readout dir is incomplete")
         model = cls(**json.loads(cfg_file.read_text()))
-        model.load_state_dict(load_file(path / "readout.safetensors"))
+        load_state_dict_strict(model, load_file(weights), weights)
         return model.eval()
 
 
