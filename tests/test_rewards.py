@@ -235,3 +235,41 @@ def test_lpips_plus_mae_with_local_random_backbone(tmp_path, monkeypatch):
     assert torch.allclose(total, -lp - 0.5 * 0.2, atol=1e-5)
     total, _ = r(target, {"target_frames": target})
     assert torch.allclose(total, torch.zeros(2), atol=1e-6)
+
+
+def test_psnr_reward_of_a_perfect_fp16_prediction_is_80_and_kept_in_its_group():
+    """A perfect float16 prediction scores psnr 80 (not inf): valid, and not dropped by GRPO."""
+    from worldmodels.train.grpo_loss import group_advantages
+
+    target = torch.full((3, 2, 3, 16, 16), 0.5, dtype=torch.float16)  # one prompt, 3 samples
+    pred = target.clone()
+    pred[1] += 0.25  # MSE 0.0625 exactly (0.75 is a float16)
+    pred[2, 1] += 0.125  # frame 0 perfect, frame 1 MSE 0.015625
+    total, parts = build_reward("psnr")(pred, {"target_frames": target})
+    p80, p1, p2 = 80.0, 10 * math.log10(1 / (0.0625 + 1e-8)), 10 * math.log10(1 / (0.015625 + 1e-8))
+    want = [p80, p1, (p80 + p2) / 2]
+    assert total.dtype == torch.float32 and total.tolist() == pytest.approx(want, abs=1e-4)
+    assert Reward.valid_mask(total).tolist() == [True, True, True]
+    adv, valid, stats = group_advantages(total, 3, "group")
+    assert valid.tolist() == [True, True, True] and stats["invalid_rewards"] == 0
+    mean = sum(want) / 3
+    std = math.sqrt(sum((r - mean) ** 2 for r in want) / 2)
+    assert adv.tolist() == pytest.approx([(r - mean) / (std + 1e-6) for r in want], rel=1e-5)
+
+
+def test_aggregate_frames_in_float32_and_selects_counted_frames():
+    """fp16 per-frame values aggregate in float32; NaN only where a frame counts."""
+    v = torch.tensor([[80.0, 20.0, 60.0], [-0.1, -0.2, -0.3]], dtype=torch.float16)
+    vv = v.double().tolist()  # the float16 values, exactly
+    w = [0.9**t / 2.71 for t in range(3)]
+    for aggregate, want in [("mean", [sum(r) / 3 for r in vv]), ("last", [r[-1] for r in vv]),
+                            ("discount", [sum(a * b for a, b in zip(r, w, strict=True)) for r in vv])]:
+        got = rewards.aggregate_frames(v, aggregate, 0.9)
+        assert got.dtype == torch.float32 and got.tolist() == pytest.approx(want, rel=1e-6), aggregate
+    # gamma**t underflows (float64) beyond t ~ 161 for gamma 0.01: such a frame counts for
+    # nothing, so a NaN there must not turn the sample's reward into NaN (NaN * 0 = NaN)
+    v = torch.ones(2, 200)
+    v[0, 199] = float("nan")
+    v[1, 1] = float("nan")  # a frame that counts: only this sample is NaN
+    got = rewards.aggregate_frames(v, "discount", 0.01)
+    assert got[0].item() == pytest.approx(1.0, rel=1e-6) and math.isnan(got[1].item())

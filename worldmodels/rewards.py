@@ -20,7 +20,9 @@ Each gives per-frame values (B,T) that are aggregated over frames by ``aggregate
 - ``discount``: ``sum_t w_t r_t`` with ``w_t = gamma**t / sum_{s<T} gamma**s``, t = 0 for the
   first predicted frame (normalised, so the scale matches ``mean``; earlier frames weigh more).
 
-Frame rewards clamp predictions to [0,1] first (as RLVR-World does after decoding). A sample
+Frame rewards clamp predictions to [0,1] first (as RLVR-World does after decoding) and compute
+in float32 whatever the frames' dtype (:mod:`worldmodels.metrics`), so a perfect float16
+prediction scores ``psnr`` 80, a finite, valid reward. A sample
 whose predicted frames hold NaN/inf gets NaN frame-reward parts and a NaN total;
 ``__call__`` never raises for it. The caller excludes such samples with
 :meth:`Reward.valid_mask` (the GRPO trainer leaves them out of advantages and loss).
@@ -174,17 +176,26 @@ register_reward("lpips_squeeze", per_frame=True, factory=True)(_lpips_factory("s
 
 
 def aggregate_frames(values: Tensor, aggregate: str = "mean", gamma: float = 0.9) -> Tensor:
-    """(B,T) per-frame rewards -> (B,) by ``mean``, ``last`` or normalised ``discount`` (see module doc)."""
+    """(B,T) per-frame rewards -> (B,) by ``mean``, ``last`` or normalised ``discount`` (see module doc).
+
+    Computed and returned in float32 (float64 for float64 values), whatever the input dtype;
+    the discount weights are formed in float64. A non-finite value at a frame that counts makes
+    only its own sample's result non-finite; a frame whose discount weight underflows to 0
+    (``gamma**t`` below ~1e-308) counts for nothing, NaN or not (as earlier frames for ``last``).
+    Raises ValueError for values that are not (B,T) or an unknown ``aggregate``.
+    """
     if values.ndim != 2:
         raise ValueError(f"per-frame rewards must be (B,T), got {tuple(values.shape)}")
+    v = values.to(metrics.compute_dtype(values.dtype))
     if aggregate == "mean":
-        return values.mean(1)
+        return v.mean(1)
     if aggregate == "last":
-        return values[:, -1]
+        return v[:, -1]
     if aggregate == "discount":
-        t = torch.arange(values.shape[1], device=values.device, dtype=values.dtype)
-        w = torch.as_tensor(gamma, dtype=values.dtype, device=values.device) ** t  # (T,)
-        return (values * (w / w.sum())).sum(1)
+        t = torch.arange(v.shape[1], device=v.device, dtype=torch.float64)
+        w = torch.as_tensor(float(gamma), dtype=torch.float64, device=v.device) ** t  # (T,)
+        w = (w / w.sum()).to(v.dtype)
+        return torch.where(w > 0, v * w, torch.zeros_like(v)).sum(1)  # select, never NaN * 0
     raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
 
 
