@@ -28,6 +28,11 @@ class ContextFutureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    def item_source(self, i: int) -> str:
+        """Where item ``i`` comes from (the base dataset's ``item_source``, else its index)."""
+        fn = getattr(self.clips, "item_source", None)
+        return fn(i) if callable(fn) else f"clip {i}"
+
     def __getitem__(self, i: int) -> torch.Tensor:
         item = self.clips[i]
         frames = item["frames"] if isinstance(item, dict) else item  # (T,3,H,W)

@@ -176,6 +176,40 @@ def _item_frames(item) -> torch.Tensor:
     return item["frames"] if isinstance(item, dict) else item
 
 
+def _source(dataset, i: int) -> str:
+    """`` (<where item i comes from>)`` when the dataset can tell (``item_source(i)``), else ``""``."""
+    fn = getattr(dataset, "item_source", None)
+    return f" ({fn(i)})" if callable(fn) else ""
+
+
+def check_first_item(dataset, image_size: int | None) -> None:
+    """Raise a ValueError naming item 0 (and its file, when the dataset tells it) unless its
+    frames are (..., 3, image_size, image_size): the tokenizer's configured frame size."""
+    if image_size is None or len(dataset) == 0:
+        return
+    shape = tuple(_item_frames(dataset[0]).shape)
+    if len(shape) < 3 or shape[-3:] != (3, image_size, image_size):
+        raise ValueError(f"training item 0{_source(dataset, 0)} has frames of shape {shape}; this "
+                         f"tokenizer expects (..., 3, {image_size}, {image_size}) (its image_size)")
+
+
+def stack_batch(dataset, indices: list[int]) -> torch.Tensor:
+    """The frames of items ``indices`` stacked into one batch tensor.
+
+    Items of different shapes raise a ValueError naming the first item's shape and each
+    differing item with its shape (and its file, when the dataset has ``item_source(i)``),
+    instead of torch.stack's bare size error.
+    """
+    items = [_item_frames(dataset[i]) for i in indices]
+    first = tuple(items[0].shape)
+    bad = [(i, tuple(x.shape)) for i, x in zip(indices, items, strict=True) if tuple(x.shape) != first]
+    if bad:
+        lines = "; ".join(f"item {i}{_source(dataset, i)} is {shape}" for i, shape in bad[:5])
+        raise ValueError(f"training items differ in shape: item {indices[0]}"
+                         f"{_source(dataset, indices[0])} is {first}, but {lines}")
+    return torch.stack(items)
+
+
 def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
@@ -230,6 +264,7 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
         fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=[device.index] if device.type == "cuda" else None)
         disc = nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
     order = BatchOrder(len(dataset), cfg.batch_size, cfg.seed, rank, world)
+    check_first_item(dataset, getattr(model, "image_size", None))
     amp = device.type == "cuda" and cfg.mixed_precision
     if cfg.motion_weight > 0 and not hasattr(model, "target_contexts"):
         raise ValueError(f"train.motion_weight={cfg.motion_weight} needs a context-conditioned "
@@ -242,7 +277,7 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
         bar = tqdm(total=cfg.steps, initial=start, desc="tokenizer", dynamic_ncols=True)
     step = start
     while step < cfg.steps:
-        batch = torch.stack([_item_frames(dataset[i]) for i in order.indices(step)]).to(device)
+        batch = stack_batch(dataset, order.indices(step)).to(device)
         gan_on = 0 <= cfg.gan_start_step <= step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             recon, target, aux = fwd(batch)  # (N,3,H,W) each

@@ -184,3 +184,47 @@ def test_schedule_and_config_validation():
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume"):
         train(frame_model(), frames(), cfg(), tmp_path, resume=True, log=lambda s: None)
+
+
+class _Sourced(list):
+    """A list dataset that tells where each item comes from, as FrameDataset does."""
+
+    def item_source(self, i):
+        return f"file{i}.npz frame 0"
+
+
+def test_mixed_frame_sizes_name_the_items_not_a_bare_stack_error(tmp_path):
+    from tokenizers_video.train import check_first_item, stack_batch
+
+    ds = _Sourced(frames(4, size=32))
+    ds[2] = torch.zeros(3, 16, 16)
+    with pytest.raises(ValueError, match=r"item 0 \(file0.npz frame 0\) is \(3, 32, 32\), but item 2 "
+                                         r"\(file2.npz frame 0\) is \(3, 16, 16\)"):
+        stack_batch(ds, [0, 1, 2, 3])
+    assert stack_batch(ds, [0, 3]).shape == (2, 3, 32, 32)
+    check_first_item(ds, 32)
+    with pytest.raises(ValueError, match=r"item 0 \(file0.npz frame 0\) has frames of shape "
+                                         r"\(3, 32, 32\); this tokenizer expects \(..., 3, 64, 64\)"):
+        check_first_item(ds, 64)
+    with pytest.raises(ValueError, match=r"item 0 has frames of shape \(3, 16, 16\).*\(..., 3, 32, 32\)"):
+        train(frame_model(), [torch.zeros(3, 16, 16)] * 8, cfg(), tmp_path / "x", log=lambda s: None)
+    assert not (tmp_path / "x" / "checkpoint").exists()
+
+
+def test_tokenizer_train_command_names_the_odd_episode_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from worldmodels.cli import app
+    from worldmodels.episodes import EpisodeError
+
+    d = tmp_path / "d"
+    d.mkdir()
+    for i in range(5):  # four (10,64,64,3) episodes and one (10,32,32,3)
+        s = 32 if i == 3 else 64
+        np.savez(d / f"ep_{i:06d}.npz", image=np.zeros((10, s, s, 3), np.uint8),
+                 action=np.zeros((10, 2), np.float32))
+    res = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "frame", "--preset", "tiny",
+                                   "--data", str(d), "--out", str(tmp_path / "tok"), "--steps", "1"])
+    assert isinstance(res.exception, EpisodeError), res.output
+    assert str(res.exception).startswith(
+        f"{d / 'ep_000003.npz'}: frames (H,W,C) = (32, 32, 3), expected (64, 64, 3)")
