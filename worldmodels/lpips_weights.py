@@ -6,9 +6,10 @@ ImageNet weights on first use. These machines are offline, so this module:
 
 1. looks for torchvision's file in the torch hub cache, ``torch.hub.get_dir()/checkpoints/``
    (``$TORCH_HOME/hub/checkpoints`` when ``TORCH_HOME`` is set, else ``~/.cache/torch/hub/...``);
-2. builds ``lpips.LPIPS(net=..., pretrained=True, pnet_rand=True)`` (random trunk, so nothing
-   is downloaded; calibrated linear layers from the package) and loads the backbone state
-   dict itself with ``torch.load(weights_only=True)``, checking every key and shape;
+2. builds ``lpips.LPIPS(net=..., pretrained=False, pnet_rand=True)`` (random trunk, so nothing
+   is downloaded) and loads both the package's calibrated linear layers and the backbone state
+   dict itself with ``torch.load(weights_only=True)``, checking every key and shape (lpips'
+   own load of the linear layers is ``strict=False``);
 3. raises :class:`LPIPSWeightsMissing` (one message: the exact path and how to provide it)
    when the file is absent. It never falls back to random backbone weights.
 
@@ -26,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -121,6 +123,38 @@ def _load_backbone(model: torch.nn.Module, net: str, path: Path) -> None:
     model.net.load_state_dict(mapped, strict=True)
 
 
+def linear_path(net: str = "vgg") -> Path:
+    """The calibrated linear layers shipped inside the ``lpips`` package (``weights/v0.1/<net>.pth``)."""
+    import lpips
+
+    return Path(lpips.__file__).parent / "weights" / "v0.1" / f"{canonical_net(net)}.pth"
+
+
+def _load_linear(model: torch.nn.Module, path: Path) -> None:
+    """Load lpips' calibrated ``lin<k>.model.1.weight`` layers from ``path``, strictly.
+
+    ``lpips.LPIPS(pretrained=True)`` loads them itself with ``strict=False``, which would leave a
+    layer absent from the file at random init; so the model is built with ``pretrained=False``
+    and this checks every ``lin<k>.*`` key and shape first.
+    """
+    if not path.is_file():
+        raise LPIPSWeightsMissing(f"{path}: lpips' calibrated linear layers are missing; reinstall "
+                                  f"the lpips package (pip install --force-reinstall lpips)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LPIPSWeightsMissing(f"could not read LPIPS linear layers {path}: {exc}") from exc
+    expected = {k: v for k, v in model.state_dict().items() if re.match(r"lin\d+\.", k)}
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [f"{k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if problems:
+        raise LPIPSWeightsMissing(f"{path} does not match LPIPS' linear layers ({len(problems)} problems, "
+                                  f"first: {problems[:5]}); reinstall the lpips package.")
+    model.load_state_dict(state, strict=False)  # every lin key checked above; the rest is the trunk
+
+
 def load_lpips(net: str = "vgg", device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build (once per net, device and weights file) a frozen ``lpips.LPIPS`` in eval mode.
 
@@ -141,7 +175,8 @@ def load_lpips(net: str = "vgg", device: str | torch.device = "cpu") -> torch.nn
 
         with warnings.catch_warnings():  # torchvision's "pretrained is deprecated" notices
             warnings.simplefilter("ignore")
-            model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+            model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
+        _load_linear(model, linear_path(net))
         _load_backbone(model, net, path)
         model = model.eval().requires_grad_(False).to(device)
         _CACHE[key] = model
