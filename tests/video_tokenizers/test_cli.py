@@ -132,3 +132,37 @@ def test_recipes_load_and_resolve(name):
     assert cfg.train.steps == 7 and cfg.kind in name
     model = _resolve(cfg.kind, cfg.preset, cfg.model)
     assert model.image_size in (64, 256)
+
+
+def test_frame_resume_keeps_the_runs_own_settings(data, tmp_path):
+    """--resume continues with <out>/config.yaml: a differing model field or --lr is an error
+    naming both values (nothing written), --out X --resume alone works (its data is the
+    recorded folder, not the default data/robot), and more --steps are applied and recorded."""
+    out = tmp_path / "tok"
+    run(["tokenizer", "train", "--kind", "frame", "--data", str(data), "--out", str(out),
+         "--steps", "1", "--batch-size", "4", *SMALL_FRAME, *QUIET])
+    recorded = (out / "config.yaml").read_text()
+    bad = CliRunner().invoke(app, ["tokenizer", "train", "--out", str(out), "--resume", "--steps", "2",
+                                   "--lr", "0.01", "--set", "model.block_out_channels=[8,8]",
+                                   "--set", "perceptual=none"])
+    assert bad.exit_code == 2, bad.output
+    assert "model.block_out_channels: recorded [8, 16], requested [8, 8]" in bad.output
+    assert "train.lr: recorded 0.001, requested 0.01" in bad.output
+    assert "perceptual" not in bad.output.split("May change")[0]  # same as recorded: no conflict
+    assert (out / "config.yaml").read_text() == recorded
+
+    def steps():
+        return [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()]
+
+    run(["tokenizer", "train", "--out", str(out), "--resume"])  # at train.steps already
+    assert (out / "config.yaml").read_text() == recorded and steps() == [1]
+    run(["tokenizer", "train", "--out", str(out), "--resume", "--steps", "2"])
+    assert steps() == [1, 2]
+    before, after = yaml.safe_load(recorded), yaml.safe_load((out / "config.yaml").read_text())
+    assert (before["train"]["steps"], after["train"]["steps"]) == (1, 2)
+    after["train"]["steps"] = 1
+    assert after == before
+    text = " ".join(CliRunner().invoke(app, ["tokenizer", "train", "--help"],
+                                       terminal_width=200).output.split())
+    for name in ("--steps", "--max-minutes", "train.log_every", "train.save_every"):
+        assert name in text.split("--resume", 1)[1]

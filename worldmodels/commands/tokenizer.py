@@ -4,6 +4,7 @@
     wm tokenizer train --kind compressive --data data/robot --out runs/tok_compressive \
         --init-context runs/tok_frame --steps 1500
     wm tokenizer train ... --resume                         # continue exactly where it stopped
+    wm tokenizer train --out runs/tok_frame --resume --steps 4000   # ... with more steps
     wm tokenizer train --kind compressive --init runs/wm_skip6_act/tokenizer --data data/robot_poke2k \
         --set frame_skip=6 --set clip_len=8 --set train.motion_weight=20 --out runs/tok_skip6_motion
     wm tokenizer train ... --set train.lr=5e-4 --set model.fsq_levels=[7,5,5,5,5]
@@ -11,7 +12,10 @@
     wm tokenizer eval --tokenizer runs/tok_compressive --data data/robot --compare runs/tok_frame
 
 The model code lives in ``tokenizers_video`` (which knows nothing of ``worldmodels``); this
-module wires in the episode data, the resolved-config file and the LPIPS metric.
+module wires in the episode data, the resolved-config file and the LPIPS metric. ``--resume``
+continues with the settings recorded in ``<out>/config.yaml``; a differing flag, ``--set`` or
+``--config`` value is an error naming the field and both values, except the step budget,
+``--max-minutes`` and the logging knobs (``RESUME_MAY_CHANGE``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ from typing import Any
 
 import typer
 
+from worldmodels.commands._common import resume_help, resumed_config
 from worldmodels.config import ConfigError
 
 app = typer.Typer(help="train and evaluate video tokenizers (per-frame FSQ/VQ, compressive)",
                   no_args_is_help=True)
+
+# What --resume may change: the step budget, the wall-clock limit, logging/saving/sample-image
+# frequency and the progress bar -- never the model, data or what is optimised.
+RESUME_MAY_CHANGE = ("train.steps", "train.max_minutes", "train.log_every", "train.save_every",
+                     "train.image_every", "train.progress")
 
 
 def _train_config_cls():
@@ -104,6 +114,28 @@ def _run_dir(cfg: TokenizerRunConfig) -> str:
     return cfg.out or f"runs/tok_{cfg.kind}"
 
 
+def _recorded_run(config: Path | None, overrides: list[str]) -> TokenizerRunConfig | None:
+    """With --resume: the run's recorded config (its resolved model included) with the
+    explicitly requested values checked against it (exit 2 on a conflict); None when the run
+    directory holds no config.yaml yet (a fresh start)."""
+    from worldmodels.config import (
+        CONFIG_FILENAME,
+        parse_overrides,
+        read_config_file,
+        requested_values,
+    )
+
+    try:
+        layers = (read_config_file(config) if config else None, parse_overrides(overrides))
+        asked = requested_values(*layers)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e)) from e
+    run_dir = asked.get("out") or f"runs/tok_{asked.get('kind') or TokenizerRunConfig.kind}"
+    if not (Path(run_dir) / CONFIG_FILENAME).is_file():
+        return None
+    return resumed_config(TokenizerRunConfig, run_dir, *layers, may_change=RESUME_MAY_CHANGE)
+
+
 def _resolve(kind: str, preset: str, overrides: dict):
     """Preset model config updated with ``overrides`` (type-checked, unknown keys named)."""
     from tokenizers_video import (
@@ -179,7 +211,8 @@ def train_cmd(
     init: str = typer.Option(None, help="tokenizer dir to fine-tune (its config and weights)"),
     config: Path = typer.Option(None, help="YAML recipe, e.g. data/recipes/tokenizer_frame_tiny.yaml"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.lr=5e-4"),
-    resume: bool = typer.Option(False, help="continue from <out>/checkpoint"),
+    resume: bool = typer.Option(False, help=resume_help(RESUME_MAY_CHANGE, {
+        "train.steps": "--steps", "train.max_minutes": "--max-minutes"})),
 ) -> None:
     """Train a tokenizer; writes <out>/{config.json, model.safetensors, checkpoint/, log.jsonl}."""
     import torch
@@ -195,8 +228,9 @@ def train_cmd(
                       ("init", init)):
         if val is not None:
             flags.append(f"{name}={val}")
-    cfg = load_config(TokenizerRunConfig, config, flags + list(set_ or []))
-    if cfg.init:  # its config always (a resumed checkpoint has its shapes); weights below
+    recorded = _recorded_run(config, flags + list(set_ or [])) if resume else None
+    cfg = recorded or load_config(TokenizerRunConfig, config, flags + list(set_ or []))
+    if cfg.init and not recorded:  # its config (a resumed run recorded it); weights below
         from tokenizers_video import read_config
 
         init_model = read_config(cfg.init)
