@@ -155,3 +155,13 @@ def test_load_backbone_tied_round_trip_and_untied_files_under_tying_config(tmp_p
     assert torch.equal(got.lm_head.weight, untied.lm_head.weight)
     with torch.no_grad():
         torch.testing.assert_close(got(x).logits, untied(x).logits, atol=0, rtol=0)
+
+
+def test_world_model_dir_with_tampered_backbone_names_it(tmp_path):
+    from worldmodels.strict_load import WeightsMismatch
+
+    task = VideoTask(FakeFrameTokenizer(), VideoSpec("multi", 2, 3), ActionCodec([-1.0], [1.0]))
+    VideoWorldModel(build_backbone("test", task.vocab_size, 256), task).save_pretrained(tmp_path / "wm")
+    _edit_weights(tmp_path / "wm" / "backbone", lambda s: s.pop("lm_head.weight"))
+    with pytest.raises(WeightsMismatch, match=r"backbone: .*missing key\(s\): \['lm_head\.weight'\]"):
+        VideoWorldModel.from_pretrained(tmp_path / "wm", device="cpu")
