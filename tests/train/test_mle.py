@@ -1,6 +1,7 @@
 """MLE trainer: loss falls, exact resume, checkpoint RNG round trip, `wm pretrain video` CLI."""
 
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -192,3 +193,48 @@ def test_cli_pretrain_video_init_new_tokenizer_needs_the_same_token_layout(task,
     r = CliRunner().invoke(app, ["video", *common, "--tokenizer", str(other), "--init", str(tmp_path / "a"),
                                  "--steps", "1", "--out", str(tmp_path / "c"), "--set", "init_new_tokenizer=true"])
     assert r.exit_code == 2 and "frame_tokens 16 (init) vs 4" in r.output, r.output
+
+
+class _TableLM(torch.nn.Module):
+    """logits[b, i] = table[input_ids[b, i]] (+ inf/NaN at positions in ``poison``, added so the
+    gradient flows back through them to the table as it would through a real network)."""
+
+    def __init__(self, vocab, poison=None):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(0)))
+        self.poison = poison
+
+    def forward(self, input_ids, attention_mask=None):
+        from types import SimpleNamespace
+
+        logits = self.table[input_ids]  # (B, L, V)
+        if self.poison is not None:
+            bad = torch.zeros_like(logits).masked_fill(self.poison[..., None], float("inf"))
+            bad[..., 0] = bad[..., 0].masked_fill(self.poison, float("nan"))
+            logits = logits + bad
+        return SimpleNamespace(logits=logits)
+
+
+def test_non_finite_logits_at_ignored_positions_change_nothing():
+    """inf/NaN logits where the label is ignored (e.g. padding): same loss and gradient as
+    finite ones there, and a finite gradient; the loss matches a hand-computed log-softmax."""
+    from worldmodels.train.mle import token_loss_sum
+
+    ids = torch.tensor([[1, 2, 3, 0, 0], [4, 1, 2, 3, 4]])
+    labels = torch.tensor([[-100, -100, 3, -100, -100], [-100, 1, 2, 3, -100]])  # next token at i+1
+    poison = torch.zeros(2, 5, dtype=torch.bool)
+    poison[0, 2:] = True  # predicts labels[0, 3:], all ignored
+    poison[1, 3:] = True  # predicts labels[1, 4] (ignored) and nothing (last position)
+    out = []
+    for p in (None, poison):
+        model = _TableLM(5, p)
+        loss, n = token_loss_sum(model, {"input_ids": ids, "labels": labels})
+        loss.backward()
+        out.append((loss.item(), n, model.table.grad.clone(), model.table.detach()))
+    (l0, n0, g0, table), (l1, n1, g1, _) = out
+    # hand: sum over labelled targets of -log softmax(table[previous id])[target]
+    lsm = torch.log_softmax(table.double(), -1)
+    want = -(lsm[2, 3] + lsm[4, 1] + lsm[1, 2] + lsm[2, 3]).item()
+    assert n0 == n1 == 4 and l0 == pytest.approx(want, rel=1e-6)
+    assert math.isfinite(l1) and l1 == l0
+    assert torch.isfinite(g1).all() and torch.equal(g1, g0)

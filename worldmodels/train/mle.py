@@ -57,12 +57,19 @@ def autocast(device: torch.device, precision: str):
 
 
 def token_loss_sum(model, lm: dict) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over labelled positions, and their count."""
+    """Summed next-token cross-entropy (float32, nats) over labelled positions, and their count.
+
+    ``lm``: ``input_ids`` (B, L), ``labels`` (B, L) with ``IGNORE_INDEX`` where no loss is taken,
+    optional ``attention_mask``. Only labelled positions' logits enter the loss: they are
+    selected by indexing, so non-finite logits at ignored positions (padding, forced tokens)
+    reach neither the loss nor the gradient (``ignore_index`` alone still back-propagates
+    ``0 * nan`` through their log-softmax).
+    """
     logits = model(input_ids=lm["input_ids"], attention_mask=lm.get("attention_mask")).logits
     labels = lm["labels"][:, 1:]
-    loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                           labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss, int((labels != IGNORE_INDEX).sum())
+    keep = labels != IGNORE_INDEX  # (B, L-1)
+    loss = F.cross_entropy(logits[:, :-1][keep].float(), labels[keep], reduction="sum")  # (n, V) rows
+    return loss, int(keep.sum())
 
 
 def forward_backward(model, task, micro_batches: list[dict], device, precision: str = "fp32") -> dict:
