@@ -7,7 +7,10 @@
     wm data info some/folder --image-key observation --channels-first --frame-stack 3
 
 Flags map onto ``RobotDataConfig`` fields (defaults <- --config YAML <- flags <- --set).
-A build is resumable: rerunning the same command skips finished episodes.
+A build is resumable: rerunning the same command skips finished episodes. A rerun into a folder
+that has a ``config.yaml`` continues with those recorded settings (``--out DIR`` alone is
+enough); a flag, ``--set`` or ``--config`` value that differs from them is an error naming the
+field and both values, except ``RESUME_MAY_CHANGE`` (episode count, split rule, workers).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ import typer
 app = typer.Typer(help="build and inspect datasets (robot episodes from MuJoCo, other layouts)",
                   no_args_is_help=True)
 build_app = typer.Typer(help="build a dataset", no_args_is_help=True)
+
+# What a rerun into a built folder may change: how many episodes it holds, the split rule in
+# meta.json and the worker count -- never what an episode is (the other RobotDataConfig fields).
+RESUME_MAY_CHANGE = ("episodes", "test_every", "workers")
 app.add_typer(build_app, name="build")
 
 
@@ -56,8 +63,20 @@ def build_robot(
     set_: list[str] = typer.Option([], "--set", help="override a field: key=value (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Roll out scripted experts and random policies in the MuJoCo robot world."""
-    from worldmodels.config import ConfigError, load_config
+    """Roll out scripted experts and random policies in the MuJoCo robot world.
+
+    Rerunning into a folder continues its build with the settings recorded in its config.yaml
+    (--out DIR alone is enough); other values given must equal them, except --episodes,
+    --test-every and --workers."""
+    from worldmodels.commands._common import resumed_config
+    from worldmodels.config import (
+        CONFIG_FILENAME,
+        ConfigError,
+        load_config,
+        parse_overrides,
+        read_config_file,
+        requested_values,
+    )
     from worldmodels.envs.robot_data import RobotDataConfig, build_dataset
 
     flags = {
@@ -65,9 +84,14 @@ def build_robot(
         "episode_len": episode_len, "seed": seed, "expert_noise": _split_list(noise, float),
         "random_fraction": random_fraction, "test_every": test_every, "workers": workers,
     }
-    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + list(set_)
     try:
-        cfg = load_config(RobotDataConfig, config, overrides + list(set_))
+        layers = (read_config_file(config) if config else None, parse_overrides(overrides))
+        run_dir = requested_values(*layers).get("out") or RobotDataConfig.out
+        if (Path(run_dir) / CONFIG_FILENAME).is_file():  # a rerun continues the folder's build
+            cfg = resumed_config(RobotDataConfig, run_dir, *layers, may_change=RESUME_MAY_CHANGE)
+        else:
+            cfg = load_config(RobotDataConfig, config, overrides)
     except (ConfigError, ValueError) as e:
         _fail(str(e))
     try:
