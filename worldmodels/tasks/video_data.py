@@ -1,8 +1,9 @@
 """Video clips as token ids: action discretisation and a pre-tokenised, cached clip dataset.
 
 Tokenising frames is the slow part on CPU, so every frame of every episode is encoded once and
-the ids are cached on disk (``<cache_dir>/<split>-<key>.pt``, key = tokenizer weights + episode
-files); items are then cheap slices.
+the ids are cached on disk (``<cache_dir>/tokens-<key>.pt``, key = tokenizer weights + episode
+files); items are then cheap slices. A cache file that cannot be read or does not match the
+episodes (counts, shapes, id range) is reported with a warning naming it and rebuilt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset
 
 from worldmodels.atomic import atomic_write
 from worldmodels.clips import ClipDataset, frames_to_tensor
+from worldmodels.episodes import problems_error
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,61 @@ def _atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def check_clips_fit(clips: ClipDataset, image_size: int | None, action_dim: int) -> None:
+    """Raise an :class:`~worldmodels.episodes.EpisodeError` naming every episode of ``clips``
+    whose frames are not ``image_size`` x ``image_size`` (the tokenizer's; None: not checked)
+    or whose actions are not ``action_dim``-dimensional (the model's action codec)."""
+    problems = []
+    for ep in clips.episodes:
+        T, H, W, C = ep.image.shape
+        if image_size is not None and (H, W) != (image_size, image_size):
+            problems.append(f"{ep.path}: frames (H,W,C) = {(H, W, C)}, expected "
+                            f"{(image_size, image_size, C)} (the tokenizer's image_size)")
+        if ep.action is not None and ep.action.shape[1] != action_dim:
+            problems.append(f"{ep.path}: actions (T,A) = {ep.action.shape}, expected "
+                            f"({T}, {action_dim}) (the action dimensions of the model's codec)")
+    if problems:
+        raise problems_error(problems, len(clips.episodes))
+
+
+def cache_problem(tokens, clips: ClipDataset, compressive: bool, vocab: int | None) -> str | None:
+    """Why cached ``tokens`` do not fit ``clips`` (None when they do).
+
+    Per-frame caches hold ``{"episodes": [(T_e, N) int64 per episode]}``; compressive ones
+    ``{"ctx": (n_clips, Nc), "fut": (n_clips, clip_len, Nf)}`` int64; ids lie in [0, vocab).
+    """
+    keys = ("ctx", "fut") if compressive else ("episodes",)
+    if not isinstance(tokens, dict) or any(k not in tokens for k in keys):
+        return f"expected a dict with keys {list(keys)}"
+    if compressive:
+        ctx, fut = tokens["ctx"], tokens["fut"]
+        if not (isinstance(ctx, Tensor) and isinstance(fut, Tensor)):
+            return "'ctx' and 'fut' must be tensors"
+        want = (len(clips), clips.clip_len)
+        if ctx.dim() != 2 or fut.dim() != 3 or ctx.shape[0] != want[0] or tuple(fut.shape[:2]) != want:
+            return (f"ctx {tuple(ctx.shape)} / fut {tuple(fut.shape)}, expected ({want[0]}, Nc) / "
+                    f"({want[0]}, {want[1]}, Nf) for {len(clips)} clips of {clips.clip_len} frames")
+        arrays = [ctx, fut]
+    else:
+        eps = tokens["episodes"]
+        if not isinstance(eps, list) or len(eps) != len(clips.episodes):
+            n = len(eps) if isinstance(eps, list) else type(eps).__name__
+            return f"{n} episodes of ids, expected {len(clips.episodes)}"
+        n_tokens = {int(ids.shape[1]) for ids in eps if isinstance(ids, Tensor) and ids.dim() == 2}
+        for ids, ep in zip(eps, clips.episodes, strict=True):
+            if (not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape[0] != len(ep)
+                    or len(n_tokens) != 1):
+                shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+                return f"ids of {ep.path} are {shape}, expected ({len(ep)}, N) with one N for all"
+        arrays = eps
+    for a in arrays:
+        if a.dtype != torch.int64:
+            return f"ids have dtype {a.dtype}, expected torch.int64"
+        if a.numel() and (int(a.min()) < 0 or (vocab is not None and int(a.max()) >= vocab)):
+            return f"ids outside [0, {vocab}) (found {int(a.min())}..{int(a.max())})"
+    return None
+
+
 class TokenClipDataset(Dataset):
     """Clips of ``clip_len`` steps with their token ids, from a pre-tokenised episode set.
 
@@ -136,6 +193,7 @@ class TokenClipDataset(Dataset):
                  files: list[Path] = (), with_frames: bool = True, progress: bool = True):
         self.clips, self.codec, self.with_frames = clips, codec, with_frames
         self.compressive = tokenizer_is_compressive(tokenizer)
+        check_clips_fit(clips, getattr(tokenizer, "image_size", None), codec.dim)
         # per-frame tokens are per episode (independent of the clip layout); compressive tokens
         # are per clip, so the clip layout is part of their key
         extra = (f"{type(tokenizer).__name__}:{clips.clip_len}:{len(clips)}:{clips.frame_skip}:"
@@ -143,15 +201,31 @@ class TokenClipDataset(Dataset):
         path = None
         if cache_dir is not None and files:
             path = Path(cache_dir) / f"tokens-{_cache_key(tokenizer_dir, list(files), extra)}.pt"
+        self.tokens = None
         if path is not None and path.is_file():
-            self.tokens = torch.load(path, weights_only=True)
-        else:
+            self.tokens = self._read_cache(path, getattr(tokenizer, "vocab_size", None))
+        if self.tokens is None:
             self.tokens = self._tokenise(tokenizer, progress)
             if path is not None:
                 try:
                     _atomic_torch_save(self.tokens, path)
                 except OSError as e:
                     log.warning("could not write token cache %s: %s", path, e)
+
+    def _read_cache(self, path: Path, vocab: int | None) -> dict | None:
+        """The cached ids at ``path``, or None (with a warning naming it) when they cannot be
+        read or do not fit these clips, so that they are tokenised again."""
+        try:
+            tokens = torch.load(path, weights_only=True)
+        except Exception as e:  # any unreadable cache (truncated, not a torch file): rebuild it
+            log.warning("token cache %s: unreadable (%s: %s); tokenising again", path,
+                        type(e).__name__, e)
+            return None
+        problem = cache_problem(tokens, self.clips, self.compressive, vocab)
+        if problem:
+            log.warning("token cache %s: %s; tokenising again", path, problem)
+            return None
+        return tokens
 
     def _tokenise(self, tokenizer, progress: bool) -> dict:
         from tqdm import tqdm
