@@ -249,3 +249,34 @@ def test_logit_gradients_zero_at_forced_positions():
     assert (per_pos[:, 3:5] == 0).all()  # the two forced tokens
     assert (g[:, -1] == 0).all()  # the extra last position predicts nothing
     assert (per_pos[:, :3] > 0).all() and (per_pos[:, 5:] > 0).all()
+
+
+def test_nan_reference_logprobs_at_forced_positions_change_nothing(monkeypatch):
+    """A reference whose log-probs are NaN/-inf at forced tokens (positions without loss) and
+    NaN rewards: the step's metrics stay finite and the update equals the one with finite values."""
+    from worldmodels.train import grpo as grpo_mod
+    from worldmodels.train.rollout import segment_masks
+
+    orig = grpo_mod.sequence_logprobs
+    runs = []
+    for poison in (False, True):
+        tr = GRPOTrainer(cfg(beta=0.05), ToyTask(), tiny_model(), ToyReward(nan_every=3))
+
+        def poisoned(model, sequences, prompt_len, segments, _tr=tr, _poison=poison, **kw):
+            lp = orig(model, sequences, prompt_len, segments, **kw)
+            if _poison and model is _tr.ref_model:
+                keep = segment_masks(sequences[:, prompt_len:], segments)
+                bad = torch.full_like(lp, float("nan"))
+                bad[::2] = -float("inf")
+                lp = torch.where(keep, lp, bad)
+            return lp
+
+        monkeypatch.setattr(grpo_mod, "sequence_logprobs", poisoned)
+        m = tr.train_step()
+        if poison:  # the poison really reached the chunks' reference log-probs
+            assert any(torch.isnan(c.ref_logprobs).any() for c in tr._last_chunks)
+        runs.append((m, params(tr.model)))
+    (m0, p0), (m1, p1) = runs
+    for k in ("kl", "clip_ratio", "ratio_mean", "reward", "grad_norm", "invalid_rewards"):
+        assert torch.isfinite(torch.tensor(m1[k])) and m1[k] == pytest.approx(m0[k], rel=1e-6, abs=1e-12), k
+    assert torch.isfinite(p1).all() and torch.equal(p1, p0)
