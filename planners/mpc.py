@@ -74,7 +74,9 @@ class PlanRunConfig:
     knobs: PlannerConfig = field(default_factory=PlannerConfig)
 
     def __post_init__(self) -> None:
-        from worldmodels.envs.robot import check_task
+        import math
+
+        from worldmodels.envs.robot import MAX_IMAGE_SIZE, check_task
 
         check_task(self.task)
         if self.planner not in ("cem", "mppi"):
@@ -84,8 +86,13 @@ class PlanRunConfig:
         for name in ("episodes", "max_steps", "context", "n_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.goal_weight > 0:
-            raise ValueError(f"goal_weight must be > 0, got {self.goal_weight}")
+        if not (self.goal_weight > 0 and math.isfinite(self.goal_weight)):
+            raise ValueError(f"goal_weight must be a finite number > 0, got {self.goal_weight}")
+        if not 8 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size must be in [8, {MAX_IMAGE_SIZE}], got {self.image_size}")
+        if self.seed < 0 or self.videos < 0:
+            raise ValueError(f"seed and videos must be >= 0 (episode seeds are non-negative), got "
+                             f"seed={self.seed}, videos={self.videos}")
         if self.action_repeat < 0:
             raise ValueError(f"action_repeat must be >= 0 (0 = the model's frame_skip), got "
                              f"{self.action_repeat}")

@@ -71,6 +71,10 @@ class Real2SimConfig:
     contact_gate: bool = False
 
     def __post_init__(self) -> None:
+        from worldmodels.envs.robot import MAX_IMAGE_SIZE
+
+        if not self.tasks:
+            raise ValueError("tasks: give at least one task family ('push', 'drawer')")
         for t in self.tasks:
             if t not in ("push", "drawer"):
                 raise ValueError(f"real2sim tasks are task families 'push' or 'drawer', got {t!r}")
@@ -83,6 +87,14 @@ class Real2SimConfig:
         for name in ("episodes", "max_steps", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if len(set(self.model_names())) != len(self.models):
+            raise ValueError(f"names must be distinct (one results column per model), got {self.model_names()}")
+        if self.videos not in (0, 1):
+            raise ValueError(f"videos must be 0 or 1 (GIF episodes per task and policy), got {self.videos}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0 (episode seeds are non-negative), got {self.seed}")
+        if not 8 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size must be in [8, {MAX_IMAGE_SIZE}], got {self.image_size}")
 
     def model_names(self) -> list[str]:
         if self.names:

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from tokenizers_video.frame_tokenizer import FrameTokenizer, FrameTokenizerConfig, check_frames
 from tokenizers_video.pretrained import PretrainedMixin
-from tokenizers_video.quantizers import FSQ
+from tokenizers_video.quantizers import FSQ, check_fsq_levels
 
 
 @dataclass
@@ -72,6 +72,14 @@ class CompressiveTokenizerConfig:
         self.context_channels = tuple(int(c) for c in self.context_channels)
         self.future_channels = tuple(int(c) for c in self.future_channels)
         self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
+        check_fsq_levels(self.fsq_levels)
+        if not self.context_channels or min(self.context_channels + self.future_channels) < 1:
+            raise ValueError(f"context_channels {self.context_channels} and future_channels "
+                             f"{self.future_channels}: need at least one block, every count >= 1")
+        if min(self.image_size, self.norm_num_groups, self.xattn_heads, self.layers_per_block) < 1:
+            raise ValueError(f"image_size, norm_num_groups, xattn_heads and layers_per_block must be "
+                             f">= 1, got {self.image_size}, {self.norm_num_groups}, {self.xattn_heads}, "
+                             f"{self.layers_per_block}")
         if len(self.future_channels) <= len(self.context_channels):
             raise ValueError(f"future_channels {self.future_channels} must have more blocks than "
                              f"context_channels {self.context_channels} (that is the compression)")

@@ -18,7 +18,7 @@ from diffusers.models.autoencoders.vae import Decoder, Encoder
 from torch import nn
 
 from tokenizers_video.pretrained import PretrainedMixin
-from tokenizers_video.quantizers import build_quantizer
+from tokenizers_video.quantizers import build_quantizer, check_fsq_levels, check_vq_fields
 
 
 @dataclass
@@ -60,10 +60,14 @@ class FrameTokenizerConfig:
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
         self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
-        if not self.block_out_channels:
-            raise ValueError("block_out_channels: need at least one block")
+        if not self.block_out_channels or min(self.block_out_channels) < 1:
+            raise ValueError(f"block_out_channels: need at least one block, every count >= 1, got "
+                             f"{self.block_out_channels}")
         if self.quantizer not in ("fsq", "vq"):
             raise ValueError(f"quantizer: expected 'fsq' or 'vq', got {self.quantizer!r}")
+        if self.image_size < 1 or self.norm_num_groups < 1:
+            raise ValueError(f"image_size and norm_num_groups must be >= 1, got {self.image_size}, "
+                             f"{self.norm_num_groups}")
         if any(c % self.norm_num_groups for c in self.block_out_channels):
             raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every entry of "
                              f"block_out_channels={self.block_out_channels}")
@@ -72,6 +76,11 @@ class FrameTokenizerConfig:
                              f"down-sampling factor {self.downsample}")
         if self.layers_per_block < 1:
             raise ValueError(f"layers_per_block must be >= 1, got {self.layers_per_block}")
+        if self.quantizer == "fsq":
+            check_fsq_levels(self.fsq_levels)
+        else:
+            check_vq_fields(self.vq_codebook_size, self.vq_dim, self.vq_beta, self.vq_decay,
+                            self.vq_restart_threshold)
 
     @property
     def downsample(self) -> int:

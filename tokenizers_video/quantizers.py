@@ -12,12 +12,38 @@ codes hit in this batch) and perplexity.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from kernels.vq import nearest_code
+
+
+def check_fsq_levels(levels, field: str = "fsq_levels") -> None:
+    """Raise ValueError naming ``field`` unless ``levels`` is a non-empty list of integers >= 2
+    (a level of 1 has no grid: FSQ's scale ``floor(L/2)`` is then 0 and codes divide by it)."""
+    if not levels or any(int(v) != v or v < 2 for v in levels):
+        raise ValueError(f"{field}: expected a non-empty list of integers >= 2, got {list(levels)}")
+
+
+def check_vq_fields(codebook_size: int, dim: int, beta: float, decay: float,
+                    restart_threshold: float, prefix: str = "vq_") -> None:
+    """Raise ValueError naming the field (``prefix`` + name) of VQ settings that would crash or
+    give NaN later: codebook_size >= 2, dim >= 1, finite beta >= 0, decay in (0, 1), finite
+    restart_threshold."""
+    if codebook_size < 2 or dim < 1:
+        raise ValueError(f"{prefix}codebook_size must be >= 2 and {prefix}dim >= 1, got "
+                         f"{codebook_size}, {dim}")
+    if not (beta >= 0 and math.isfinite(beta)):
+        raise ValueError(f"{prefix}beta (commitment weight) must be a finite number >= 0, got {beta}")
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"{prefix}decay must be in (0, 1), got {decay}")
+    if not math.isfinite(restart_threshold):
+        raise ValueError(f"{prefix}restart_threshold must be finite (<= 0 disables restarts), got "
+                         f"{restart_threshold}")
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -43,9 +69,10 @@ class FSQ(nn.Module):
 
     def __init__(self, levels: list[int] | tuple[int, ...], eps: float = 1e-3):
         super().__init__()
+        check_fsq_levels(levels, "FSQ levels")
         levels = [int(v) for v in levels]
-        if not levels or any(v < 2 for v in levels):
-            raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2, got {levels}")
+        if not 0.0 < eps < 1.0:  # eps >= 1 leaves no range; 0 puts an even level's offset at atanh(1)
+            raise ValueError(f"FSQ eps must be in (0, 1), got {eps}")
         self.levels_list = levels
         self.eps = eps
         lv = torch.tensor(levels, dtype=torch.float32)
@@ -66,8 +93,14 @@ class FSQ(nn.Module):
         return n
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
-        """(..., D) -> (..., D) in the open range that rounds to ``levels`` integer values."""
-        half_l = (self.levels - 1) * (1 - self.eps) / 2
+        """(..., D) -> (..., D) in the open range that rounds to ``levels`` integer values.
+
+        A level of 2 uses ``(1 + eps)`` (as the reference implementation does for every level):
+        with ``(1 - eps)`` its shift ``atanh(0.5 / half_l)`` would be ``atanh(1/(1-eps)) = NaN``;
+        its range (-1 - eps/2, eps/2) still rounds to the two values {-1, 0}. Other levels keep
+        ``(1 - eps)``, so tokenizers trained with them quantise exactly as before."""
+        scale = torch.where(self.levels == 2, 1 + self.eps, 1 - self.eps)
+        half_l = (self.levels - 1) * scale / 2
         offset = torch.where(self.levels % 2 == 0, 0.5, 0.0)
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
@@ -109,10 +142,9 @@ class VQ(nn.Module):
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25, ema: bool = True,
                  decay: float = 0.99, restart_threshold: float = 0.0, eps: float = 1e-5):
         super().__init__()
-        if codebook_size < 2 or dim < 1:
-            raise ValueError(f"VQ needs codebook_size >= 2 and dim >= 1, got {codebook_size}, {dim}")
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"VQ decay must be in (0,1), got {decay}")
+        check_vq_fields(codebook_size, dim, beta, decay, restart_threshold, prefix="VQ ")
+        if not (eps > 0 and math.isfinite(eps)):  # 0: a code unused long enough divides 0 by 0
+            raise ValueError(f"VQ eps (EMA count smoothing) must be a finite number > 0, got {eps}")
         self.codebook_size, self.dim, self.beta = codebook_size, dim, beta
         self.ema, self.decay, self.eps = ema, decay, eps
         self.restart_threshold = restart_threshold

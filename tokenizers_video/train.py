@@ -103,16 +103,22 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.disc_lr <= 0:
-            raise ValueError(f"lr and disc_lr must be > 0, got {self.lr}, {self.disc_lr}")
+        for name in ("lr", "disc_lr"):  # NaN / inf learning rates turn every weight into NaN
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0,1], got {self.min_lr_ratio}")
-        if min(self.l1_weight, self.mse_weight, self.perceptual_weight, self.gan_weight,
-               self.motion_weight) < 0:
-            raise ValueError("loss weights (l1, mse, motion, perceptual, gan) must be >= 0")
+        for name in ("l1_weight", "mse_weight", "motion_weight", "perceptual_weight", "gan_weight",
+                     "weight_decay"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if self.disc_channels < 1:
+            raise ValueError(f"disc_channels must be >= 1, got {self.disc_channels}")
         if not 0 < self.motion_threshold < 1:
             raise ValueError(f"motion_threshold must be in (0,1), got {self.motion_threshold}")
-        if self.warmup_steps < 0 or self.image_every < 0 or self.max_minutes < 0:
+        if self.warmup_steps < 0 or self.image_every < 0 or not self.max_minutes >= 0:
             raise ValueError("warmup_steps, image_every and max_minutes must be >= 0")
         if self.gan_start_step < -1:
             raise ValueError(f"gan_start_step must be >= 0, or -1 to disable, got {self.gan_start_step}")

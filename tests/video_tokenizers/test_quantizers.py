@@ -143,3 +143,19 @@ def test_fsq_property_all_roundtrip_random_levels():
         fsq = FSQ(list(levels))
         ids = torch.randint(0, fsq.codebook_size, (50,))
         assert torch.equal(fsq.codes_to_indices(fsq.indices_to_codes(ids)), ids)
+
+
+def test_fsq_level_two_is_finite_binary_grid():
+    """Level 2 (the smallest accepted) used to give NaN codes: its shift was atanh(1/(1-eps)).
+    Now channel 0 takes exactly the two values {-1, 0} (digits 0, 1), split at z = -shift,
+    and ids round-trip through the codes."""
+    fsq = FSQ([2, 3])
+    z = torch.linspace(-6, 6, 401)
+    zq, ids, _ = fsq(torch.stack([z, z], dim=1))
+    assert torch.isfinite(zq).all()
+    assert set(zq[:, 0].tolist()) == {-1.0, 0.0} and set(zq[:, 1].tolist()) == {-1.0, 0.0, 1.0}
+    assert int(ids.min()) == 0 and int(ids.max()) == fsq.codebook_size - 1 == 5
+    assert torch.equal(fsq.indices_to_codes(ids), zq)
+    # monotone: large negative z -> -1, large positive z -> 0 on the binary channel
+    assert zq[0, 0] == -1.0 and zq[-1, 0] == 0.0
+    assert bool((zq[1:, 0] >= zq[:-1, 0]).all())

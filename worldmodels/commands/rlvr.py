@@ -56,9 +56,12 @@ class VideoEvalConfig:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.clips < 0 or self.n_samples < 1 or self.batch_size < 1 or self.temperature <= 0:
-            raise ValueError(f"eval: clips >= 0, n_samples >= 1, batch_size >= 1 and "
-                             f"temperature > 0 required, got {self}")
+        from worldmodels.train.grpo_config import MIN_TEMPERATURE
+
+        if self.clips < 0 or self.n_samples < 1 or self.batch_size < 1:
+            raise ValueError(f"eval: clips >= 0, n_samples >= 1 and batch_size >= 1 required, got {self}")
+        if not MIN_TEMPERATURE <= self.temperature < float("inf"):  # NaN / overflow in logits / T
+            raise ValueError(f"eval.temperature must be finite and >= {MIN_TEMPERATURE}, got {self.temperature}")
 
 
 @dataclass

@@ -79,9 +79,11 @@ class RobotDataConfig:
             raise ValueError(f"image_size must be in [8, {MAX_IMAGE_SIZE}], got {self.image_size}")
         if self.episode_len < 2:
             raise ValueError(f"episode_len must be >= 2, got {self.episode_len}")
-        if not self.expert_noise or any(n < 0 for n in self.expert_noise):
-            raise ValueError(f"expert_noise must be a non-empty list of levels >= 0, "
-                             f"got {self.expert_noise}")
+        if not self.expert_noise or not all(0 <= n < float("inf") for n in self.expert_noise):
+            raise ValueError(f"expert_noise must be a non-empty list of finite levels >= 0 (NaN or "
+                             f"inf noise gives non-finite actions), got {self.expert_noise}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0 (SeedSequence takes non-negative integers), got {self.seed}")
         if not 0.0 <= self.random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be in [0,1], got {self.random_fraction}")
         if not 0.0 <= self.poke_fraction <= 1.0:

@@ -8,8 +8,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
+
+#: Lowest accepted sampling temperature: below about 1e-38 (or at inf) ``logits / temperature``
+#: overflows float32 and the log-softmax is NaN; 1e-6 leaves room for logits up to ~1e32.
+MIN_TEMPERATURE = 1e-6
 
 
 @dataclass
@@ -35,7 +40,8 @@ class GRPOConfig:
     epsilon_high: upper clip range (asymmetric, "clip-higher"); null = ``epsilon``.
     dual_clip: dual-clip constant c > 1 bounding the loss of negative-advantage tokens by
         ``-A*c``; null disables. RLVR-World: 3.0.
-    temperature: sampling temperature (log-probs are taken under the same temperature). 1.0.
+    temperature: sampling temperature (log-probs are taken under the same temperature), finite
+        and >= ``MIN_TEMPERATURE`` (1e-6). 1.0.
     top_k: sample only from the k most likely tokens; null = no truncation.
     top_p: nucleus sampling threshold; null = no truncation.
     scale_rewards: advantage scaling: "group" (unbiased group std), "batch" (std of all
@@ -91,16 +97,22 @@ class GRPOConfig:
              f"({self.prompts_per_step})")
         need(self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}")
         need(self.rollout_chunk_prompts >= 0, "rollout_chunk_prompts must be >= 0")
-        need(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        need(self.weight_decay >= 0, "weight_decay must be >= 0")
+        need(self.learning_rate > 0 and math.isfinite(self.learning_rate),
+             f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+        need(self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+             f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        need(not math.isnan(self.max_grad_norm), "max_grad_norm must be a number (<= 0 disables), got nan")
         need(0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1/2 must be in [0, 1)")
-        need(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        need(self.beta >= 0 and math.isfinite(self.beta),  # inf * (KL = 0 at step 0) is NaN
+             f"beta must be a finite number >= 0, got {self.beta}")
         need(0 < self.epsilon < 1, f"epsilon must be in (0, 1), got {self.epsilon}")
         need(self.epsilon_high is None or self.epsilon_high > 0,
              f"epsilon_high must be > 0 or null, got {self.epsilon_high}")
         need(self.dual_clip is None or self.dual_clip > 1,
              f"dual_clip must be > 1 or null, got {self.dual_clip}")
-        need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        need(MIN_TEMPERATURE <= self.temperature < math.inf,
+             f"temperature must be finite and >= {MIN_TEMPERATURE} (logits / temperature overflows "
+             f"below), got {self.temperature}")
         need(self.top_k is None or self.top_k >= 1, f"top_k must be >= 1 or null, got {self.top_k}")
         need(self.top_p is None or 0 < self.top_p <= 1, f"top_p must be in (0, 1] or null, got {self.top_p}")
         need(self.scale_rewards in ("group", "batch", "none"),

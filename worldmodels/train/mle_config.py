@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,10 +29,18 @@ class OptimConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError("optim.warmup_steps, grad_clip and weight_decay must be >= 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"optim.lr must be a finite number > 0, got {self.lr}")
+        # NaN passes a "< 0" test: grad_clip=nan scales every gradient by NaN, weight_decay=nan
+        # is refused by AdamW only when the optimizer is built
+        if self.warmup_steps < 0 or not self.grad_clip >= 0 or not (
+                self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"optim.warmup_steps, grad_clip and weight_decay must be >= 0 (weight_decay "
+                             f"finite), got {self.warmup_steps}, {self.grad_clip}, {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if not 0 <= self.min_lr_ratio <= 1:  # negative: gradient ascent at the end of the cosine
+            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"optim.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
 
@@ -83,7 +92,11 @@ class MLEConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_every", "save_every", "num_workers", "keep_checkpoints", "max_minutes"):
-            if getattr(self, name) < 0:
+            if not getattr(self, name) >= 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"train.precision must be auto|fp32|bf16, got {self.precision!r}")
+        if self.distributed not in ("ddp", "fsdp"):
+            raise ValueError(f"train.distributed must be ddp|fsdp, got {self.distributed!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise ValueError(f"train.device must be auto|cpu|cuda|cuda:N|mps, got {self.device!r}")
