@@ -64,6 +64,11 @@ def test_untied_checkpoint_into_tied_model_is_an_error(tmp_path):
         ckpt.load_checkpoint(path, {"model": dst})
     assert str(path / "model") in str(e.value)
     assert torch.equal(dst.model.embed_tokens.weight, emb_before)
+    # a tied model's full state_dict (both keys, equal values) is fine
+    src = backbone(tied=True, seed=2)
+    load_state_dict_strict(dst, {k: v.clone() for k, v in src.state_dict().items()}, "sd")
+    assert torch.equal(dst.lm_head.weight, src.model.embed_tokens.weight)
+    assert dst.lm_head.weight.data_ptr() == dst.model.embed_tokens.weight.data_ptr()
 
 
 def test_flag_alone_is_not_tying(tmp_path):
