@@ -32,5 +32,8 @@ def test_eval_video_cli(tmp_path):
         # the stand-in tokenizer's own reconstruction is much closer than a random model
         assert res[k]["tokenizer"]["mse"] < res[k]["mse"]["mean"]
     assert 0 <= res["multi"]["repetition_rate"] <= 1
-    assert len(res["gifs"]) == 2 and all((tmp_path / "wm" / "eval").glob("*.gif"))
+    written = sorted((tmp_path / "wm" / "eval").glob("*.gif"))
+    assert len(written) == 2 and sorted(res["gifs"]) == [str(p) for p in written]
+    for gif in written:  # real GIF files, not empty placeholders
+        assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a") and gif.stat().st_size > 100, gif
     assert "copy last frame" in (tmp_path / "wm" / "eval" / "eval.md").read_text()
