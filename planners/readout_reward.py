@@ -8,6 +8,7 @@ goal x/y, drawer opening and target)::
 
     r_t = -(1/8) * sum_d |readout(pred_t)_d - readout(true_t)_d|        per frame, (B,T)
 
+Frames of any float dtype are read in float32 (autocast off); the reward is float32.
 It is a per-frame reward, so ``aggregate`` (mean / last / discount) applies, and it combines
 with pixel rewards in a spec (``readout_state+mae``). The readout comes from the reward
 options::
@@ -38,10 +39,11 @@ def _readout_state_factory(options: dict):
             predictions, target = predictions[:, None], target[:, None]
         B, T = predictions.shape[:2]
         readout.to(predictions.device)  # no-op after the first call
-        with torch.no_grad():
+        # float32 whatever the frames' dtype, and also inside a bf16 autocast region
+        with torch.no_grad(), torch.autocast(predictions.device.type, enabled=False):
             pred = readout(predictions.reshape(B * T, *predictions.shape[2:]).float())   # (B*T,8)
             true = readout(target.reshape(B * T, *target.shape[2:]).float().to(predictions.device))
-        return -(pred - true).abs().mean(-1).reshape(B, T)                              # (B,T)
+        return -(pred.float() - true.float()).abs().mean(-1).reshape(B, T)              # (B,T) float32
 
     return fn
 

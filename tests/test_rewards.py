@@ -273,3 +273,26 @@ def test_aggregate_frames_in_float32_and_selects_counted_frames():
     v[1, 1] = float("nan")  # a frame that counts: only this sample is NaN
     got = rewards.aggregate_frames(v, "discount", 0.01)
     assert got[0].item() == pytest.approx(1.0, rel=1e-6) and math.isnan(got[1].item())
+
+
+def test_readout_state_reward_reads_low_precision_frames_in_float32(tmp_path, isolated_registry):
+    """An (untrained, stand-in) state readout scores fp16 frames, also inside a bf16 autocast
+    region, exactly as the float32 copies of the same frames, and returns float32."""
+    from planners import readout_reward
+    from planners.readout import StateReadout
+
+    # the plugin registers on first import; register again here (same fn: a no-op) in case
+    # another test imported it into an isolated registry
+    register_reward("readout_state", per_frame=True, factory=True)(readout_reward._readout_state_factory)
+    torch.manual_seed(0)
+    StateReadout(image_size=16, width=4).save(tmp_path / "ro")
+    reward = build_reward("readout_state", options={"readout": str(tmp_path / "ro")})
+    target = _clip(b=2, t=2, seed=1).half()
+    pred = _clip(b=2, t=2, seed=2).half()
+    want, _ = reward(pred.float(), {"target_frames": target.float()})
+    assert (want < 0).all()
+    got, _ = reward(pred, {"target_frames": target})
+    assert got.dtype == torch.float32 and torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = reward(pred.float(), {"target_frames": target.float()})
+    assert got.dtype == torch.float32 and torch.allclose(got, want, rtol=1e-6, atol=1e-7)
