@@ -228,16 +228,49 @@ def run_episode(env, seed: int, controller, max_steps: int, rng: np.random.Gener
             "final_distance": task_distance(env.task, env.task_state()), "frames": np.stack(frames)}
 
 
-def run_mpc(cfg: PlanRunConfig, progress: bool = True) -> dict:
-    """Run ``cfg.episodes`` seeded episodes; write summary.json, config.yaml and GIFs to cfg.out."""
+EPISODES_LOG = "episodes.jsonl"
+
+
+def finished_episodes(out: str | Path) -> dict[int, dict]:
+    """Episodes an earlier run in ``out`` finished, by index: ``episodes.jsonl`` (one line per
+    episode, written as each ends), else a ``summary.json`` that predates it; {} when none."""
+    import json
+
+    out = Path(out)
+    if (out / EPISODES_LOG).is_file():
+        rows = [json.loads(x) for x in (out / EPISODES_LOG).read_text().splitlines() if x.strip()]
+        return {int(r.pop("index")): r for r in rows}
+    if (out / "summary.json").is_file():
+        return dict(enumerate(json.loads((out / "summary.json").read_text())["per_episode"]))
+    return {}
+
+
+def _jsonl(index: int, episode: dict) -> str:
+    import json
+
+    return json.dumps({"index": index, **episode}, default=lambda v: v.item()) + "\n"  # numpy scalars
+
+
+def run_mpc(cfg: PlanRunConfig, progress: bool = True, resume: bool = False) -> dict:
+    """Run ``cfg.episodes`` seeded episodes; write summary.json, config.yaml, episodes.jsonl and
+    GIFs to cfg.out. ``resume``: keep the episodes an earlier run in cfg.out finished
+    (`finished_episodes`; the caller checks that cfg is that run's config) and run only the
+    missing ones. The planner's and the random actions' generators start from ``cfg.seed`` at
+    the first episode run, so a resumed episode is a valid episode of its seed but not
+    bit-identical to the one an uninterrupted run would have produced."""
     import time
 
     from planners.report import write_gif, write_json
+    from worldmodels.atomic import atomic_write
     from worldmodels.config import save_config, to_dict
     from worldmodels.envs.robot import RobotEnv
 
     out = Path(cfg.out)
+    finished = finished_episodes(out) if resume else {}     # all kept, for a later resume
+    done = {i: ep for i, ep in finished.items() if i < cfg.episodes}
     save_config(cfg, out)
+    log = out / EPISODES_LOG
+    atomic_write(log, lambda f: f.writelines(_jsonl(i, ep) for i, ep in sorted(finished.items())), text=True)
     env = RobotEnv(cfg.task, image_size=cfg.image_size, max_steps=cfg.max_steps, seed=cfg.seed)
     controller = None
     if cfg.model != "random":
@@ -262,10 +295,15 @@ def run_mpc(cfg: PlanRunConfig, progress: bool = True) -> dict:
         it = tqdm(it, desc=f"{cfg.model} {cfg.planner} {cfg.task}")
     t0 = time.time()
     for i in it:
+        if i in done:
+            episodes.append(done[i])
+            continue
         ep = run_episode(env, cfg.seed + i, controller, cfg.max_steps, rng)
         if i < cfg.videos:
             write_gif(out / f"episode_{i:02d}.gif", ep["frames"])
         episodes.append({k: v for k, v in ep.items() if k != "frames"})
+        with log.open("a") as f:  # what a resumed run keeps
+            f.write(_jsonl(i, episodes[-1]))
     rate = float(np.mean([e["success"] for e in episodes]))
     summary = {"task": cfg.task, "planner": cfg.planner, "model": cfg.model, "cost": cfg.cost,
                "episodes": len(episodes), "success_rate": rate,
@@ -274,6 +312,7 @@ def run_mpc(cfg: PlanRunConfig, progress: bool = True) -> dict:
                # metres of task distance removed per episode (> 0 = moved towards the goal)
                "mean_progress": float(np.mean([e["start_distance"] - e["final_distance"]
                                                for e in episodes])),
-               "seconds": time.time() - t0, "per_episode": episodes, "config": to_dict(cfg)}
+               "seconds": time.time() - t0, "per_episode": episodes, "config": to_dict(cfg),
+               "episodes_resumed": len(done)}
     write_json(out / "summary.json", summary)
     return summary

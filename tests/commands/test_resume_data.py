@@ -54,7 +54,7 @@ def test_rerun_keeps_the_folders_own_settings(tmp_path):
 
 
 def test_build_help_says_what_may_change():
-    text = " ".join(runner.invoke(app, ["data", "build", "robot", "--help"], terminal_width=200).output.split())
+    text = " ".join(runner.invoke(app, ["data", "build", "robot", "--help"]).output.replace("│", " ").split())
     assert "recorded" in text and "--episodes, --test-every and --workers" in text
 
 

@@ -163,6 +163,6 @@ def test_frame_resume_keeps_the_runs_own_settings(data, tmp_path):
     after["train"]["steps"] = 1
     assert after == before
     text = " ".join(CliRunner().invoke(app, ["tokenizer", "train", "--help"],
-                                       terminal_width=200).output.split())
+                                       terminal_width=200).output.replace("│", " ").split())
     for name in ("--steps", "--max-minutes", "train.log_every", "train.save_every"):
         assert name in text.split("--resume", 1)[1]

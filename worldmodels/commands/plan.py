@@ -6,9 +6,14 @@
     wm plan robot --task drawer --planner mppi --model runs/wm_video --set knobs.num_samples=32
     wm plan robot --task push --model runs/wm_video --set contact_gate=true   # count only pushes the pusher made
     wm plan pool runs/plan runs/plan_seed30 --task push   # pool runs; one-sided Fisher p vs random
+    wm plan robot --out runs/plan --resume --episodes 40  # continue every run there to 40 episodes
 
-Each model gets ``<out>/<task>_<planner>_<model>/`` with summary.json, config.yaml and GIFs;
-a table compares success rates and reports world models as a fraction of the oracle.
+Each model gets ``<out>/<task>_<planner>_<model>/`` with summary.json, config.yaml, episodes.jsonl
+(one line per finished episode) and GIFs; a table compares success rates and reports world
+models as a fraction of the oracle. ``--resume`` continues the runs under ``--out`` with their
+recorded settings, running only missing episodes; a flag, ``--set`` or ``--config`` value that
+differs from a run's recorded one is an error naming the field and both values, except
+``RESUME_MAY_CHANGE`` (episodes, videos).
 """
 
 from __future__ import annotations
@@ -25,8 +30,16 @@ def _slug(model: str) -> str:
     return model if model in ("random", "oracle") else Path(model).name or "model"
 
 
+# What --resume may change: how many episodes (more seeds) and how many are kept as GIFs --
+# never what an episode is (task, model, planner knobs, cost, steps, seeds).
+RESUME_MAY_CHANGE = ("episodes", "videos")
+_FIELD_FLAGS = ("task", "planner", "model", "episodes", "max_steps", "cost", "readout", "image_size",
+                "action_repeat", "seed", "videos")
+
+
 @app.command("robot")
 def robot(
+    ctx: typer.Context,
     task: str = typer.Option("push", help="robot task: push, drawer, drawer_open, drawer_close"),
     planner: str = typer.Option("cem", help="cem or mppi"),
     model: str = typer.Option("oracle", help="comma list of: random, oracle, a world-model dir"),
@@ -43,6 +56,10 @@ def robot(
     out: str = typer.Option("runs/plan", help="output root"),
     config: Path = typer.Option(None, help="YAML with PlanRunConfig fields"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. knobs.iterations=4"),
+    resume: bool = typer.Option(False, help="continue the runs under --out (those of the --task/"
+                                "--planner/--model given) with their recorded settings "
+                                "(config.yaml), running only missing episodes; other values given "
+                                "must equal them, except: --episodes, --videos"),
 ) -> None:
     """Closed-loop MPC success rates over seeded episodes (random / world model / oracle)."""
     import os
@@ -51,25 +68,89 @@ def robot(
     from planners.mpc import PlanRunConfig, run_mpc
     from worldmodels.config import load_config
 
+    if resume:  # every run checked before any runs
+        explicit = {k: v for k, v in ctx.params.items() if k in _FIELD_FLAGS and _given(ctx, k)}
+        jobs = _resumed_runs(Path(out), explicit, config, set_)
+    else:
+        jobs = [x.strip() for x in model.split(",") if x.strip()]
     rows = []
-    for m in [x.strip() for x in model.split(",") if x.strip()]:
+    for job in jobs:
         try:
-            base = PlanRunConfig(task=task, planner=planner, model=m, episodes=episodes, max_steps=max_steps,
-                                 cost=cost, readout=readout, image_size=image_size, seed=seed, videos=videos,
-                                 action_repeat=action_repeat,
-                                 out=str(Path(out) / f"{task}_{planner}_{_slug(m)}"))
-            cfg = load_config(PlanRunConfig, config, set_, base=base)
-            rows.append(run_mpc(cfg))
+            if resume:
+                cfg = job
+            else:
+                base = PlanRunConfig(task=task, planner=planner, model=job, episodes=episodes, max_steps=max_steps,
+                                     cost=cost, readout=readout, image_size=image_size, seed=seed, videos=videos,
+                                     action_repeat=action_repeat,
+                                     out=str(Path(out) / f"{task}_{planner}_{_slug(job)}"))
+                cfg = load_config(PlanRunConfig, config, set_, base=base)
+            rows.append(run_mpc(cfg, resume=resume))
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(code=2) from e
-    oracle = next((r["success_rate"] for r in rows if r["model"] == "oracle"), None)
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["planner"]), []).append(r)
+    for (t, p), group in groups.items():
+        _compare(group, Path(out), t, p)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the flag ``name`` was given (command line or environment), not defaulted.
+    (Compared by name: typer may ship its own copy of click's ParameterSource.)"""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _resumed_runs(root: Path, explicit: dict, config: Path | None, sets: list[str] | None) -> list:
+    """The recorded configs of the runs under ``root`` (``<root>/*/config.yaml``) that the
+    explicit --task/--planner/--model select, each with every explicit value (flags, --config
+    file, --set) checked against it. Exits 2 naming what is missing or differs."""
+    from planners.mpc import PlanRunConfig
+    from worldmodels.commands._common import resumed_config
+    from worldmodels.config import (
+        ConfigError,
+        parse_overrides,
+        read_config_file,
+        read_recorded_config,
+    )
+
+    def fail(msg: str):
+        typer.echo(f"error: --resume: {msg}", err=True)
+        raise typer.Exit(code=2)
+
+    models = {_slug(m.strip()): m.strip() for m in explicit.get("model", "").split(",") if m.strip()}
+    try:
+        layers = (read_config_file(config) if config else None, parse_overrides(sets))
+        recorded = {d: read_recorded_config(PlanRunConfig, d)
+                    for d in sorted(p.parent for p in root.glob("*/config.yaml"))}
+    except ConfigError as e:
+        fail(str(e))
+    runs = {d: c for d, c in recorded.items()
+            if c.task == explicit.get("task", c.task) and c.planner == explicit.get("planner", c.planner)
+            and (not models or _slug(c.model) in models)}
+    missing = sorted(set(models) - {_slug(c.model) for c in runs.values()})
+    if not runs or missing:
+        fail(f"no recorded `wm plan robot` run under {root} for "
+             + ", ".join(f"{k} {v!r}" for k, v in explicit.items() if k in ("task", "planner"))
+             + (f" model(s) {missing}" if missing else "")
+             + f"; runs there: {[d.name for d in recorded] or 'none'}")
+    cfgs = []
+    for d, c in runs.items():  # the requested model is the one of this run's directory name
+        asked = explicit | ({"model": models[_slug(c.model)]} if models else {})
+        cfgs.append(resumed_config(PlanRunConfig, d, asked, *layers, may_change=RESUME_MAY_CHANGE))
+    return cfgs
+
+
+def _compare(rows: list[dict], out: Path, task: str, planner: str) -> None:
+    """Write ``compare_<task>_<planner>.json`` and print the table of one task and planner."""
     from planners.report import write_json
 
+    oracle = next((r["success_rate"] for r in rows if r["model"] == "oracle"), None)
     table = [{k: r[k] for k in ("model", "success_rate", "successes", "episodes", "mean_steps",
                                   "mean_progress", "seconds")}
              | {"fraction_of_oracle": (r["success_rate"] / oracle) if oracle else None} for r in rows]
-    write_json(Path(out) / f"compare_{task}_{planner}.json", {"task": task, "planner": planner, "rows": table})
+    write_json(out / f"compare_{task}_{planner}.json", {"task": task, "planner": planner, "rows": table})
     typer.echo(f"\n{'model':<28}{'success':>10}{'n':>6}{'vs oracle':>11}{'progress cm':>13}{'s/episode':>11}")
     for r in rows:
         frac = f"{r['success_rate'] / oracle:.2f}" if oracle else "-"
