@@ -36,10 +36,13 @@ class PatchDiscriminator(nn.Module):
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
-    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake))).
+
+    Computed in float32 even for bf16/fp16 logits (from an autocast region); float32 scalar.
+    """
+    return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
 
 
 def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator hinge loss: -mean(D(fake))."""
-    return -fake_logits.mean()
+    """Generator hinge loss: -mean(D(fake)), in float32 even for bf16/fp16 logits."""
+    return -fake_logits.float().mean()
