@@ -95,17 +95,23 @@ def contact_gated_push_states(states: torch.Tensor, start: torch.Tensor) -> torc
         heading = p - p_prev                                    # a pusher pushes where it goes
         heading = heading / heading.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         step = ((b_raw - b_raw_prev) * heading).sum(-1).clamp_min(0)           # (S,)
-        b_eff = b_eff + (dist < CONTACT_RADIUS).to(step)[:, None] * step[:, None] * heading
+        # select, not multiply by the 0/1 contact mask: a NaN reading without contact stays out
+        b_eff = torch.where((dist < CONTACT_RADIUS)[:, None], b_eff + step[:, None] * heading, b_eff)
         out[:, t, 2:4] = b_eff
         p_prev, b_raw_prev = p, b_raw
     return out
 
 
 def image_cost(pred: torch.Tensor, goal: torch.Tensor, kind: str = "pixel", lpips=None) -> torch.Tensor:
-    """Predicted frames (S, N, 3, H, W) vs goal image (3, H, W) -> (S,) = mean_t c_t + c_T."""
+    """Predicted frames (S, N, 3, H, W) vs goal image (3, H, W) -> (S,) = mean_t c_t + c_T.
+
+    Computed in float32 (float64 stays) whatever the frames' dtype, so bf16/fp16 predictions
+    do not round candidates' costs together.
+    """
     Sn, N = pred.shape[:2]
     if kind == "pixel":
-        c = ((pred - goal) ** 2).mean(dim=(2, 3, 4))                       # (S, N)
+        dt = torch.promote_types(pred.dtype, torch.float32)
+        c = ((pred.to(dt) - goal.to(pred.device, dt)) ** 2).mean(dim=(2, 3, 4))  # (S, N)
     elif kind == "lpips":
         if lpips is None:
             raise ValueError("image_cost(kind='lpips') needs lpips=worldmodels.metrics.lpips_fn()")

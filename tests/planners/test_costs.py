@@ -127,3 +127,25 @@ def test_world_model_cost_with_the_gate_ignores_drift_the_pusher_did_not_cause()
     no_move = state_cost("push", start.expand(1, 2, 8))
     assert gated_cost.item() == pytest.approx(no_move.item(), abs=1e-5)
     assert drift.item() < no_move.item() - 0.5                                  # ungated: drift pays
+
+
+def test_contact_gate_keeps_a_nan_reading_without_contact_out():
+    """A NaN block reading while the pusher is far changes nothing (selected, not 0 * NaN)."""
+    start = ((0.2, 0.2), (0.0, 0.0), (-0.1, 0.0))
+    out = gated(start, ((0.2, 0.1), (math.nan, math.nan), (-0.05, 0.0)),
+                ((0.2, 0.05), (0.01, 0.0), (-0.05, 0.0)))
+    assert out[:, 2:4].flatten().tolist() == pytest.approx([0.0] * 4)
+
+
+def test_pixel_image_cost_of_low_precision_frames_is_float32():
+    """bf16 predictions and goal image: the pixel cost equals the float64 closed form of the
+    same rounded values (a bf16 mean would round it to 3 significant digits)."""
+    from planners.costs import image_cost
+
+    g = torch.Generator().manual_seed(0)
+    goal = torch.rand(3, 16, 16, generator=g).to(torch.bfloat16)
+    pred = (goal.float() + 0.01 * torch.randn(2, 3, 3, 16, 16, generator=g)).clamp(0, 1).to(torch.bfloat16)
+    c = ((pred.double() - goal.double()) ** 2).mean(dim=(2, 3, 4))               # (S, N)
+    want = c.mean(-1) + c[:, -1]
+    got = image_cost(pred, goal)
+    assert got.dtype == torch.float32 and torch.allclose(got.double(), want, rtol=1e-5, atol=0)
