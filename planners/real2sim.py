@@ -272,17 +272,43 @@ def load_real(cfg: Real2SimConfig, repeat: int = 1) -> dict:
     return {t: {n: row["real_episodes"] for n, row in rows.items()} for t, rows in old["success"].items()}
 
 
+def _measure_row(cfg: Real2SimConfig, pol, task: str, models: list, readout, repeat: int,
+                 earlier: dict) -> tuple[dict, list]:
+    """One (task, policy) row: real and per-model simulated successes, and its clips."""
+    names = cfg.model_names()
+    seeds = [cfg.seed + i for i in range(cfg.episodes)]
+    if pol.name in earlier.get(task, {}):
+        real = np.array(earlier[task][pol.name], bool)
+        real_clips = run_real(pol, task, seeds[:cfg.videos], cfg.max_steps, cfg.image_size,
+                              keep=cfg.videos, repeat=repeat)[1] if cfg.videos else []
+    else:
+        real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size,
+                                    keep=cfg.videos, repeat=repeat)
+    row = {"real": float(real.mean()), "real_episodes": real.astype(int).tolist(), "sim": {},
+           "sim_episodes": {}}
+    clips = list(real_clips)
+    for name, model in zip(names, models, strict=True):
+        sim, sim_clips = run_sim(pol, model, readout, task, seeds, cfg.max_steps, cfg.image_size,
+                                 cfg.batch, keep=cfg.videos, repeat=repeat,
+                                 contact_gate=cfg.contact_gate)
+        row["sim"][name] = float(sim.mean())
+        row["sim_episodes"][name] = sim.astype(int).tolist()
+        clips += sim_clips
+    return row, clips
+
+
 def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
-             policy_sets: dict | None = None) -> tuple[dict, dict]:
+             policy_sets: dict | None = None, rows=None) -> tuple[dict, dict]:
     """Run both sides for every task family, policy and model. Returns (results, videos) for
     `planners.report.write_report` (videos: (task, policy) -> [real clip, one clip per model]).
-    ``policy_sets`` (family -> list of policies) replaces `build_policies` when given."""
+    ``policy_sets`` (family -> list of policies) replaces `build_policies` when given.
+    ``rows`` (`planners.real2sim_rows.RowLog`, optional): each finished row is logged there,
+    and rows it already holds (an interrupted run of the same config) are kept, not re-run."""
     import time
 
     from worldmodels.config import to_dict
 
     names = cfg.model_names()
-    seeds = [cfg.seed + i for i in range(cfg.episodes)]
     repeat = resolve_action_repeat(cfg.action_repeat, models)
     earlier = load_real(cfg, repeat) if cfg.reuse_real else {}
     success, videos, policies_meta, timing = {}, {}, {}, {}
@@ -291,32 +317,23 @@ def evaluate(cfg: Real2SimConfig, models: list, readout, progress: bool = True,
         pols = policy_sets[task] if policy_sets else build_policies(task, readout, cfg.policies, repeat)
         for pol in pols:
             t0 = time.time()
-            if pol.name in earlier.get(task, {}):
-                real = np.array(earlier[task][pol.name], bool)
-                real_clips = run_real(pol, task, seeds[:cfg.videos], cfg.max_steps, cfg.image_size,
-                                      keep=cfg.videos, repeat=repeat)[1] if cfg.videos else []
+            kept = rows.get(task, pol.name) if rows is not None else None
+            if kept is not None:
+                row, clips, seconds = kept
             else:
-                real, real_clips = run_real(pol, task, seeds, cfg.max_steps, cfg.image_size,
-                                            keep=cfg.videos, repeat=repeat)
-            row = {"real": float(real.mean()), "real_episodes": real.astype(int).tolist(), "sim": {},
-                   "sim_episodes": {}}
-            clips = list(real_clips)
-            for name, model in zip(names, models, strict=True):
-                sim, sim_clips = run_sim(pol, model, readout, task, seeds, cfg.max_steps, cfg.image_size,
-                                         cfg.batch, keep=cfg.videos, repeat=repeat,
-                                         contact_gate=cfg.contact_gate)
-                row["sim"][name] = float(sim.mean())
-                row["sim_episodes"][name] = sim.astype(int).tolist()
-                clips += sim_clips
+                row, clips = _measure_row(cfg, pol, task, models, readout, repeat, earlier)
+                seconds = time.time() - t0
+                if rows is not None:
+                    rows.put(task, pol.name, row, clips, seconds)
             success[task][pol.name] = row
             policies_meta[pol.name] = pol.description
-            timing[f"{task}/{pol.name}"] = time.time() - t0
-            if cfg.videos:
+            timing[f"{task}/{pol.name}"] = seconds
+            if cfg.videos and clips:  # a kept row whose GIF is gone has none
                 videos[(task, pol.name)] = clips
             if progress:
                 sims = " ".join(f"{n}={row['sim'][n]:.2f}" for n in names)
                 print(f"[real2sim] {task:<7}{pol.name:<14} real={row['real']:.2f} {sims} "
-                      f"({timing[f'{task}/{pol.name}']:.0f}s)", flush=True)
+                      f"({seconds:.0f}s{', kept from the interrupted run' if kept else ''})", flush=True)
     results = {"tasks": list(cfg.tasks), "models": names, "model_paths": list(cfg.models),
                "episodes": cfg.episodes, "max_steps": cfg.max_steps, "action_repeat": repeat,
                "policies": [{"name": p, "description": d} for p, d in policies_meta.items()],

@@ -45,3 +45,10 @@ def resumed_config(cls, run_dir, *layers, may_change: tuple[str, ...], run_field
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given (command line or environment), not defaulted.
+    (Compared by name: typer may ship its own copy of click's ParameterSource.)"""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")

@@ -69,7 +69,9 @@ def robot(
     from worldmodels.config import load_config
 
     if resume:  # every run checked before any runs
-        explicit = {k: v for k, v in ctx.params.items() if k in _FIELD_FLAGS and _given(ctx, k)}
+        from worldmodels.commands._common import given
+
+        explicit = {k: v for k, v in ctx.params.items() if k in _FIELD_FLAGS and given(ctx, k)}
         jobs = _resumed_runs(Path(out), explicit, config, set_)
     else:
         jobs = [x.strip() for x in model.split(",") if x.strip()]
@@ -93,13 +95,6 @@ def robot(
         groups.setdefault((r["task"], r["planner"]), []).append(r)
     for (t, p), group in groups.items():
         _compare(group, Path(out), t, p)
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the flag ``name`` was given (command line or environment), not defaulted.
-    (Compared by name: typer may ship its own copy of click's ParameterSource.)"""
-    source = ctx.get_parameter_source(name)
-    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _resumed_runs(root: Path, explicit: dict, config: Path | None, sets: list[str] | None) -> list:

@@ -8,7 +8,11 @@
     wm real2sim run --model runs/wm_video --tasks push --set contact_gate=true  # judge only real pushes
 
 The report directory gets index.html (tables, scatter plot, side-by-side GIFs), results.json,
-gifs/ and config.yaml.
+gifs/, config.yaml and rows.jsonl (each task/policy row as it finishes). ``--resume`` continues
+an interrupted run in ``--report`` with its recorded settings, measuring only the rows it has
+not finished (``wm real2sim run --report runs/real2sim --resume``); a flag, ``--set`` or
+``--config`` value that differs from a recorded one is an error naming the field and both
+values, except ``RESUME_MAY_CHANGE`` (``--batch``).
 """
 
 from __future__ import annotations
@@ -21,9 +25,18 @@ app = typer.Typer(help="rank policies inside a world model and compare with real
                   no_args_is_help=True)
 
 
+# What --resume may change: how many world-model episodes run in lock-step (throughput only)
+# -- never what is measured (models, policies, readout, tasks, episodes, seeds, steps).
+RESUME_MAY_CHANGE = ("batch",)
+_FIELDS = {"model": "models", "name": "names", "tasks": "tasks", "readout": "readout", "policies": "policies",
+           "episodes": "episodes", "max_steps": "max_steps", "image_size": "image_size", "batch": "batch",
+           "seed": "seed", "reuse_real": "reuse_real", "action_repeat": "action_repeat"}
+
+
 @app.command("run")
 def run(
-    model: list[str] = typer.Option(..., "--model", help="world-model dir (repeat: base then RLVR); 'oracle-loop' = true simulator"),
+    ctx: typer.Context,
+    model: list[str] = typer.Option(None, "--model", help="world-model dir (repeat: base then RLVR); 'oracle-loop' = true simulator"),
     name: list[str] = typer.Option(None, "--name", help="display name per --model (default base, rlvr)"),
     tasks: str = typer.Option("push,drawer", help="comma list of task families"),
     readout: str = typer.Option("runs/readout", help="state-readout dir"),
@@ -39,6 +52,10 @@ def run(
                                       "0 = the world models' frame_skip (6 for a 3.3 Hz model)"),
     config: Path = typer.Option(None, help="YAML with Real2SimConfig fields"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override"),
+    resume: bool = typer.Option(False, help="continue the run in --report with its recorded settings "
+                                "(config.yaml), measuring only the task/policy rows it has not "
+                                "finished (rows.jsonl); other values given must equal them, except: "
+                                "--batch"),
 ) -> None:
     """Real vs world-model success per policy; Pearson and MMRV per task and overall; HTML report."""
     import os
@@ -47,26 +64,41 @@ def run(
     from planners.mpc import load_world_model
     from planners.readout import StateReadout
     from planners.real2sim import Real2SimConfig, evaluate, resolve_action_repeat
+    from planners.real2sim_rows import RowLog
     from planners.report import write_report
     from planners.sim_model import LoopSim
-    from worldmodels.config import ConfigError, load_config, save_config
+    from worldmodels.commands._common import given, resumed_config
+    from worldmodels.config import (
+        ConfigError,
+        load_config,
+        parse_overrides,
+        read_config_file,
+        save_config,
+    )
 
+    split_tasks = tuple(t.strip() for t in tasks.split(",") if t.strip())
     try:
-        base = Real2SimConfig(tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-                              models=tuple(model), names=tuple(name or ()), readout=readout,
-                              policies=policies, episodes=episodes, max_steps=max_steps,
-                              image_size=image_size, batch=batch, seed=seed, reuse_real=reuse_real,
-                              action_repeat=action_repeat)
-        cfg = load_config(Real2SimConfig, config, set_, base=base)
+        if resume:  # the recorded config; the explicit values (flags, file, --set) checked against it
+            explicit = {_FIELDS[k]: (split_tasks if k == "tasks" else tuple(v) if k in ("model", "name") else v)
+                        for k, v in ctx.params.items() if k in _FIELDS and given(ctx, k)}
+            layers = (explicit, read_config_file(config) if config else None, parse_overrides(set_))
+            cfg = resumed_config(Real2SimConfig, report, *layers, may_change=RESUME_MAY_CHANGE, run_field=None)
+        else:
+            base = Real2SimConfig(tasks=split_tasks, models=tuple(model or ()), names=tuple(name or ()),
+                                  readout=readout, policies=policies, episodes=episodes, max_steps=max_steps,
+                                  image_size=image_size, batch=batch, seed=seed, reuse_real=reuse_real,
+                                  action_repeat=action_repeat)
+            cfg = load_config(Real2SimConfig, config, set_, base=base)
         ro = StateReadout.load(cfg.readout)
         models = [LoopSim(cfg.image_size) if m == "oracle-loop" else load_world_model(m, "push", cfg.image_size)
                   for m in cfg.models]
         resolve_action_repeat(cfg.action_repeat, models)  # a bad --action-repeat fails here, not mid-run
+        rows = RowLog(report, len(models), cfg.image_size, resume)  # fresh: an empty rows.jsonl
     except (ConfigError, FileNotFoundError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
     save_config(cfg, report)
-    results, videos = evaluate(cfg, models, ro)
+    results, videos = evaluate(cfg, models, ro, rows=rows)
     ro_eval = Path(cfg.readout) / "eval.json"
     if ro_eval.is_file():
         import json
