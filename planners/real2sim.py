@@ -264,9 +264,11 @@ def load_real(cfg: Real2SimConfig, repeat: int = 1) -> dict:
         raise FileNotFoundError(f"reuse_real: {p} does not exist (a results.json of wm real2sim run)")
     old = json.loads(p.read_text())
     oc = old.get("config", {})
-    for key in ("episodes", "max_steps", "seed", "image_size"):
+    # what the real side depends on: the episodes, and the policies (BC ones from `policies`,
+    # the scripted experts act on `readout`'s read-out state)
+    for key in ("episodes", "max_steps", "seed", "image_size", "readout", "policies"):
         if oc.get(key) != getattr(cfg, key):
-            raise ValueError(f"reuse_real: {p} has {key}={oc.get(key)}, this run {getattr(cfg, key)}")
+            raise ValueError(f"reuse_real: {p} has {key}={oc.get(key)!r}, this run {getattr(cfg, key)!r}")
     if old.get("action_repeat", 1) != repeat:
         raise ValueError(f"reuse_real: {p} has action_repeat={old.get('action_repeat', 1)}, this run {repeat}")
     return {t: {n: row["real_episodes"] for n, row in rows.items()} for t, rows in old["success"].items()}

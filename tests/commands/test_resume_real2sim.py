@@ -77,3 +77,20 @@ def test_resume_without_a_recorded_run_says_so(tmp_path):
     assert r.exit_code == 2 and "holds no recorded config" in r.output
     r = r2s("--report", str(tmp_path / "none"))  # a fresh run still needs a model
     assert r.exit_code == 2 and "--model" in r.output
+
+
+def test_reuse_real_from_a_run_with_other_policies_is_refused(readout_dir, tmp_path):
+    """--reuse-real takes an earlier run's real side only if it was measured with the same
+    episodes and policies (the scripted experts read the state through --readout, BC policies
+    come from --policies): a differing one is named with both values, before anything runs."""
+    rep = tmp_path / "rep"
+    common = ["--model", "oracle-loop", "--tasks", "drawer", "--readout", str(readout_dir), "--episodes", "1",
+              "--max-steps", "1", "--image-size", str(SIZE)]
+    assert r2s(*common, "--policies", "", "--report", str(rep)).exit_code == 0
+    r = r2s(*common, "--policies", str(tmp_path / "pols"), "--reuse-real", str(rep / "results.json"),
+            "--report", str(tmp_path / "rep2"))
+    assert r.exit_code == 2, r.output
+    assert f"has policies='', this run '{tmp_path / 'pols'}'" in r.output
+    assert not (tmp_path / "rep2").exists()
+    r = r2s(*common, "--policies", "", "--reuse-real", str(rep / "results.json"), "--report", str(tmp_path / "rep3"))
+    assert r.exit_code == 0, r.output

@@ -63,7 +63,7 @@ def run(
     os.environ.setdefault("MUJOCO_GL", "egl")
     from planners.mpc import load_world_model
     from planners.readout import StateReadout
-    from planners.real2sim import Real2SimConfig, evaluate, resolve_action_repeat
+    from planners.real2sim import Real2SimConfig, evaluate, load_real, resolve_action_repeat
     from planners.real2sim_rows import RowLog
     from planners.report import write_report
     from planners.sim_model import LoopSim
@@ -92,7 +92,9 @@ def run(
         ro = StateReadout.load(cfg.readout)
         models = [LoopSim(cfg.image_size) if m == "oracle-loop" else load_world_model(m, "push", cfg.image_size)
                   for m in cfg.models]
-        resolve_action_repeat(cfg.action_repeat, models)  # a bad --action-repeat fails here, not mid-run
+        repeat = resolve_action_repeat(cfg.action_repeat, models)  # a bad --action-repeat fails here, not mid-run
+        if cfg.reuse_real:  # ... and a --reuse-real measured under other settings
+            load_real(cfg, repeat)
         rows = RowLog(report, len(models), cfg.image_size, resume)  # fresh: an empty rows.jsonl
     except (ConfigError, FileNotFoundError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)

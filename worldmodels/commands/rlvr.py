@@ -262,7 +262,8 @@ def video(
             overrides.append(f"{key}={val}")
     try:
         # what was asked for explicitly, in load_config's order: preset <- --config <- --set/flags
-        layers = ({"grpo": grpo_preset(preset)} if preset else None,
+        # (a preset asks for the fields it sets, not for every GRPOConfig default)
+        layers = ({"grpo": PRESETS[preset]} if preset and grpo_preset(preset) else None,
                   read_config_file(config) if config else None, parse_overrides(overrides))
         run_dir = requested_values(*layers).get("out") or RLVRVideoConfig.out
         if resume and (Path(run_dir) / CONFIG_FILENAME).is_file():
