@@ -59,7 +59,7 @@ def robot(
     resume: bool = typer.Option(False, help="continue the runs under --out (those of the --task/"
                                 "--planner/--model given) with their recorded settings "
                                 "(config.yaml), running only missing episodes; other values given "
-                                "must equal them, except: --episodes, --videos"),
+                                "must equal them, except: " + ", ".join(f"--{f}" for f in RESUME_MAY_CHANGE)),
 ) -> None:
     """Closed-loop MPC success rates over seeded episodes (random / world model / oracle)."""
     import os

@@ -55,7 +55,7 @@ def run(
     resume: bool = typer.Option(False, help="continue the run in --report with its recorded settings "
                                 "(config.yaml), measuring only the task/policy rows it has not "
                                 "finished (rows.jsonl); other values given must equal them, except: "
-                                "--batch"),
+                                + ", ".join(f"--{f}" for f in RESUME_MAY_CHANGE)),
 ) -> None:
     """Real vs world-model success per policy; Pearson and MMRV per task and overall; HTML report."""
     import os
