@@ -57,7 +57,8 @@ class _Changed:
     def add(self, pred: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> None:
         """(N,3,H,W) each; context broadcast to target's frames by the caller."""
         mask = (target - context).abs().amax(1, keepdim=True) > self.threshold  # (N,1,H,W)
-        self.se += float(((pred - target) ** 2 * mask).sum()) / 3
+        sq = (pred.float() - target.float()) ** 2  # select, never multiply: NaN outside stays out
+        self.se += float(torch.where(mask, sq, torch.zeros_like(sq)).sum()) / 3
         self.n += int(mask.sum())
 
     def result(self) -> dict:

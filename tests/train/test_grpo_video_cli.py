@@ -146,9 +146,14 @@ def test_rlvr_resume_keeps_the_runs_own_settings(world_model, tmp_path):
     assert (out / "config.yaml").read_text() == recorded
     assert (out / "metrics.jsonl").read_text() == metrics
 
+    # without --resume an existing run is never restarted over
+    r = rlvr(*first, "--steps", "1")
+    assert r.exit_code == 2 and "pass --resume" in r.output
+    assert (out / "metrics.jsonl").read_text() == metrics
+
     # the recorded init is used (the default runs/wm_video does not exist here); nothing left to do
     r = rlvr("--out", str(out), "--resume")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 0 and "nothing to do" in r.output, r.output
     assert (out / "config.yaml").read_text() == recorded
     assert (out / "metrics.jsonl").read_text() == metrics  # at grpo.max_steps already
 

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from tokenizers_video.evaluate import _Acc, _Changed
@@ -29,3 +30,19 @@ def test_accumulator_means_and_usage():
     r = acc.result()
     assert r["frames"] == 3 and math.isclose(r["mse"], 2 / 3)
     assert r["codebook_usage"] == 0.5 and math.isclose(r["perplexity"], 2.0)
+
+
+def test_changed_pixel_error_ignores_non_finite_pixels_outside_the_changed_region():
+    """Only pixels that moved count; a NaN prediction elsewhere must not reach the sum."""
+    from tokenizers_video.evaluate import _Changed
+
+    context = torch.zeros(1, 3, 4, 4)
+    target = context.clone()
+    target[..., 0, 0] = 1.0                    # one moved pixel
+    pred = torch.full_like(target, float("nan"))
+    pred[..., 0, 0] = 0.5                      # off by 0.5 in every channel there
+    c = _Changed(threshold=0.1)
+    c.add(pred, target, context)
+    res = c.result()
+    assert res["changed_pixels"] == 1
+    assert res["changed_mse"] == pytest.approx(0.25)   # (3 * 0.25) / 3 channels / 1 pixel

@@ -199,6 +199,11 @@ def run_rlvr_video(cfg: RLVRVideoConfig, resume: bool = False, progress: bool = 
 
     info = init_distributed(cfg.grpo.device)
     out = Path(cfg.out)
+    from worldmodels.train.checkpoint import latest_checkpoint
+
+    if not resume and latest_checkpoint(out) is not None:  # nothing is lost: never restart over a run
+        raise FileExistsError(f"{out} already holds an RLVR run: pass --resume to continue it, "
+                              f"or choose another --out")
     init_meta = read_world_model_meta(cfg.init)
     wm = VideoWorldModel.from_pretrained(cfg.init, device=str(info.device))
     task = wm.task
@@ -282,7 +287,7 @@ def video(
         raise typer.Exit(code=2) from e
     try:
         last = run_rlvr_video(cfg, resume=resume, reward=reward_fn)
-    except FileNotFoundError as e:  # missing world model / data: one clear line
+    except (FileNotFoundError, FileExistsError) as e:  # missing model / data, existing run: one line
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
     import os
@@ -291,4 +296,8 @@ def video(
         return
     shown = {k: round(v, 5) for k, v in last.items() if isinstance(v, float) and
              (k.startswith("eval/") or k in ("reward", "kl"))}
+    if not last:
+        typer.echo(f"nothing to do: {cfg.out} already reached grpo.max_steps={cfg.grpo.max_steps} "
+                   f"(pass --resume --steps N for more)")
+        return
     typer.echo(f"done: step {last.get('step')} {shown} -> {cfg.out}")

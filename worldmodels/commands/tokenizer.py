@@ -246,8 +246,9 @@ def train_cmd(
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
     if cfg.init and not resume:  # on resume the checkpoint's weights replace them anyway
         from tokenizers_video import load_tokenizer
+        from tokenizers_video.pretrained import load_weights_strict
 
-        model.load_state_dict(load_tokenizer(cfg.init).state_dict())
+        load_weights_strict(model, load_tokenizer(cfg.init).state_dict(), f"--init {cfg.init}")
         log(f"fine-tuning {cfg.init}")
     if cfg.kind == "frame":
         ds = _frames(cfg.data, "train", cfg.layout)
