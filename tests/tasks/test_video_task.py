@@ -1,5 +1,7 @@
 """VideoTask: exact sequence layout + loss masks, action bins round-trip, data pipeline, decode."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -64,7 +66,8 @@ def test_rollout_request_prompt_is_sequence_prefix_and_forces_actions():
     batch = {"frame_ids": torch.randint(0, V, (3, 5, 16), generator=g),
              "action_ids": torch.randint(0, 256, (3, 5, 2), generator=g)}
     ids, _ = t.build_sequence(batch["frame_ids"], batch["action_ids"])
-    prompt, segs = t.rollout_request(batch)
+    req = t.rollout_request(batch)
+    prompt, segs = req.prompt_ids, req.segments
     assert torch.equal(prompt, ids[:, : prompt.shape[1]])
     assert [s.kind for s in segs] == ["generate", "force", "generate", "force", "generate"]
     # forced tokens are exactly the ground-truth action tokens at those places in the sequence
@@ -169,8 +172,8 @@ def test_dataset_tokenises_once_and_caches(tmp_path):
     target = t.reward_items(batch)["target_frames"]
     assert target.shape == (5, 3, 3, 16, 16)
     # decoding the ground-truth completion reproduces the tokenizer's reconstruction
-    prompt, segs = t.rollout_request(batch)
-    recon = t.decode(batch, lm["input_ids"][:, prompt.shape[1]:])
+    prompt = t.rollout_request(batch).prompt_ids
+    recon = t.decode(batch, SimpleNamespace(completion_ids=lm["input_ids"][:, prompt.shape[1]:]))
     ref = tok.decode(batch["frame_ids"][:, 1:].reshape(5, 3, 4, 4))
     torch.testing.assert_close(recon, ref)
 

@@ -12,10 +12,9 @@ import torch
 import torch.multiprocessing as mp
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from worldmodels.tasks.base import Task
+from worldmodels.tasks.base import RolloutRequest, Segment, Task
 from worldmodels.train.grpo import GRPOTrainer
 from worldmodels.train.grpo_config import GRPOConfig, grpo_preset
-from worldmodels.train.rollout import Segment
 
 V = 24
 
@@ -39,12 +38,13 @@ class ToyTask(Task):
                 for p, f, t in zip(self.prompts, self.force, tgt, strict=True)]
 
     def rollout_request(self, batch):
-        return batch["prompt"], [Segment("generate", 3, allowed=(8, 16)),
-                                 Segment("force", 2, tokens=batch["force"]),
-                                 Segment("generate", 3, allowed=(8, 16))]
+        return RolloutRequest(batch["prompt"], [Segment("generate", 3, allowed=(8, 16)),
+                                                Segment("force", 2, tokens=batch["force"]),
+                                                Segment("generate", 3, allowed=(8, 16))])
 
-    def decode(self, batch, completion_ids):
-        return torch.cat([completion_ids[:, :3], completion_ids[:, 5:]], 1)  # (B, 6)
+    def decode(self, batch, output):
+        ids = output.completion_ids
+        return torch.cat([ids[:, :3], ids[:, 5:]], 1)  # (B, 6)
 
     def reward_items(self, batch):
         return {"target": batch["target"]}
@@ -229,8 +229,9 @@ def test_logit_gradients_zero_at_forced_positions():
 
     task, model = ToyTask(), tiny_model()
     batch = task.repeat(task.collate(task.dataset("train")[:2]), 3)
-    prompt, segs = task.rollout_request(batch)
-    out = rollout(model, prompt, segs, generator=torch.Generator().manual_seed(0))
+    req = task.rollout_request(batch)
+    prompt, segs = req.prompt_ids, req.segments
+    out = rollout(model, req, generator=torch.Generator().manual_seed(0))
     kept = {}
 
     def hook(mod, inp, output):

@@ -114,7 +114,7 @@ def test_left_padded_prompts_match_unpadded():
 def test_stop_token_pads_rest_of_segment():
     model = tiny_lm(6)
     prompt = torch.randint(0, V, (32, 3), generator=torch.Generator().manual_seed(0))
-    segs = [Segment("generate", 8, allowed=(1, 6), stop_token=1, pad_token=0)]
+    segs = [Segment("generate", 8, allowed=(1, 6), stop_ids=(1,))]
     out = rollout(model, prompt, segs, temperature=3.0, generator=torch.Generator().manual_seed(1))
     c, m = out.completion_ids, out.loss_mask
     stopped = 0

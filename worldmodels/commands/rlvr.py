@@ -126,8 +126,8 @@ def video_eval_fn(task, cfg: VideoEvalConfig, device):
         for s in range(0, len(idx), cfg.batch_size):
             batch = task.collate([ds[i] for i in idx[s:s + cfg.batch_size]])
             batch = task.repeat(batch, cfg.n_samples)
-            prompt, segs = task.rollout_request(batch)
-            out = rollout(model, prompt.to(device), segs, temperature=cfg.temperature, generator=gen)
+            out = rollout(model, task.rollout_request(batch).to(device), temperature=cfg.temperature,
+                          generator=gen)
             ids = task.generated_frame_ids(out.completion_ids, T)  # (B,T,N)
             pred = task.decode_ids(ids, batch.get("ctx_ids")).float().cpu()  # (B,T,3,H,W)
             tgt = task.reward_items(batch)["target_frames"].float().cpu()

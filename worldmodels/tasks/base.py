@@ -1,24 +1,32 @@
-"""The Task interface: everything the engines (MLE, GRPO, eval) know about a modality.
+"""The Task interface: everything the engines (MLE, GRPO, evaluation, ``predict``) know about a
+modality, and the two value types a task hands to the rollout engine.
 
 Engines in ``worldmodels/train`` never branch on a modality name; they only call these methods::
 
-    task = get_task_class("video")(...)                # worldmodels.tasks registry
+    task = get_task_class("video").from_meta(meta, model_dir)   # or the class's own constructor
     ds = task.dataset("train")                          # torch Dataset of items
     batch = task.collate([ds[i] for i in range(8)])     # a batch dict
-    lm = task.lm_batch(batch)                           # {"input_ids" (B,L), "labels" (B,L)}
-    prompt, segs = task.rollout_request(batch)          # (B,P), list[Segment]
-    out = rollout(model, prompt, segs)
-    preds = task.decode(batch, out.completion_ids)      # video: frames (B,T,3,H,W)
-    items = task.reward_items(batch)                    # video: {"target_frames": ...}
+    lm = task.lm_batch(batch)                           # {"input_ids" (B,L), "labels" (B,L)[, "attention_mask"]}
+    req = task.rollout_request(batch)                   # RolloutRequest(prompt_ids, segments, prompt_mask)
+    out = rollout(model, req)                           # RolloutOutput (ids, log-probs, masks, stop flags)
+    preds = task.decode(batch, out)                     # video: frames; text: parsed states; ...
+    items = task.reward_items(batch)                    # what rewards and metrics compare with
+    values = task.metrics(preds, items)                 # {name: (B,) tensor}
     group = task.repeat(batch, n)                       # each item n times, item-major
+    batch, req = task.predict_request(context, actions) # planners: the same path from raw inputs
 
 A batch dict holds tensors with the batch on dim 0 and/or lists of length B; ``repeat``'s
-default implementation handles both.
+default implementation handles both. A task is saved into a world-model directory by
+``to_meta()`` (JSON-able dict, plus any files ``save_assets`` writes) and rebuilt by the class
+method ``from_meta(meta, directory)``; ``worldmodel.json``'s ``kind`` names the registered task
+class (``worldmodels.tasks.TASKS``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -27,16 +35,108 @@ from torch.utils.data import Dataset, default_collate
 IGNORE_INDEX = -100  # label value that carries no loss (the HF / torch cross-entropy convention)
 
 
-class Task:
-    """Base class of a modality. Subclasses implement the methods that raise NotImplementedError."""
+@dataclass
+class Segment:
+    """One stretch of a completion, laid out after the prompt (see ``train/rollout.py``).
 
-    #: human-readable name, e.g. "video"; used for logging only, never for branching
-    name: str = "task"
-    #: total vocabulary size the backbone must have (all token ids are < vocab_size)
-    vocab_size: int = 0
-    #: id used to pad sequences (never in the loss)
+    kind: "generate" (sampled by the model) or "force" (given tokens, fed in one forward step).
+    length: tokens in the segment; for a generate segment with ``stop_ids`` the *most* it may
+        generate (rows that stop earlier are padded with the request's ``pad_id``).
+    allowed: [lo, hi) token-id range a generate segment may emit; None = the whole vocabulary.
+    tokens: (B, length) int64 ids of a force segment.
+    stop_ids: ids that end a generate segment for that row (e.g. EOS and the chat template's
+        end-of-turn); the stop token itself is kept and carries loss, what follows is padding.
+    """
+
+    kind: Literal["generate", "force"]
+    length: int
+    allowed: tuple[int, int] | None = None
+    tokens: Tensor | None = None
+    stop_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("generate", "force"):
+            raise ValueError(f"Segment.kind must be 'generate' or 'force', got {self.kind!r}")
+        if self.length < 1:
+            raise ValueError(f"Segment.length must be >= 1, got {self.length}")
+        if self.kind == "force":
+            if self.tokens is None or self.tokens.dim() != 2 or self.tokens.shape[1] != self.length:
+                shape = None if self.tokens is None else tuple(self.tokens.shape)
+                raise ValueError(f"force Segment needs tokens of shape (B, {self.length}), got {shape}")
+            if self.stop_ids:
+                raise ValueError("a force Segment cannot have stop_ids (its tokens are given)")
+        if self.allowed is not None and not (0 <= self.allowed[0] < self.allowed[1]):
+            raise ValueError(f"Segment.allowed must be [lo, hi) with 0 <= lo < hi, got {self.allowed}")
+        if isinstance(self.stop_ids, int):
+            self.stop_ids = (self.stop_ids,)
+        self.stop_ids = tuple(int(s) for s in self.stop_ids)
+        if any(s < 0 for s in self.stop_ids):
+            raise ValueError(f"Segment.stop_ids must be token ids >= 0, got {self.stop_ids}")
+
+
+@dataclass
+class RolloutRequest:
+    """What a task asks the rollout engine to sample for a batch.
+
+    prompt_ids: (B, P) int64. Prompts of different lengths are *left*-padded to P.
+    segments: the completion's layout (a list of :class:`Segment`).
+    prompt_mask: (B, P) bool, False on left padding; None when every prompt is full length.
+    pad_id: id written after a row stops (never attended to, never in the loss).
+    """
+
+    prompt_ids: Tensor
+    segments: list[Segment]
+    prompt_mask: Tensor | None = None
     pad_id: int = 0
+    meta: dict = field(default_factory=dict)  # task-private extras (never read by engines)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt_ids, Tensor) or self.prompt_ids.dim() != 2:
+            raise ValueError(f"RolloutRequest.prompt_ids must be a (B, P) tensor, got "
+                             f"{getattr(self.prompt_ids, 'shape', type(self.prompt_ids).__name__)}")
+        if not self.segments:
+            raise ValueError("RolloutRequest needs at least one segment")
+        if self.prompt_mask is not None and tuple(self.prompt_mask.shape) != tuple(self.prompt_ids.shape):
+            raise ValueError(f"prompt_mask {tuple(self.prompt_mask.shape)} must match prompt_ids "
+                             f"{tuple(self.prompt_ids.shape)}")
+        B = self.prompt_ids.shape[0]
+        for s in self.segments:
+            if s.kind == "force" and s.tokens.shape[0] != B:
+                raise ValueError(f"force Segment tokens have batch {s.tokens.shape[0]}, prompts have {B}")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.prompt_ids.shape[0])
+
+    @property
+    def completion_length(self) -> int:
+        """Total (maximum) completion length L: the sum of the segments' lengths."""
+        return sum(s.length for s in self.segments)
+
+    def to(self, device: torch.device | str) -> RolloutRequest:
+        """The same request with every tensor on ``device``."""
+        segs = [Segment(s.kind, s.length, s.allowed,
+                        s.tokens.to(device) if s.tokens is not None else None, s.stop_ids)
+                for s in self.segments]
+        mask = self.prompt_mask.to(device) if self.prompt_mask is not None else None
+        return RolloutRequest(self.prompt_ids.to(device), segs, mask, self.pad_id, self.meta)
+
+
+class Task:
+    """Base class of a modality. Subclasses implement the methods that raise NotImplementedError.
+
+    Class attributes: ``name`` (the registry name, also written as ``worldmodel.json``'s
+    ``kind``), ``vocab_size`` (all token ids are < it), ``pad_id`` (pads sequences; never in the
+    loss), ``higher_is_better`` (per metric name, for best-of-n; names not listed count as
+    higher-is-better).
+    """
+
+    name: str = "task"
+    vocab_size: int = 0
+    pad_id: int = 0
+    higher_is_better: dict[str, bool] = {}
+
+    # ----------------------------------------------------------------------------- data
     def dataset(self, split: str) -> Dataset:
         """The items of ``split`` ("train" or "test")."""
         raise NotImplementedError
@@ -48,22 +148,34 @@ class Task:
     def lm_batch(self, batch: dict) -> dict:
         """{"input_ids" (B,L) int64, "labels" (B,L) int64 with IGNORE_INDEX off the loss}.
 
-        Labels are aligned with input_ids (HF convention: the model shifts them internally);
-        an optional "attention_mask" (B,L) may be added for padded batches.
+        Labels are aligned with input_ids (HF convention: the model shifts them internally).
+        Padded batches add "attention_mask" (B,L) (0 on padding); the engines derive position
+        ids from it (``positions_from_mask``), so left padding does not shift positions.
         """
         raise NotImplementedError
 
-    def rollout_request(self, batch: dict) -> tuple[Tensor, list]:
-        """(prompt_ids (B,P), list[Segment]) describing what to generate for this batch."""
+    # ------------------------------------------------------------------------- rollouts
+    def rollout_request(self, batch: dict) -> RolloutRequest:
+        """What to generate for this batch (prompts, segments, prompt mask)."""
         raise NotImplementedError
 
-    def decode(self, batch: dict, completion_ids: Tensor) -> Any:
-        """Turn generated completions (B,L) into predictions the rewards/metrics read."""
+    def decode(self, batch: dict, output) -> Any:
+        """Turn a ``RolloutOutput`` (completion ids, lengths, stop flags) into predictions that
+        ``metrics`` and the rewards read."""
         raise NotImplementedError
 
     def reward_items(self, batch: dict) -> dict:
-        """The ground truth rewards compare predictions to (video: {"target_frames": ...})."""
+        """The ground truth that rewards and metrics compare predictions with."""
         raise NotImplementedError
+
+    def metrics(self, predictions: Any, items: dict) -> dict[str, Tensor]:
+        """Per-item metric values ``{name: (B,) float tensor}`` (see ``higher_is_better``)."""
+        raise NotImplementedError
+
+    def baselines(self, batch: dict) -> dict[str, Any]:
+        """Predictions of reference predictors on ``batch`` (same format as ``decode``), scored
+        by ``metrics`` beside the model's (e.g. copy-last-frame, "no change"). Default: none."""
+        return {}
 
     def repeat(self, batch: dict, n: int) -> dict:
         """Each item ``n`` times, item-major: [a, a, ..., b, b, ...] (GRPO groups)."""
@@ -74,6 +186,40 @@ class Task:
         if "attention_mask" in lm:
             return int(lm["attention_mask"].sum())
         return int(lm["input_ids"].numel())
+
+    # ----------------------------------------------------------------- consumers (predict)
+    def predict_request(self, context: Any, actions: Any, n_samples: int = 1) -> tuple[dict, RolloutRequest]:
+        """A batch dict and the rollout request that predict what follows ``context`` under
+        ``actions``, each input ``n_samples`` times (item-major). ``decode(batch, output)`` then
+        gives the predictions; :meth:`predict` runs the three steps."""
+        raise NotImplementedError
+
+    def predict(self, generate, context: Any, actions: Any, n_samples: int = 1) -> Any:
+        """``generate(request) -> RolloutOutput`` wrapped into predictions for planners.
+
+        Default: one request, one rollout, ``decode``. A task whose prediction needs several
+        rollouts (a sliding context window) overrides this.
+        """
+        batch, req = self.predict_request(context, actions, n_samples)
+        return self.decode(batch, generate(req))
+
+    # --------------------------------------------------------------------- persistence
+    def to_meta(self) -> dict:
+        """JSON-able description from which :meth:`from_meta` rebuilds this task."""
+        raise NotImplementedError
+
+    def save_assets(self, directory: str | Path) -> None:
+        """Write files the task needs next to ``worldmodel.json`` (a video tokenizer, a text
+        tokenizer). Default: none."""
+
+    @classmethod
+    def from_meta(cls, meta: dict, directory: str | Path, device: torch.device | str = "cpu", **kw) -> Task:
+        """Rebuild the task saved in ``directory`` (``meta`` = its ``worldmodel.json``)."""
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> Task:
+        """Move task-owned modules (e.g. a video tokenizer) to ``device``; returns self."""
+        return self
 
 
 def repeat_batch(batch: Any, n: int) -> Any:
@@ -92,11 +238,11 @@ def repeat_batch(batch: Any, n: int) -> Any:
 
 
 def to_device(batch: Any, device: torch.device | str) -> Any:
-    """Move every tensor in a (nested) batch to ``device``."""
+    """Move every tensor in a (nested) dict / list / tuple to ``device``."""
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list):
-        return [to_device(x, device) for x in batch]
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(x, device) for x in batch)
     return batch

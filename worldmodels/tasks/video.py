@@ -27,10 +27,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from worldmodels.tasks.base import IGNORE_INDEX, Task
+from worldmodels.tasks.base import IGNORE_INDEX, RolloutRequest, Segment, Task
 from worldmodels.tasks.video_data import ACTION_BINS, ActionCodec, TokenClipDataset
 from worldmodels.tasks.video_spec import VideoSpec
-from worldmodels.train.rollout import Segment
 
 
 class VideoTask(Task):
@@ -142,10 +141,11 @@ class VideoTask(Task):
                                     tokens=action_ids[:, c + i].long() + self.action_offset))
         return torch.cat(parts, 1).long(), segs
 
-    def rollout_request(self, batch: dict) -> tuple[Tensor, list[Segment]]:
+    def rollout_request(self, batch: dict) -> RolloutRequest:
         c = self.spec.context_frames
-        return self.prompt_and_segments(batch["frame_ids"][:, :c], batch["action_ids"],
-                                        self.spec.future_frames, batch.get("ctx_ids"))
+        prompt, segs = self.prompt_and_segments(batch["frame_ids"][:, :c], batch["action_ids"],
+                                                self.spec.future_frames, batch.get("ctx_ids"))
+        return RolloutRequest(prompt, segs, pad_id=self.pad_id)
 
     def generated_frame_ids(self, completion_ids: Tensor, n_future: int) -> Tensor:
         """completion (B,L) -> generated frame ids (B,n_future,N), clamped to the visual range."""
@@ -165,8 +165,9 @@ class VideoTask(Task):
             h, w = self.tokenizer.grid
             return self.tokenizer.decode(frame_ids.reshape(B, T, h, w).to(dev)).float().clamp(0, 1)
 
-    def decode(self, batch: dict, completion_ids: Tensor) -> Tensor:
-        ids = self.generated_frame_ids(completion_ids, self.spec.future_frames)
+    def decode(self, batch: dict, output) -> Tensor:
+        """A ``RolloutOutput`` -> predicted frames (B,T,3,H,W) in [0,1]."""
+        ids = self.generated_frame_ids(output.completion_ids, self.spec.future_frames)
         return self.decode_ids(ids, batch.get("ctx_ids"))
 
     def reward_items(self, batch: dict) -> dict:

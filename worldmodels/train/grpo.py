@@ -140,16 +140,14 @@ class GRPOTrainer:
         cfg, task = self.cfg, self.task
         batch = task.collate([self.dataset[i] for i in prompt_ids])
         batch = task.repeat(batch, cfg.num_generations)
-        req = task.rollout_request(batch)
-        prompt, segments = req[0], req[1]
-        prompt_mask = req[2] if len(req) > 2 else None
-        prompt = prompt.to(self.device)
+        req = task.rollout_request(batch).to(self.device)
+        prompt, segments, prompt_mask = req.prompt_ids, req.segments, req.prompt_mask
         gen = torch.Generator(device=self.device).manual_seed(
             (cfg.seed * 1_000_003 + step) * 100_003 + index)
         self.model.eval()
-        out = rollout(self.model, prompt, segments, temperature=cfg.temperature, top_k=cfg.top_k,
-                      top_p=cfg.top_p, generator=gen, prompt_mask=prompt_mask)
-        preds = task.decode(batch, out.completion_ids)
+        out = rollout(self.model, req, temperature=cfg.temperature, top_k=cfg.top_k,
+                      top_p=cfg.top_p, generator=gen)
+        preds = task.decode(batch, out)
         total, parts = self.reward(preds, _to_device(task.reward_items(batch), self.device))
         total = total.detach().double().cpu()
         valid = torch.isfinite(total)

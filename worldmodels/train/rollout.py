@@ -17,50 +17,22 @@ top-k / top-p only truncate what is sampled, not the reported log-probs, so
 
 Optional extensions (the defaults give fixed-length segments, as video uses):
 - ``prompt_mask`` (B,P) bool for left-padded prompts of different lengths (text modalities);
-- ``Segment.stop_token``: once a row samples it inside that generate segment, the rest of the
-  segment is filled with ``Segment.pad_token`` (log-prob 0, loss_mask False).
+- ``Segment.stop_ids``: once a row samples one inside that generate segment, the rest of the
+  segment is filled with ``pad_id`` (log-prob 0, loss_mask False).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from worldmodels.tasks.base import RolloutRequest, Segment
 
-@dataclass
-class Segment:
-    """One stretch of the completion.
-
-    kind: "generate" (sampled) or "force" (given tokens fed in one forward step).
-    length: number of tokens in the segment.
-    allowed: [lo, hi) token-id range a generate segment may emit; None = whole vocabulary.
-    tokens: (B, length) int64 ids for a force segment.
-    stop_token: optional id that ends a generate segment early for that row.
-    pad_token: id written after ``stop_token`` (never in the loss).
-    """
-
-    kind: Literal["generate", "force"]
-    length: int
-    allowed: tuple[int, int] | None = None
-    tokens: Tensor | None = None
-    stop_token: int | None = None
-    pad_token: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("generate", "force"):
-            raise ValueError(f"Segment.kind must be 'generate' or 'force', got {self.kind!r}")
-        if self.length < 1:
-            raise ValueError(f"Segment.length must be >= 1, got {self.length}")
-        if self.kind == "force":
-            if self.tokens is None or self.tokens.dim() != 2 or self.tokens.shape[1] != self.length:
-                shape = None if self.tokens is None else tuple(self.tokens.shape)
-                raise ValueError(f"force Segment needs tokens of shape (B, {self.length}), got {shape}")
-        if self.allowed is not None and not (0 <= self.allowed[0] < self.allowed[1]):
-            raise ValueError(f"Segment.allowed must be [lo, hi) with 0 <= lo < hi, got {self.allowed}")
+__all__ = ["RolloutOutput", "RolloutRequest", "Segment", "completion_length", "rollout",
+           "segment_masks", "sequence_logprobs"]
 
 
 @dataclass
@@ -133,14 +105,22 @@ class _Stepper:
 
 
 @torch.no_grad()
-def rollout(model, prompt_ids: Tensor, segments: list[Segment], temperature: float = 1.0,
-            top_k: int | None = None, top_p: float | None = None,
+def rollout(model, prompt_ids: Tensor | RolloutRequest, segments: list[Segment] | None = None,
+            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             generator: torch.Generator | None = None,
-            prompt_mask: Tensor | None = None) -> RolloutOutput:
-    """Sample the completion described by ``segments`` after ``prompt_ids`` (B,P).
+            prompt_mask: Tensor | None = None, pad_id: int = 0) -> RolloutOutput:
+    """Sample the completion described by ``segments`` after ``prompt_ids`` (B,P); or pass one
+    :class:`RolloutRequest` (``rollout(model, task.rollout_request(batch), temperature=...)``).
 
     Returns sequences (B,P+L), completion_ids (B,L), logprobs (B,L), loss_mask (B,L).
     """
+    if isinstance(prompt_ids, RolloutRequest):
+        req = prompt_ids
+        if segments is not None:
+            raise ValueError("pass either a RolloutRequest or prompt_ids + segments, not both")
+        prompt_ids, segments, prompt_mask, pad_id = req.prompt_ids, req.segments, req.prompt_mask, req.pad_id
+    if segments is None:
+        raise ValueError("rollout needs segments (or a RolloutRequest)")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature} (use top_k=1 for greedy)")
     if not segments:
@@ -167,12 +147,12 @@ def rollout(model, prompt_ids: Tensor, segments: list[Segment], temperature: flo
             tok = torch.multinomial(probs, 1, generator=generator)  # (B,1)
             lp = logp.gather(-1, tok)
             live = ~done[:, None]
-            tok = torch.where(live, tok, torch.full_like(tok, seg.pad_token))
+            tok = torch.where(live, tok, torch.full_like(tok, pad_id))
             ids.append(tok)
             lps.append(torch.where(live, lp, torch.zeros_like(lp)))
             masks.append(live)
-            if seg.stop_token is not None:
-                done = done | (tok[:, 0] == seg.stop_token)
+            if seg.stop_ids:
+                done = done | torch.isin(tok[:, 0], torch.tensor(seg.stop_ids, device=device))
             pending = tok
     completion = torch.cat(ids, 1)
     return RolloutOutput(
@@ -192,10 +172,11 @@ def segment_masks(completion_ids: Tensor, segments: list[Segment]) -> Tensor:
         piece = completion_ids[:, start : start + seg.length]
         if seg.kind == "force":
             parts.append(torch.zeros(B, seg.length, dtype=torch.bool, device=completion_ids.device))
-        elif seg.stop_token is None:
+        elif not seg.stop_ids:
             parts.append(torch.ones(B, seg.length, dtype=torch.bool, device=completion_ids.device))
         else:
-            hit = (piece == seg.stop_token).long()
+            stops = torch.tensor(seg.stop_ids, device=completion_ids.device)
+            hit = torch.isin(piece, stops).long()
             parts.append((hit.cumsum(1) - hit) == 0)  # no stop token strictly before
         start += seg.length
     return torch.cat(parts, 1)
