@@ -79,8 +79,8 @@ def main() -> None:
     ap.add_argument("--frame-skip", type=int, default=6, help="env steps each random action is held")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
-    from planners.readout import StateReadout
     from tokenizers_video import load_tokenizer
+    from worldmodels.envs.robot_readout import StateReadout
 
     res = {"tokenizer": args.tokenizer,
            **state_floor(load_tokenizer(args.tokenizer), StateReadout.load(args.readout).eval(),

@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="world-model rollouts per action")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
-    from planners.readout import StateReadout
+    from worldmodels.envs.robot_readout import StateReadout
     from worldmodels.world_model import VideoWorldModel
 
     wm = VideoWorldModel.from_pretrained(args.model, device="cpu")

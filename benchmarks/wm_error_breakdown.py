@@ -19,7 +19,7 @@ Part 3, conditional replenishment (a tempting fix that fails): re-use a cell's p
 while its pixels are unchanged; reports how many ids then change ``frame_skip`` frames apart
 and what decoding such mixed ids costs in reconstruction MSE.
 
-Part 4 (with ``--readout DIR``), what a planner sees: the state readout (planners.readout)
+Part 4 (with ``--readout DIR``), what a planner sees: the state readout (worldmodels.envs.robot_readout)
 applied to the model's sampled 7-step rollouts (true actions, temperature 1) vs to the true
 frames, mean absolute error (m) per predicted step for pusher, block, goal and drawer opening;
 the same for the tokenizer's reconstruction of the true frames and for "nothing moves".
@@ -135,8 +135,8 @@ def replenishment_check(tokenizer, data: str, skip: int, episodes: int = 30,
 
 @torch.no_grad()
 def readout_drift(wm, data: str, readout_dir: str, clips: int = 40, future: int = 7, samples: int = 1) -> dict:
-    from planners.readout import StateReadout
     from worldmodels.clips import ClipDataset
+    from worldmodels.envs.robot_readout import StateReadout
     from worldmodels.episodes import dataset_split
     from worldmodels.tasks.video_data import encode_compressive, encode_frames
 

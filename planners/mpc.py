@@ -277,7 +277,7 @@ def run_mpc(cfg: PlanRunConfig, progress: bool = True, resume: bool = False) -> 
         model = load_world_model(cfg.model, cfg.task, cfg.image_size)
         readout = None
         if cfg.cost == "state" and cfg.model != "oracle":
-            from planners.readout import StateReadout
+            from worldmodels.envs.robot_readout import StateReadout
 
             readout = StateReadout.load(cfg.readout)
         lpips = None

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from planners.readout import StateReadout
+from worldmodels.envs.robot_readout import StateReadout
 
 
 class RandomPolicy:

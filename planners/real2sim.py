@@ -174,7 +174,7 @@ def run_sim(policy, model, readout, task: str, seeds: list[int], max_steps: int,
     model gets it r times (env rate, ``predict``'s contract) and its last generated frame is
     what the policy sees next; ``ceil(max_steps / r)`` policy steps cover ``max_steps``.
     ``contact_gate`` (push): judge on the contact-gated block track (`Real2SimConfig`)."""
-    from planners.readout import judge_success
+    from worldmodels.envs.robot_readout import judge_success
 
     gate = contact_gate and task == "push"
     resolve_action_repeat(repeat, [model])                              # repeat fits the model
@@ -225,7 +225,7 @@ def judge_gated_push(track: list[np.ndarray], frames: np.ndarray) -> np.ndarray:
 
     track: read-out states [(B,8)] from the first frame to the latest. Returns (B,) bool."""
     from planners.costs import contact_gated_push_states
-    from planners.readout import judge_states
+    from worldmodels.envs.robot_readout import judge_states
 
     states = torch.from_numpy(np.stack(track[1:], 1)).float()                   # (B,T,8)
     last = contact_gated_push_states(states, torch.from_numpy(track[0]).float())[:, -1].numpy()

@@ -278,8 +278,8 @@ def test_aggregate_frames_in_float32_and_selects_counted_frames():
 def test_readout_state_reward_reads_low_precision_frames_in_float32(tmp_path, isolated_registry):
     """An (untrained, stand-in) state readout scores fp16 frames, also inside a bf16 autocast
     region, exactly as the float32 copies of the same frames, and returns float32."""
-    from planners import readout_reward
-    from planners.readout import StateReadout
+    from worldmodels.envs.robot_readout import StateReadout
+    from worldmodels.tasks import video_rewards as readout_reward
 
     # the plugin registers on first import; register again here (same fn: a no-op) in case
     # another test imported it into an isolated registry

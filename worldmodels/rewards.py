@@ -11,7 +11,7 @@ A reward spec names registered rewards or user functions and their weights::
 Built-in frame rewards (``predictions`` (B,T,3,H,W) or (B,3,H,W) in [0,1] against
 ``items["target_frames"]`` of the same shape): ``mse``, ``mae``, ``lpips`` (= ``lpips_vgg``),
 ``lpips_alex``, ``lpips_squeeze`` are negated losses; ``psnr`` and ``ssim`` are used as they are;
-``readout_state`` (robot video, ``planners.readout_reward``; needs ``options={"readout": DIR}``)
+``readout_state`` (robot video, ``worldmodels.tasks.video_rewards``; needs ``options={"readout": DIR}``)
 is minus the task-state error a state readout finds between predicted and true frames.
 Each gives per-frame values (B,T) that are aggregated over frames by ``aggregate``:
 
@@ -100,7 +100,7 @@ def register_reward(name: str, *, aliases: tuple[str, ...] = (), per_frame: bool
 
 # Modules whose import registers more rewards (other modalities). Imported lazily, the first
 # time a name is not found or the full list is asked for; a module that does not exist is skipped.
-PLUGIN_MODULES: list[str] = ["worldmodels.tasks.text_game", "worldmodels.tasks.web", "planners.readout_reward"]
+PLUGIN_MODULES: list[str] = ["worldmodels.tasks.text_game", "worldmodels.tasks.web", "worldmodels.tasks.video_rewards"]
 
 
 def _load_plugins() -> None:
@@ -134,7 +134,7 @@ def get_reward(name: str) -> RegisteredReward:
 def target_frames(items: dict) -> Tensor:
     """``items['target_frames']`` (B,T,3,H,W), or a KeyError naming what a frame reward needs.
 
-    Public for plugin rewards (e.g. ``planners.readout_reward``) so they fail the same way.
+    Public for plugin rewards (e.g. ``worldmodels.tasks.video_rewards``) so they fail the same way.
     """
     if not isinstance(items, dict) or "target_frames" not in items:
         keys = sorted(items) if isinstance(items, dict) else type(items).__name__

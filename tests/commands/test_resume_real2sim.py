@@ -19,7 +19,7 @@ SIZE = 16
 
 @pytest.fixture(scope="module")
 def readout_dir(tmp_path_factory):
-    from planners.readout import collect_frames, train_readout
+    from worldmodels.envs.robot_readout import collect_frames, train_readout
 
     f, s, _ = collect_frames(("drawer",), episodes=2, steps=2, image_size=SIZE, seed=0)
     d = tmp_path_factory.mktemp("ro") / "readout"

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from planners.policies import BCNet, BCPolicy
-from planners.readout import StateReadout
+from worldmodels.envs.robot_readout import StateReadout
 from worldmodels.strict_load import WeightsMismatch
 
 

@@ -9,8 +9,13 @@ pytest.importorskip("mujoco")
 
 import planners  # noqa: E402,F401  (triton before EGL)
 from planners.base import PlannerConfig  # noqa: E402
-from planners.readout import StateReadout, collect_frames, evaluate_readout, train_readout  # noqa: E402
 from worldmodels.envs import robot_scene as S  # noqa: E402
+from worldmodels.envs.robot_readout import (  # noqa: E402
+    StateReadout,
+    collect_frames,
+    evaluate_readout,
+    train_readout,
+)
 
 SIZE = 32
 
@@ -35,7 +40,7 @@ def test_readout_error_bound(readout_and_heldout, tmp_path):
     assert r["mae_per_dim"]["block_x"] < 0.04 and r["mae_per_dim"]["goal_x"] < 0.04
     assert r["success_agreement"] > 0.8
     # frames with the objects erased (what a poor world model produces) are never successes
-    from planners.readout import judge_success, objects_visible
+    from worldmodels.envs.robot_readout import judge_success, objects_visible
 
     assert objects_visible("push", fh).all() and objects_visible("drawer", fh).all()
     blank = np.broadcast_to(fh[:, :1, :1], fh.shape).copy()                   # table colour only
@@ -318,7 +323,7 @@ def test_resolve_action_repeat_checks_every_model():
 
 
 def test_readout_state_reward_tracks_the_true_state_error(readout_and_heldout, tmp_path):
-    """``readout_state`` (planners.readout_reward) against the simulator's own states: scoring
+    """``readout_state`` (worldmodels.tasks.video_rewards) against the simulator's own states: scoring
     frame pairs, it must follow minus the mean |true state difference| (the quantity it stands
     for), give exactly 0 for a perfect prediction, and need its readout option."""
     from worldmodels.rewards import build_reward

@@ -204,7 +204,7 @@ def readout_cmd(
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from planners.readout import collect_frames, evaluate_readout, train_readout
+    from worldmodels.envs.robot_readout import collect_frames, evaluate_readout, train_readout
 
     tasks = ("push", "drawer")
     f, s, _ = collect_frames(tasks, episodes, steps, image_size, seed=seed, every=every, progress=True)

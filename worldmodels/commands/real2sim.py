@@ -62,7 +62,6 @@ def run(
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     from planners.mpc import load_world_model
-    from planners.readout import StateReadout
     from planners.real2sim import Real2SimConfig, evaluate, load_real, resolve_action_repeat
     from planners.real2sim_rows import RowLog
     from planners.report import write_report
@@ -75,6 +74,7 @@ def run(
         read_config_file,
         save_config,
     )
+    from worldmodels.envs.robot_readout import StateReadout
 
     split_tasks = tuple(t.strip() for t in tasks.split(",") if t.strip())
     try:

@@ -2,7 +2,7 @@
 
 Pixel rewards (MAE, MSE) barely see the robot's small pusher, yet the MPC cost and the
 Real2Sim judge depend on where it is (docs/planning.md). This reward applies a trained
-:class:`~planners.readout.StateReadout` to every predicted frame and to the true frame and
+:class:`~worldmodels.envs.robot_readout.StateReadout` to every predicted frame and to the true frame and
 scores minus their mean absolute difference over the task state (metres; pusher, block and
 goal x/y, drawer opening and target)::
 
@@ -25,7 +25,7 @@ from worldmodels.rewards import register_reward, target_frames
 
 
 def _readout_state_factory(options: dict):
-    from planners.readout import StateReadout
+    from worldmodels.envs.robot_readout import StateReadout
 
     path = options.get("readout")
     if not path:
