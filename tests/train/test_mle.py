@@ -147,7 +147,7 @@ def test_cli_pretrain_video_init_continues_from_a_world_model(task, tmp_path):
     b = VideoWorldModel.from_pretrained(tmp_path / "b", device="cpu")
     assert b.task.spec.future_frames == 2  # the init's layout, not the default
     saved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
-    assert saved["data"]["layout"]["future_frames"] == 2  # and its config.yaml says so
+    assert saved["task"]["layout"]["future_frames"] == 2  # and its config.yaml says so (task: section)
     for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6) and pa.abs().max() > 1e-3, name
     assert json.loads((tmp_path / "b" / "worldmodel.json").read_text())["init"] == str(tmp_path / "a")
@@ -238,3 +238,38 @@ def test_non_finite_logits_at_ignored_positions_change_nothing():
     assert n0 == n1 == 4 and l0 == pytest.approx(want, rel=1e-6)
     assert math.isfinite(l1) and l1 == l0
     assert torch.isfinite(g1).all() and torch.equal(g1, g0)
+
+
+def test_left_padded_batch_loss_equals_rows_alone():
+    """A left-padded text-like batch: token_loss_sum (loss and gradient) equals the sum over
+    its rows run alone, unpadded (position ids follow the attention mask, as in the rollout).
+    GPT-2's learned absolute positions make a shifted row differ (RoPE alone would not see a
+    uniform shift)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from worldmodels.train.mle import token_loss_sum
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    g = torch.Generator().manual_seed(1)
+    rows = [torch.randint(1, 50, (n,), generator=g) for n in (3, 9, 6)]
+    L = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), L, dtype=torch.long)
+    mask = torch.zeros(len(rows), L, dtype=torch.long)
+    labels = torch.full((len(rows), L), -100)
+    alone = []
+    for i, r in enumerate(rows):
+        lab = r.clone()
+        lab[: len(r) // 2] = -100  # loss on the second half ("answer") only
+        ids[i, L - len(r):], mask[i, L - len(r):], labels[i, L - len(r):] = r, 1, lab
+        alone.append({"input_ids": r[None], "labels": lab[None]})
+    loss, n = token_loss_sum(model, {"input_ids": ids, "labels": labels, "attention_mask": mask})
+    loss.backward()
+    grad = model.lm_head.weight.grad.clone()
+    model.zero_grad()
+    parts = [token_loss_sum(model, lm) for lm in alone]
+    sum(p[0] for p in parts).backward()
+    assert n == sum(p[1] for p in parts) == 2 + 5 + 3
+    torch.testing.assert_close(loss, sum(p[0] for p in parts).detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad, model.lm_head.weight.grad, atol=1e-6, rtol=1e-4)

@@ -25,6 +25,7 @@ from worldmodels.train import checkpoint as ckpt
 from worldmodels.train.distributed import DistInfo, all_reduce_sum, unwrap, wrap_model
 from worldmodels.train.logging import RunLogger, progress
 from worldmodels.train.mle_config import MLEConfig, OptimConfig
+from worldmodels.train.rollout import positions_from_mask
 from worldmodels.train.sampler import ResumableBatchSampler
 
 
@@ -60,12 +61,16 @@ def token_loss_sum(model, lm: dict) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy (float32, nats) over labelled positions, and their count.
 
     ``lm``: ``input_ids`` (B, L), ``labels`` (B, L) with ``IGNORE_INDEX`` where no loss is taken,
-    optional ``attention_mask``. Only labelled positions' logits enter the loss: they are
-    selected by indexing, so non-finite logits at ignored positions (padding, forced tokens)
-    reach neither the loss nor the gradient (``ignore_index`` alone still back-propagates
-    ``0 * nan`` through their log-softmax).
+    optional ``attention_mask`` (B, L) (0 on padding). With a mask, position ids come from it
+    (:func:`~worldmodels.train.rollout.positions_from_mask`, as in the rollout), so a left-padded
+    row trains at the positions it is sampled at. Only labelled positions' logits enter the
+    loss: they are selected by indexing, so non-finite logits at ignored positions (padding,
+    forced tokens) reach neither the loss nor the gradient (``ignore_index`` alone still
+    back-propagates ``0 * nan`` through their log-softmax).
     """
-    logits = model(input_ids=lm["input_ids"], attention_mask=lm.get("attention_mask")).logits
+    am = lm.get("attention_mask")
+    kwargs = {} if am is None else {"attention_mask": am, "position_ids": positions_from_mask(am)}
+    logits = model(input_ids=lm["input_ids"], **kwargs).logits
     labels = lm["labels"][:, 1:]
     keep = labels != IGNORE_INDEX  # (B, L-1)
     loss = F.cross_entropy(logits[:, :-1][keep].float(), labels[keep], reduction="sum")  # (n, V) rows
@@ -143,6 +148,10 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     train_set = train_set if train_set is not None else task.dataset("train")
     eval_set = eval_set if eval_set is not None else task.dataset("test")
     model.to(dev).train()
+    if cfg.gradient_checkpointing:
+        from worldmodels.models.hf import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model)
     ddp = wrap_model(model, info, cfg.distributed)
     opt = make_optimizer(ddp, cfg.optim)
     sched = make_scheduler(opt, cfg.optim, cfg.steps)
