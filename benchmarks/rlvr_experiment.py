@@ -9,7 +9,7 @@ finished runs and extra seeds/steps can be added later)::
 Arms, all from the same pretrained weights and compared at equal optimizer steps (wall-clock
 noted): ``rlvr_mae`` (GRPO, reward -MAE, tiny preset), ``rlvr_lpips_mae`` (GRPO, LPIPS+MAE;
 skipped with a note when the LPIPS VGG weights are absent), ``mle`` (continued MLE with the
-same optimizer, learning rate and prompts per step). Held-out metrics (``video_eval_fn`` of
+same optimizer, learning rate and prompts per step). Held-out metrics (``evaluate.eval_fn`` of
 ``wm rlvr video``): multi-step (all 7 predicted frames) and single-step (first predicted frame)
 MSE / PSNR / SSIM and the repetition rate, at step 0 and every ``--eval-every`` steps.
 Writes ``<out>/results.json``, ``<out>/runs/<arm>_s<seed>.json``, ``docs/rlvr_heldout_mse.png``
@@ -61,11 +61,14 @@ def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None,
 
     out_dir, on_save = None, None
     if args.save_models:  # keep the trained model (and resumable checkpoints every save_steps)
-        from worldmodels.commands.rlvr import world_model_saver
+        from worldmodels.world_model import export_backbone, write_world_model_meta
 
         out_dir = Path(args.save_models) / f"rlvr_{reward_spec}{args.tag}_s{seed}"
-        on_save = world_model_saver(out_dir, task, {"data_root": str(task.data_root),
-                                                    "init": str(args.init), "reward": reward_spec})
+
+        def on_save(m, step, out_dir=out_dir):
+            write_world_model_meta(out_dir, task, extra={"init": str(args.init), "reward": reward_spec,
+                                                         "rlvr_step": step})
+            export_backbone(out_dir, m)
     tr = GRPOTrainer(cfg, task, model, reward, eval_fn=eval_fn_factory(task), log_fn=log,
                      out_dir=out_dir, on_save=on_save)
     if out_dir is not None and tr.resume(out_dir) and partial_records:
@@ -216,10 +219,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
     torch.set_num_threads(args.threads)
-    from worldmodels.commands.rlvr import VideoEvalConfig, video_eval_fn
+    from worldmodels.evaluate import EvalConfig, eval_fn
 
-    ecfg = VideoEvalConfig(clips=args.eval_clips)
-    eval_factory = lambda task: video_eval_fn(task, ecfg, torch.device("cpu"))  # noqa: E731
+    ecfg = EvalConfig(items=args.eval_clips)
+    eval_factory = lambda task: eval_fn(task, ecfg, torch.device("cpu"))  # noqa: E731
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     notes, runs = [], {}
@@ -267,8 +270,8 @@ def main(argv=None) -> None:
     if args.diagnose and not diag_file.exists():  # also with --report-only
         model, task = load(args.init, args.data)
         t0 = time.time()
-        res = video_eval_fn(task, VideoEvalConfig(clips=args.eval_clips, n_samples=args.diagnose),
-                            torch.device("cpu"))(model.eval())
+        res = eval_fn(task, EvalConfig(items=args.eval_clips, n_samples=args.diagnose),
+                      torch.device("cpu"))(model.eval())
         res["n_samples"], res["wall_s"] = args.diagnose, time.time() - t0
         res.update(tokenizer_floor(task, args.eval_clips))
         diag_file.write_text(json.dumps(res, indent=1))
@@ -285,8 +288,8 @@ def main(argv=None) -> None:
     temp_file = out / f"temperature{args.tag}.json"
     if args.temperature_sweep and not temp_file.exists():  # also with --report-only
         model, task = load(args.init, args.data)
-        sweep = {str(t): video_eval_fn(task, VideoEvalConfig(clips=args.eval_clips, temperature=t),
-                                       torch.device("cpu"))(model.eval())
+        sweep = {str(t): eval_fn(task, EvalConfig(items=args.eval_clips, temperature=t),
+                                 torch.device("cpu"))(model.eval())
                  for t in args.temperature_sweep}
         temp_file.write_text(json.dumps(sweep, indent=1))
     if temp_file.exists():

@@ -53,8 +53,9 @@ def single_step_breakdown(wm, data: str, future: int = 7) -> dict:
                           cache_dir=Path(data) / ".token_cache", files=files, progress=False)
     b = t.collate([ds[i] for i in range(len(ds))])
     ctx = b.get("ctx_ids")  # compressive tokenizer: the context frame's ids (B,Nc)
-    ids = wm.predict_ids(b["frame_ids"][:, :c], b["action_ids"], 1, ctx, top_k=1,
-                         generator=torch.Generator().manual_seed(0))[:, 0]         # (B,N)
+    gen = torch.Generator().manual_seed(0)
+    ids = t.predict_ids(lambda req: wm.generate(req, top_k=1, generator=gen),
+                        b["frame_ids"][:, :c], b["action_ids"], 1, ctx)[:, 0]        # (B,N)
     target, last = b["frames"][:, c], b["frames"][:, c - 1]                        # (B,3,H,W)
     preds = {"model": t.decode_ids(ids[:, None], ctx)[:, 0],
              "copy_last_tokens": t.decode_ids(b["frame_ids"][:, c - 1 : c], ctx)[:, 0],

@@ -126,7 +126,7 @@ def test_lowest_accepted_temperature_gives_finite_log_probs():
 
 
 def test_video_eval_config_temperature():
-    from worldmodels.commands.rlvr import VideoEvalConfig
+    from worldmodels.evaluate import EvalConfig as VideoEvalConfig  # one evaluation config now
 
     for t in (NAN, INF, 1e-40):
         _raises("temperature", lambda t=t: VideoEvalConfig(temperature=t))

@@ -125,10 +125,48 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def legacy_key(cls: type, key: str) -> str:
+    """``key`` (dotted) renamed by ``cls.LEGACY_KEYS`` ({old dotted prefix: new}), else itself."""
+    for old, new in getattr(cls, "LEGACY_KEYS", {}).items():
+        if key == old or key.startswith(old + "."):
+            return new + key[len(old):]
+    return key
+
+
+def _apply_legacy(cls: type, data: dict) -> dict:
+    """Move values at ``cls.LEGACY_KEYS`` old paths to their new paths (recipes and recorded
+    configs written before a field moved keep loading); a new path already present is updated."""
+    legacy = getattr(cls, "LEGACY_KEYS", None)
+    if not legacy:
+        return data
+    data = copy.deepcopy(data)
+    for old, new in legacy.items():
+        value = _get(data, old)
+        if value is _ABSENT:
+            continue
+        _delete(data, old)
+        current = _get(data, new)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _deep_update(current, value, new)
+        else:
+            _set(data, new, value)
+    return data
+
+
+def _delete(data: dict, key: str) -> None:
+    node, parts = data, key.split(".")
+    for p in parts[:-1]:
+        node = node[p]
+    del node[parts[-1]]
+
+
 def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
-    """Build ``cls`` from a nested dict; unknown keys are an error that lists the known ones."""
+    """Build ``cls`` from a nested dict; unknown keys are an error that lists the known ones.
+    At the top level, keys a config class renamed (its ``LEGACY_KEYS``) are moved first."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {data!r}")
+    if not prefix:
+        data = _apply_legacy(cls, data)
     hints = _field_types(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = set(data) - set(names)
@@ -167,7 +205,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     data = to_dict(base if base is not None else cls())
     if path is not None:
         _deep_update(data, read_config_file(path), str(path))
-    apply_overrides(data, overrides)
+    data = _apply_legacy(cls, data)  # a recipe's old keys, then overrides by old or new names
+    renamed = [f"{legacy_key(cls, o.split('=', 1)[0].strip())}={o.split('=', 1)[1]}" if "=" in o else o
+               for o in overrides or []]
+    apply_overrides(data, renamed)
     try:
         return from_dict(cls, data)
     except (TypeError, ValueError) as e:
@@ -305,7 +346,7 @@ def resume_config(cls: type[T], run_dir: str | Path, requested: dict[str, Any],
     if recorded_cfg is None:
         raise ConfigError(f"cannot resume {run_dir}: it holds no recorded config ({path})")
     recorded = to_dict(recorded_cfg)
-    asked = {k: v for k, v in requested.items() if k != run_field}
+    asked = {legacy_key(cls, k): v for k, v in requested.items() if k != run_field}
     merged = copy.deepcopy(recorded)
     for key, value in asked.items():
         _set(merged, key, value)

@@ -8,7 +8,8 @@ A reward spec names registered rewards or user functions and their weights::
     my_pkg.rewards:score     # a user function, imported with importlib
     mae+my_pkg.rewards:score:0.1
 
-Built-in frame rewards (``predictions`` (B,T,3,H,W) or (B,3,H,W) in [0,1] against
+Built-in frame rewards (``predictions`` (B,T,3,H,W) or (B,3,H,W) in [0,1], or a mapping whose
+``"frames"`` are, as a video task's ``decode`` returns, against
 ``items["target_frames"]`` of the same shape): ``mse``, ``mae``, ``lpips`` (= ``lpips_vgg``),
 ``lpips_alex``, ``lpips_squeeze`` are negated losses; ``psnr`` and ``ssim`` are used as they are;
 ``readout_state`` (robot video, ``worldmodels.tasks.video_rewards``; needs ``options={"readout": DIR}``)
@@ -219,8 +220,17 @@ def _as_vector(value: Any, name: str) -> Tensor:
     return out.float()
 
 
+def frames_of(predictions: Any) -> Any:
+    """The frames a frame reward reads: ``predictions`` itself, or ``predictions["frames"]`` when
+    a task's ``decode`` returns a mapping (a video task also returns the token ids)."""
+    if isinstance(predictions, dict) and "frames" in predictions:
+        return predictions["frames"]
+    return predictions
+
+
 def _sanitize_frames(predictions: Any) -> tuple[Tensor, Tensor]:
     """Frames for the metrics: NaN/inf replaced and clamped to [0,1]; plus (B,) bool of bad samples."""
+    predictions = frames_of(predictions)
     if not isinstance(predictions, Tensor) or not predictions.is_floating_point() or predictions.ndim < 4:
         got = tuple(predictions.shape) if isinstance(predictions, Tensor) else type(predictions).__name__
         raise ValueError(f"frame rewards need float predictions (B,[T,]3,H,W) in [0,1], got {got}")

@@ -82,9 +82,10 @@ def test_frame_skip_model_takes_actions_at_the_environment_rate(tmp_path):
     out = wm.predict(frames, actions, n_samples=2, generator=g)
     assert out.shape == (2, 2, 3, 3, 16, 16)
     # the same as token-level predict with the actions grouped two per model step
-    ids = wm.predict_ids(task.tokenizer.encode(frames).reshape(2, 1, 16),
-                         task.codec.encode(actions).reshape(2, 3, 4), 3, n_samples=2,
-                         generator=torch.Generator().manual_seed(3))
+    g2 = torch.Generator().manual_seed(3)
+    ids = task.predict_ids(lambda req: wm.generate(req, generator=g2),
+                           task.tokenizer.encode(frames).reshape(2, 1, 16).repeat_interleave(2, 0),
+                           task.codec.encode(actions).reshape(2, 3, 4).repeat_interleave(2, 0), 3)
     torch.testing.assert_close(out.reshape(4, 3, 3, 16, 16), task.decode_ids(ids))
     with pytest.raises(ValueError, match=r"\(k-1\+N\)\*2"):
         wm.predict(frames, actions[:, :5])

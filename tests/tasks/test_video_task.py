@@ -173,7 +173,7 @@ def test_dataset_tokenises_once_and_caches(tmp_path):
     assert target.shape == (5, 3, 3, 16, 16)
     # decoding the ground-truth completion reproduces the tokenizer's reconstruction
     prompt = t.rollout_request(batch).prompt_ids
-    recon = t.decode(batch, SimpleNamespace(completion_ids=lm["input_ids"][:, prompt.shape[1]:]))
+    recon = t.decode(batch, SimpleNamespace(completion_ids=lm["input_ids"][:, prompt.shape[1]:]))["frames"]
     ref = tok.decode(batch["frame_ids"][:, 1:].reshape(5, 3, 4, 4))
     torch.testing.assert_close(recon, ref)
 

@@ -42,7 +42,7 @@ def world_model(tmp_path_factory):
     torch.manual_seed(0)
     model = build_backbone("test", task.vocab_size, 128)
     out = root / "wm_video"
-    write_world_model_meta(out, task, root / "tok", extra={"data_root": str(data)})
+    write_world_model_meta(out, task)
     export_backbone(out, model)
     return out
 

@@ -1,4 +1,4 @@
-"""`wm eval`: held-out evaluation of world models.
+"""`wm eval`: held-out evaluation of world models (``worldmodels.evaluate``).
 
     wm eval video --model runs/wm_video --data data/robot                  # -> runs/wm_video/eval
     wm eval video --model runs/wm_video --data data/robot --samples 8 --clips 128 --lpips none
@@ -17,6 +17,19 @@ def _group() -> None:
     """Evaluate world models on held-out data."""
 
 
+def write_report(task, res: dict, out_dir) -> tuple[dict, str]:
+    """``task.report(res)`` written as ``eval.json`` and ``eval.md`` into ``out_dir``."""
+    import json
+    from pathlib import Path
+
+    data, md = task.report(res)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "eval.md").write_text(md)
+    return data, md
+
+
 @app.command("video")
 def video(
     model: str = typer.Option(..., "--model", help="world-model directory (wm pretrain/rlvr --out)"),
@@ -24,7 +37,7 @@ def video(
     out: str = typer.Option(None, "--out", help="output folder (default: <model>/eval)"),
     samples: int = typer.Option(4, "--samples", min=1, help="samples per clip (best-of-n)"),
     clips: int = typer.Option(64, "--clips", min=1, help="held-out clips (evenly spaced)"),
-    future: int = typer.Option(None, "--future", min=1, help="multi-step frames (default: the model's)"),
+    future: int = typer.Option(None, "--future", min=1, help="multi-step frames (default: the model's; 7 for a single-step model)"),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     gifs: int = typer.Option(4, "--gifs", min=0, help="side-by-side GIFs to write"),
     lpips: str = typer.Option("vgg", "--lpips", help="LPIPS backbone vgg|alex|squeeze, or none"),
@@ -33,13 +46,41 @@ def video(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
-    """Single-step and multi-step metrics (MSE, MAE, PSNR, SSIM, LPIPS, repetition) vs baselines."""
-    from worldmodels.tasks.video_eval import evaluate_video
+    """Single-step and multi-step metrics (MSE, MAE, PSNR, SSIM, LPIPS, token accuracy,
+    repetition) with bootstrap intervals, beside copy-last-frame and the tokenizer ceiling."""
+    import logging
+    from pathlib import Path
 
-    res = evaluate_video(model, data, out, n_samples=samples, max_clips=clips, batch_size=batch_size,
-                         future_frames=future, gifs=gifs,
-                         lpips_net=None if lpips.lower() == "none" else lpips,
-                         temperature=temperature, top_k=top_k, seed=seed, device=device)
-    from worldmodels.tasks.video_eval import markdown_table
+    from worldmodels import metrics as M
+    from worldmodels.evaluate import EvalConfig, evaluate
+    from worldmodels.world_model import WorldModel
 
-    typer.echo(markdown_table(res))
+    try:
+        wm = WorldModel.from_pretrained(model, device=device, data_root=data)
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    task = wm.task
+    task.horizon = future or (task.spec.future_frames if task.spec.mode == "multi" else 7)
+    note = None
+    if lpips.lower() != "none":
+        try:
+            task.lpips_metric = M.lpips_fn(lpips, wm.device)
+        except M.LPIPSWeightsMissing as e:
+            note = f"LPIPS skipped: {e}"
+            logging.getLogger(__name__).warning(note)
+    out_dir = Path(out) if out else Path(model) / "eval"
+    try:
+        ds = task.eval_dataset("test")
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    cfg = EvalConfig(items=clips, n_samples=samples, temperature=temperature, top_k=top_k, seed=seed,
+                     batch_size=batch_size)
+    res = evaluate(wm.model, task, ds, cfg, device=wm.device, examples=gifs, out_dir=out_dir,
+                   progress=True)
+    res.update(model=str(model), data=str(data), note=note)
+    _, md = write_report(task, res, out_dir)
+    if len(ds) < 30:
+        typer.echo(f"warning: only {len(ds)} held-out clips: the intervals below are wide", err=True)
+    typer.echo(md)

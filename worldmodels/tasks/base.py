@@ -177,9 +177,45 @@ class Task:
         by ``metrics`` beside the model's (e.g. copy-last-frame, "no change"). Default: none."""
         return {}
 
+    def save_examples(self, out_dir: str | Path, batch: dict, predictions: Any, names: list[str]) -> list[str]:
+        """Write one human-readable example per name (the first rows of ``batch`` and of
+        ``predictions``) into ``out_dir``; returns the paths. Default: none."""
+        return []
+
+    def report(self, res: dict) -> tuple[dict, str]:
+        """An evaluation result (``worldmodels.evaluate.evaluate``) as (JSON dict, markdown).
+        Default: the result as it is and one table row per metric and baseline."""
+        lines = [f"Items: {res['items']}, {res['n_samples']} sample(s) each.", "",
+                 "| metric | model mean [95% CI] | best of n | " + " | ".join(res["baselines"]) + " |",
+                 "|---|---|---|" + "---|" * len(res["baselines"])]
+        for name, v in res["metrics"].items():
+            ci = v.get("ci95")
+            ci_s = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+            base = [f"{res['baselines'][b][name]['mean']:.4g}" if name in res["baselines"][b] else "–"
+                    for b in res["baselines"]]
+            lines.append(f"| {name} | {v['mean']:.4g}{ci_s} | {v['best_of_n']:.4g} | " + " | ".join(base) + " |")
+        return res, "\n".join(lines) + "\n"
+
     def repeat(self, batch: dict, n: int) -> dict:
         """Each item ``n`` times, item-major: [a, a, ..., b, b, ...] (GRPO groups)."""
         return repeat_batch(batch, n)
+
+    def lm_dataset(self, split: str) -> Dataset:
+        """Items for MLE (may leave out what only rewards and metrics need). Default: ``dataset``."""
+        return self.dataset(split)
+
+    def config_section(self, section: Any) -> Any:
+        """The ``task:`` config section as this task was actually built (recorded in the run's
+        config.yaml; e.g. the layout an ``--init`` model imposed). Default: ``section``."""
+        return section
+
+    def max_length(self) -> int | None:
+        """Longest sequence ``lm_batch`` builds (checked against the backbone), None if unbounded."""
+        return None
+
+    def save_samples(self, out_dir: str | Path, step: int, batch: dict, predictions: Any,
+                     rewards: Tensor, num_generations: int) -> None:
+        """GRPO's periodic look at one group (``grpo.sample_table_steps``). Default: nothing."""
 
     def tokens_in(self, lm: dict) -> int:
         """Number of non-padding tokens in an ``lm_batch`` (for tokens/s logging)."""

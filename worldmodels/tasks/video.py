@@ -21,6 +21,8 @@ frames, s*A tokens):
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,18 +30,33 @@ import torch
 from torch import Tensor
 
 from worldmodels.tasks.base import IGNORE_INDEX, RolloutRequest, Segment, Task
-from worldmodels.tasks.video_data import ACTION_BINS, ActionCodec, TokenClipDataset
+from worldmodels.tasks.video_data import (
+    ACTION_BINS,
+    ActionCodec,
+    TokenClipDataset,
+    encode_compressive,
+    encode_frames,
+    load_video_tokenizer,
+)
+from worldmodels.tasks.video_metrics import VideoMetricsMixin
 from worldmodels.tasks.video_spec import VideoSpec
 
 
-class VideoTask(Task):
-    """Frames + actions <-> token sequences, rollout requests, decoding through the tokenizer."""
+class VideoTask(VideoMetricsMixin, Task):
+    """Frames + actions <-> token sequences, rollout requests, decoding through the tokenizer.
+
+    Predictions (``decode``) are ``{"frames": (B,T,3,H,W) in [0,1], "ids": (B,T,N)}``; frame
+    rewards read ``frames``. Metrics, baselines and reports: ``tasks/video_metrics.py``.
+    """
 
     name = "video"
 
     def __init__(self, tokenizer, spec: VideoSpec, codec: ActionCodec, *, data_root: str | None = None,
-                 tokenizer_dir: str | None = None, cache_dir: str | None = None, keymap=None):
+                 tokenizer_dir: str | None = None, cache_dir: str | None = None, keymap=None,
+                 horizon: int | None = None):
         self.tokenizer, self.spec, self.codec = tokenizer, spec, codec
+        # frames predicted when evaluating (a single-step model slides over them); default: the layout's
+        self.horizon = int(horizon or spec.future_frames)
         self.data_root, self.tokenizer_dir, self.cache_dir, self.keymap = (
             data_root, tokenizer_dir, cache_dir, keymap)
         self.compressive = hasattr(tokenizer, "context_tokens")
@@ -165,28 +182,197 @@ class VideoTask(Task):
             h, w = self.tokenizer.grid
             return self.tokenizer.decode(frame_ids.reshape(B, T, h, w).to(dev)).float().clamp(0, 1)
 
-    def decode(self, batch: dict, output) -> Tensor:
-        """A ``RolloutOutput`` -> predicted frames (B,T,3,H,W) in [0,1]."""
+    def decode(self, batch: dict, output) -> dict:
+        """A ``RolloutOutput`` -> {"frames": (B,T,3,H,W) in [0,1], "ids": (B,T,N)}."""
         ids = self.generated_frame_ids(output.completion_ids, self.spec.future_frames)
-        return self.decode_ids(ids, batch.get("ctx_ids"))
+        return {"frames": self.decode_ids(ids, batch.get("ctx_ids")), "ids": ids}
 
-    def reward_items(self, batch: dict) -> dict:
-        c = self.spec.context_frames
-        return {"target_frames": batch["frames"][:, c : c + self.spec.future_frames]}
+    # ----- consumers: predict from raw frames and actions -------------------------------------
+    def encode_context(self, context_frames: Tensor, actions: Tensor) -> dict:
+        """(B,k,3,H,W) frames in [0,1] + (B,(k-1+N)*s,A) raw actions -> a token batch
+        {"frame_ids" (B,k,N), "action_ids" (B,k-1+N,s*A)[, "ctx_ids" (B,Nc)]} (s = frame_skip)."""
+        if context_frames.dim() != 5:
+            raise ValueError(f"context_frames must be (B,k,3,H,W), got {tuple(context_frames.shape)}")
+        B, k = context_frames.shape[:2]
+        s = self.frame_skip
+        if actions.dim() != 3 or actions.shape[1] % s or actions.shape[1] // s - (k - 1) < 1:
+            raise ValueError(f"actions must be (B, (k-1+N)*{s}, A) with N >= 1 (k={k} context "
+                             f"frames, frame_skip={s}), got {tuple(actions.shape)}")
+        size = getattr(self.tokenizer, "image_size", context_frames.shape[-1])
+        if tuple(context_frames.shape[-2:]) != (size, size):
+            raise ValueError(f"frames are {tuple(context_frames.shape[-2:])}, the tokenizer expects "
+                             f"{size}x{size}")
+        frames = context_frames.float()
+        slots = actions.float().cpu().reshape(B, -1, self.action_tokens)  # (B,k-1+N,s*A)
+        batch = {"action_ids": self.codec.encode_groups(slots)}
+        if self.compressive:
+            batch["ctx_ids"], batch["frame_ids"] = encode_compressive(self.tokenizer, frames)
+        else:
+            batch["frame_ids"] = encode_frames(self.tokenizer, frames)
+        return batch
+
+    def predict_request(self, context: Tensor, actions: Tensor, n_samples: int = 1) -> tuple[dict, RolloutRequest]:
+        """Token batch (each input ``n_samples`` times, item-major) + the request that generates
+        all N future frames (multi-step layout; see :meth:`predict` for single-step models)."""
+        batch = self.repeat(self.encode_context(context, actions), n_samples)
+        n_future = batch["action_ids"].shape[1] - batch["frame_ids"].shape[1] + 1
+        prompt, segs = self.prompt_and_segments(batch["frame_ids"], batch["action_ids"], n_future,
+                                                batch.get("ctx_ids"))
+        batch["n_future"] = n_future
+        return batch, RolloutRequest(prompt, segs, pad_id=self.pad_id)
+
+    def predict_ids(self, generate, frame_ids: Tensor, action_ids: Tensor, n_future: int,
+                    ctx_ids: Tensor | None = None) -> Tensor:
+        """Token-level prediction: context frame ids (B,k,N) + action bins (B,k-1+n_future,s*A)
+        -> generated frame ids (B, n_future, N). A single-step model slides its k-frame window
+        one generated frame at a time; ``generate(request) -> RolloutOutput``."""
+        if self.spec.mode == "multi":
+            prompt, segs = self.prompt_and_segments(frame_ids, action_ids, n_future, ctx_ids)
+            out = generate(RolloutRequest(prompt, segs, pad_id=self.pad_id))
+            return self.generated_frame_ids(out.completion_ids, n_future).cpu()
+        k = self.spec.context_frames
+        if frame_ids.shape[1] < k:
+            raise ValueError(f"this single-step model needs {k} context frames, got {frame_ids.shape[1]}")
+        c0 = frame_ids.shape[1]
+        frames, preds = frame_ids[:, -k:], []
+        for i in range(n_future):
+            a = action_ids[:, c0 - k + i : c0 + i]  # actions of the k frames in the window
+            prompt, segs = self.prompt_and_segments(frames, a, 1)
+            out = generate(RolloutRequest(prompt, segs, pad_id=self.pad_id))
+            new = self.generated_frame_ids(out.completion_ids, 1).cpu()
+            preds.append(new)
+            frames = torch.cat([frames[:, 1:], new], 1)
+        return torch.cat(preds, 1)
+
+    def predict(self, generate, context: Tensor, actions: Tensor, n_samples: int = 1) -> Tensor:
+        """(B,k,3,H,W) frames + (B,(k-1+N)*s,A) actions -> (B,n_samples,N,3,H,W) predicted
+        frames in [0,1] (s = ``frame_skip``; samples of one input adjacent)."""
+        B = context.shape[0]
+        batch = self.repeat(self.encode_context(context, actions), n_samples)
+        n_future = batch["action_ids"].shape[1] - batch["frame_ids"].shape[1] + 1
+        ids = self.predict_ids(generate, batch["frame_ids"], batch["action_ids"], n_future,
+                               batch.get("ctx_ids"))
+        out = self.decode_ids(ids, batch.get("ctx_ids"))  # (B*n,N,3,H,W)
+        return out.reshape(B, n_samples, *out.shape[1:]).cpu()
+
+    def sample_predictions(self, generate, batch: dict) -> dict:
+        """Predictions for a dataset batch (evaluation): ``horizon`` frames after the
+        ground-truth context, through :meth:`predict_ids` (so single-step models slide)."""
+        c, F = self.spec.context_frames, self.horizon
+        ids = self.predict_ids(generate, batch["frame_ids"][:, :c], batch["action_ids"], F,
+                               batch.get("ctx_ids"))
+        return {"frames": self.decode_ids(ids, batch.get("ctx_ids")), "ids": ids}
+
+    # ----- persistence ------------------------------------------------------------------------
+    def to_meta(self) -> dict:
+        """``worldmodel.json`` fields of this task (tokenizer location, layout, data)."""
+        return {"tokenizer": "tokenizer", "tokenizer_class": _class_path(self.tokenizer),
+                "tokenizer_source": str(self.tokenizer_dir) if self.tokenizer_dir else None,
+                "layout": self.layout(), "data_root": str(self.data_root) if self.data_root else None}
+
+    def save_assets(self, directory: str | Path) -> None:
+        """Copy the tokenizer into ``directory/tokenizer`` (once; written aside, then renamed)."""
+        d = Path(directory)
+        if (d / "tokenizer").exists():
+            return
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / ".tmp-tokenizer"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.tokenizer.save_pretrained(tmp)
+        os.replace(tmp, d / "tokenizer")
+
+    @classmethod
+    def from_meta(cls, meta: dict, directory: str | Path, device="cpu", **kw) -> VideoTask:
+        """The task saved in world-model ``directory``; ``kw`` (data_root, cache_dir, keymap)
+        override what ``meta`` recorded."""
+        d = Path(directory)
+        tok_dir = d / meta.get("tokenizer", "tokenizer")
+        tok = load_video_tokenizer(tok_dir, meta.get("tokenizer_class"), device)
+        lay = meta["layout"]
+        codec = ActionCodec(lay["actions"]["low"], lay["actions"]["high"], lay["actions"]["bins"])
+        kw.setdefault("data_root", meta.get("data_root"))
+        kw.setdefault("tokenizer_dir", str(tok_dir))
+        return cls(tok, VideoSpec(**lay["spec"]), codec, **kw)
+
+    def to(self, device) -> VideoTask:
+        self.tokenizer.to(device)
+        return self
 
     # ----- data -----------------------------------------------------------------------------
-    def dataset(self, split: str, with_frames: bool = True, progress: bool = True) -> TokenClipDataset:
-        from worldmodels.clips import ClipDataset
+    def _files(self, split: str) -> list:
         from worldmodels.episodes import dataset_split
 
         if self.data_root is None:
-            raise ValueError("VideoTask.dataset needs data_root (a folder of episode .npz files)")
-        files = dataset_split(self.data_root, split)
-        clips = ClipDataset(files, self.spec.clip_len, keymap=self.keymap, stride=self.spec.stride,
-                            frame_skip=self.spec.frame_skip)
+            raise ValueError("this video task has no episode folder (data_root): pass --data")
+        if not Path(self.data_root).is_dir():
+            raise FileNotFoundError(f"episode folder {self.data_root!r} not found: pass --data "
+                                    f"(e.g. data/robot, built by `wm data build robot`)")
+        return dataset_split(self.data_root, split)
+
+    def _token_dataset(self, clips, files, with_frames: bool, progress: bool) -> TokenClipDataset:
         cache = self.cache_dir if self.cache_dir is not None else Path(self.data_root) / ".token_cache"
         return TokenClipDataset(clips, self.tokenizer, self.codec, tokenizer_dir=self.tokenizer_dir,
                                 cache_dir=cache, files=files, with_frames=with_frames,
                                 progress=progress)
+
+    def dataset(self, split: str, with_frames: bool = True, progress: bool = True) -> TokenClipDataset:
+        """Clips of ``split`` every ``spec.stride`` recorded steps (frames and token ids)."""
+        from worldmodels.clips import ClipDataset
+
+        files = self._files(split)
+        clips = ClipDataset(files, self.spec.clip_len, keymap=self.keymap, stride=self.spec.stride,
+                            frame_skip=self.spec.frame_skip)
+        return self._token_dataset(clips, files, with_frames, progress)
+
+    def lm_dataset(self, split: str, progress: bool = True) -> TokenClipDataset:
+        """Token ids only (MLE needs no pixels)."""
+        return self.dataset(split, with_frames=False, progress=progress)
+
+    def eval_dataset(self, split: str = "test", progress: bool = True) -> TokenClipDataset:
+        """Non-overlapping windows of ``context + horizon`` kept frames (``wm eval video``)."""
+        from worldmodels.clips import ClipDataset
+
+        files = self._files(split)
+        clips = ClipDataset.non_overlapping(files, self.spec.context_frames + self.horizon,
+                                            self.spec.frame_skip)
+        return self._token_dataset(clips, files, True, progress)
+
+    def config_section(self, section):
+        """``section`` with the layout actually trained (an init's, not the default's)."""
+        from dataclasses import replace
+
+        return replace(section, layout=self.spec) if hasattr(section, "layout") else section
+
+    def max_length(self) -> int:
+        """Tokens in one training sequence (checked against the backbone's max_positions)."""
+        return self.seq_len()
+
+    @classmethod
+    def for_pretrain(cls, cfg, init: str | None = None, resume_dir=None, device="cpu") -> VideoTask:
+        """The task a pretraining run trains on (``tasks/video_build.py``)."""
+        from worldmodels.tasks.video_build import build_pretrain_task
+
+        return build_pretrain_task(cfg, init, resume_dir, device)
+
+    def save_samples(self, out_dir, step: int, batch: dict, predictions: dict, rewards: Tensor,
+                     num_generations: int) -> None:
+        """GRPO sample table: ``samples/step_<n>.png`` with the first prompt's target frames
+        (top row) and its ``num_generations`` sampled predictions (one row each, best first)."""
+        import imageio.v3 as iio
+
+        tgt = self.reward_items(batch)["target_frames"][0].float().cpu()  # (T,3,H,W)
+        preds = predictions["frames"][:num_generations].float().cpu()     # (G,T,3,H,W)
+        order = torch.argsort(torch.nan_to_num(rewards[:num_generations], nan=-1e9), descending=True)
+        rows = torch.cat([tgt[None], preds[order]], 0)  # (G+1,T,3,H,W)
+        grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * rows.shape[3],
+                                                   rows.shape[1] * rows.shape[4], 3)
+        (Path(out_dir) / "samples").mkdir(parents=True, exist_ok=True)
+        iio.imwrite(Path(out_dir) / "samples" / f"step_{step:06d}.png",
+                    (grid.clamp(0, 1) * 255).round().byte().numpy())
+
+
+def _class_path(obj) -> str:
+    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+
 
 __all__ = ["ActionCodec", "VideoSpec", "VideoTask"]

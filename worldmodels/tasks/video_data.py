@@ -75,6 +75,32 @@ class ActionCodec:
         return {"low": self.low.tolist(), "high": self.high.tolist(), "bins": self.bins}
 
 
+def load_video_tokenizer(directory: str | Path, class_path: str | None = None, device="cpu"):
+    """A video tokenizer saved in ``directory``: ``tokenizers_video.load_tokenizer``, or the
+    class ``class_path`` ("module:Class", also read from the tokenizer's config.json key
+    "class") for tokenizers from elsewhere. Returned in eval mode on ``device``."""
+    import importlib
+    import json
+
+    cfg_file = Path(directory) / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{directory}: no video tokenizer here (no config.json; train one "
+                                f"with `wm tokenizer train`)")
+    if class_path is None:
+        try:
+            class_path = json.loads(cfg_file.read_text()).get("class")
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{cfg_file}: not valid JSON ({e})") from e
+    if class_path and not class_path.startswith("tokenizers_video"):
+        mod, cls = class_path.split(":")
+        tok = getattr(importlib.import_module(mod), cls).from_pretrained(directory)
+    else:
+        from tokenizers_video import load_tokenizer
+
+        tok = load_tokenizer(directory)
+    return tok.to(device).eval()
+
+
 def tokenizer_is_compressive(tokenizer) -> bool:
     return hasattr(tokenizer, "context_tokens")
 

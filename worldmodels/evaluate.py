@@ -1,0 +1,198 @@
+"""One evaluation loop for every modality: sample predictions, score them with the task's
+metrics, and score the task's baselines on the same items.
+
+    from worldmodels.evaluate import EvalConfig, evaluate
+    res = evaluate(model, task, task.dataset("test"), EvalConfig(items=64, n_samples=4))
+    res["metrics"]["mse"]       # {"mean", "best_of_n", "std", "ci95": [lo, hi]}
+    res["baselines"]["copy_last"]["mse"]["mean"]
+
+Used by ``wm eval <modality>``, by RLVR's periodic held-out evaluation (:func:`flat`) and by the
+benchmarks. Per metric (``task.metrics``: one value per sample):
+
+- ``mean``: over all items and samples;
+- ``best_of_n``: the best of an item's ``n_samples`` values (max or min by
+  ``task.higher_is_better``), averaged over items (RLVR-World's report);
+- ``std``: the mean over items of the unbiased std between an item's samples (0 when n = 1);
+- ``ci95``: a percentile bootstrap 95 % interval of ``mean`` over items (items resampled,
+  each item's samples averaged first), so it reflects how many items were evaluated.
+
+Items are ``cfg.items`` evenly spaced indices of the dataset (all when it has fewer).
+Sampling is seeded (``cfg.seed``), so two models are compared on the same random stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported where it is used, so configs load fast for `wm --help`
+    import torch
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation settings.
+
+    items: number of dataset items (clips, records), evenly spaced; 0 disables evaluation.
+    n_samples: rollouts per item; metrics report the mean and the best of n.
+    temperature: sampling temperature (> 0).
+    top_k: sample only from the k most likely tokens (null: the whole allowed vocabulary).
+    seed: sampling seed (fixed, so differences between evaluations come from the model).
+    batch_size: items per rollout call.
+    bootstrap: bootstrap resamples for the 95 % interval over items (0: no interval).
+    """
+
+    items: int = 64
+    n_samples: int = 1
+    temperature: float = 1.0
+    top_k: int | None = None
+    seed: int = 1234
+    batch_size: int = 32
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.items < 0 or self.n_samples < 1 or self.batch_size < 1 or self.bootstrap < 0:
+            raise ValueError(f"eval: items >= 0, n_samples >= 1, batch_size >= 1 and bootstrap >= 0 "
+                             f"required, got {self}")
+        from worldmodels.train.grpo_config import MIN_TEMPERATURE
+
+        if not (math.isfinite(self.temperature) and self.temperature >= MIN_TEMPERATURE):
+            raise ValueError(f"eval.temperature must be a finite number >= {MIN_TEMPERATURE}, "
+                             f"got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"eval.top_k must be >= 1 or null, got {self.top_k}")
+
+
+def pick_items(n_available: int, n_wanted: int) -> list[int]:
+    """``n_wanted`` evenly spaced indices of ``range(n_available)`` (all when fewer)."""
+    import torch
+
+    if n_available == 0 or n_wanted == 0:
+        return []
+    k = min(n_wanted, n_available)
+    return torch.linspace(0, n_available - 1, k).round().long().unique().tolist()
+
+
+def bootstrap_ci(values: torch.Tensor, resamples: int = 1000, seed: int = 0) -> list[float] | None:
+    """Percentile bootstrap 95 % interval of the mean of ``values`` (N,); None when N < 2."""
+    import torch
+
+    v = values.double().flatten()
+    v = v[torch.isfinite(v)]
+    if v.numel() < 2 or resamples < 1:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(v.numel(), (resamples, v.numel()), generator=g)
+    means = v[idx].mean(1)
+    return [float(means.quantile(0.025)), float(means.quantile(0.975))]
+
+
+def _summary(values: torch.Tensor, higher: bool, resamples: int) -> dict:
+    """values (items, n) -> mean / best_of_n / std / ci95."""
+    from worldmodels.metrics import best_of_n
+
+    stats = best_of_n(values, higher)
+    return {"mean": float(values.double().mean()), "best_of_n": stats["mean"], "std": stats["std"],
+            "ci95": bootstrap_ci(values.double().mean(1), resamples)}
+
+
+def evaluate(model, task, dataset, cfg: EvalConfig | None = None, *, device: torch.device | str | None = None,
+             baselines: bool = True, examples: int = 0, out_dir: str | Path | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Sample ``cfg.n_samples`` predictions per item of ``dataset`` and score them.
+
+    model: an HF-style causal LM (the world model's backbone); task: its Task; dataset: items of
+    ``task`` (e.g. ``task.dataset("test")``). ``baselines``: also score ``task.baselines(batch)``;
+    ``examples``: write that many examples with ``task.save_examples`` into ``out_dir``.
+    Returns ``{"items", "n_samples", "temperature", "top_k", "seed", "metrics": {name: summary},
+    "baselines": {baseline: {name: summary}}, "examples": [paths]}``.
+    Raises ValueError when the dataset is empty.
+    """
+    import torch
+
+    with torch.no_grad():
+        return _evaluate(model, task, dataset, cfg or EvalConfig(), device, baselines, examples,
+                         out_dir, progress)
+
+
+def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, progress) -> dict:
+    import torch
+    from tqdm.auto import tqdm
+
+    from worldmodels.tasks.base import to_device
+    from worldmodels.train.rollout import rollout
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    idx = pick_items(len(dataset), cfg.items)
+    if not idx:
+        raise ValueError(f"evaluation needs items but the dataset is empty (or items=0): "
+                         f"{len(dataset)} available, {cfg.items} asked")
+    n = cfg.n_samples
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    was_training = model.training
+    model.eval()
+
+    def generate(req):
+        return rollout(model, req.to(device), temperature=cfg.temperature, top_k=cfg.top_k,
+                       generator=gen)
+
+    sample = getattr(task, "sample_predictions", None) or (
+        lambda gen_fn, b: task.decode(b, gen_fn(task.rollout_request(b))))
+    values: dict[str, list[torch.Tensor]] = {}
+    base_values: dict[str, dict[str, list[torch.Tensor]]] = {}
+    written: list[str] = []
+    steps = range(0, len(idx), cfg.batch_size)
+    for s in tqdm(steps, desc="eval", leave=False, disable=not progress):
+        picked = idx[s : s + cfg.batch_size]
+        batch = task.collate([dataset[i] for i in picked])
+        group = task.repeat(batch, n)
+        preds = sample(generate, group)
+        items = to_device(task.reward_items(group), "cpu")
+        for name, v in task.metrics(preds, items).items():
+            values.setdefault(name, []).append(v.detach().double().cpu().reshape(len(picked), n))
+        if baselines:
+            base_items = to_device(task.reward_items(batch), "cpu")
+            for bname, bpred in task.baselines(batch).items():
+                for name, v in task.metrics(bpred, base_items).items():
+                    base_values.setdefault(bname, {}).setdefault(name, []).append(
+                        v.detach().double().cpu().reshape(len(picked), 1))
+        if examples > len(written) and out_dir is not None:
+            first = [j * n for j in range(min(len(picked), examples - len(written)))]
+            rows = {k: (v[first] if torch.is_tensor(v) else ([v[j] for j in first] if isinstance(v, list) else v))
+                    for k, v in preds.items()} if isinstance(preds, dict) else [preds[j] for j in first]
+            names = [f"item_{picked[j]:05d}" for j in range(len(first))]
+            written += task.save_examples(out_dir, batch, rows, names)
+    if was_training:
+        model.train()
+    hib = task.higher_is_better
+    res = {"items": len(idx), "n_samples": n, "temperature": cfg.temperature, "top_k": cfg.top_k,
+           "seed": cfg.seed,
+           "metrics": {k: _summary(torch.cat(v), hib.get(k, True), cfg.bootstrap) for k, v in values.items()},
+           "baselines": {b: {k: _summary(torch.cat(v), hib.get(k, True), cfg.bootstrap) for k, v in d.items()}
+                         for b, d in base_values.items()},
+           "examples": written}
+    return res
+
+
+def flat(res: dict) -> dict[str, float]:
+    """``{name: mean}`` plus ``{name}_best`` (best of n) when n_samples > 1: the scalars RLVR logs
+    as ``eval/<name>`` during training."""
+    out = {}
+    for k, v in res["metrics"].items():
+        out[k] = v["mean"]
+        if res["n_samples"] > 1:
+            out[f"{k}_best"] = v["best_of_n"]
+    return out
+
+
+def eval_fn(task, cfg: EvalConfig, device=None, split: str = "test"):
+    """``fn(model) -> {name: mean}`` (:func:`flat`) on ``cfg.items`` items of ``split``, the
+    dataset built once: the held-out hook RLVR and the benchmarks call during training."""
+    dataset = task.dataset(split)
+
+    def fn(model) -> dict[str, float]:
+        return flat(evaluate(model, task, dataset, cfg, device=device))
+
+    return fn

@@ -1,0 +1,103 @@
+"""Building the video task a pretraining run trains on (``VideoTask.for_pretrain``).
+
+Three cases, in this order:
+- resuming a run: the run's own recorded layout and action ranges (``<out>/worldmodel.json``);
+- ``--init`` (continued pretraining): the init's layout and action ranges; the tokenizer must be
+  the init's, or one with the same token layout when ``init_new_tokenizer`` is set;
+- a fresh run: ``cfg.layout`` and action ranges fitted to the training split's actions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def same_tokenizer(a: Path, b: Path) -> bool:
+    """Same config and weights (byte for byte) in two tokenizer directories."""
+    def content(d: Path, name: str) -> bytes | None:
+        return (d / name).read_bytes() if (d / name).is_file() else None
+
+    return all(content(a, f) == content(b, f) for f in ("config.json", "model.safetensors"))
+
+
+def check_same_token_layout(old: dict, new: dict, init: str, tok_dir: Path) -> None:
+    """Raise unless a backbone trained on layout ``old`` can read sequences of layout ``new``."""
+    keys = ("vocab_size", "visual_vocab", "frame_tokens", "context_tokens")
+    diff = {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+    if diff:
+        raise ValueError(f"task.init_new_tokenizer: task.tokenizer={tok_dir} does not fit init={init}'s "
+                         f"backbone: " + ", ".join(f"{k} {a} (init) vs {b}" for k, (a, b) in diff.items()))
+
+
+def tokenizer_frame_skip(tok_dir: Path) -> int | None:
+    """The frame_skip a tokenizer was trained with (its run's config.yaml), None if unrecorded."""
+    p = Path(tok_dir) / "config.yaml"
+    if not p.is_file():
+        return None
+    try:
+        rec = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: not valid YAML ({e})") from e
+    skip = rec.get("frame_skip") if isinstance(rec, dict) else None
+    return int(skip) if isinstance(skip, int) else None
+
+
+def check_frame_skip(task, tok_dir: Path, enabled: bool) -> None:
+    """A compressive tokenizer must have been trained on futures as far apart as the model's."""
+    if not enabled or not task.compressive:
+        return
+    trained = tokenizer_frame_skip(tok_dir)
+    if trained is not None and trained != task.frame_skip:
+        raise ValueError(
+            f"task.tokenizer={tok_dir} was trained with frame_skip {trained} (its config.yaml), the "
+            f"world model uses layout.frame_skip {task.frame_skip}: a compressive tokenizer that "
+            f"never saw futures that far apart may erase what moves. Fine-tune it with "
+            f"`wm tokenizer train --init {tok_dir} --set frame_skip={task.frame_skip} ...`, or pass "
+            f"--set task.check_tokenizer_frame_skip=false to train anyway")
+
+
+def build_pretrain_task(cfg, init: str | None = None, resume_dir: str | Path | None = None,
+                        device="cpu"):
+    """The VideoTask for ``cfg`` (a ``VideoTaskConfig``); see the module docstring."""
+    from worldmodels.clips import ClipDataset
+    from worldmodels.episodes import dataset_split
+    from worldmodels.tasks.video import VideoTask
+    from worldmodels.tasks.video_data import ActionCodec, load_video_tokenizer
+    from worldmodels.world_model import WM_FILE, read_world_model_meta
+
+    tok_dir = Path(cfg.tokenizer)
+    if not (tok_dir / "config.json").is_file():
+        raise FileNotFoundError(f"task.tokenizer={tok_dir}: no tokenizer there (train one with "
+                                f"`wm tokenizer train --kind frame`)")
+    tok = load_video_tokenizer(tok_dir, device=device)
+    common = dict(data_root=cfg.root, tokenizer_dir=str(tok_dir), cache_dir=cfg.cache_dir)
+    if resume_dir is not None and (Path(resume_dir) / WM_FILE).is_file():
+        meta = read_world_model_meta(resume_dir)  # keep the run's saved action ranges / layout
+        task = VideoTask(tok, *_spec_codec(meta), **common)
+    elif init:
+        meta = read_world_model_meta(init)
+        init_tok = Path(init) / meta.get("tokenizer", "tokenizer")
+        task = VideoTask(tok, *_spec_codec(meta), **common)
+        if not same_tokenizer(init_tok, tok_dir):
+            if not cfg.init_new_tokenizer:
+                raise ValueError(f"init={init} was trained with another tokenizer than "
+                                 f"task.tokenizer={tok_dir}; pass --tokenizer {init_tok}, or "
+                                 f"--set task.init_new_tokenizer=true to retrain it on this one")
+            check_same_token_layout(meta["layout"], task.layout(), init, tok_dir)
+    else:
+        acts = ClipDataset(dataset_split(cfg.root, "train"), 1, stride=1).all_actions()
+        task = VideoTask(tok, cfg.layout, ActionCodec.fit(np.asarray(acts, np.float32)), **common)
+    check_frame_skip(task, tok_dir, cfg.check_tokenizer_frame_skip)
+    return task
+
+
+def _spec_codec(meta: dict):
+    from worldmodels.tasks.video_data import ActionCodec
+    from worldmodels.tasks.video_spec import VideoSpec
+
+    lay = meta["layout"]
+    return (VideoSpec(**lay["spec"]),
+            ActionCodec(lay["actions"]["low"], lay["actions"]["high"], lay["actions"]["bins"]))

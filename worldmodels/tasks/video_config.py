@@ -1,0 +1,66 @@
+"""The ``task:`` config sections of video world models (torch-free, so ``--help`` stays fast).
+
+``VideoTaskConfig`` builds a task for pretraining (``wm pretrain video``); ``VideoTaskOverrides``
+is what RLVR may change of a trained model's recorded task (``wm rlvr video``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from worldmodels.tasks.video_spec import VideoSpec
+
+
+@dataclass
+class VideoTaskConfig:
+    """What a video world model is trained on.
+
+    root: folder of episode .npz files with meta.json (e.g. data/robot).
+    tokenizer: a trained video tokenizer directory (e.g. runs/tok_frame).
+    layout: sequence layout (mode single|multi, context_frames, future_frames, stride, frame_skip).
+    cache_dir: where pre-tokenised ids are cached (null: <root>/.token_cache).
+    init_new_tokenizer: with --init, accept a tokenizer other than the init's if its token
+        layout is the same (vocabulary, context and per-frame token counts), e.g. the init's
+        tokenizer fine-tuned with its context path frozen: the backbone then re-learns what the
+        changed ids mean instead of starting from scratch. The new tokenizer is saved with the model.
+    check_tokenizer_frame_skip: refuse a compressive tokenizer whose recorded training
+        frame_skip differs from layout.frame_skip (it never saw futures that far apart and may
+        erase moving parts; docs/tokenizers.md). false: train anyway.
+    """
+
+    task_name: ClassVar[str] = "video"
+
+    root: str = "data/robot"
+    tokenizer: str = "runs/tok_frame"
+    layout: VideoSpec = field(default_factory=VideoSpec)
+    cache_dir: str | None = None
+    init_new_tokenizer: bool = False
+    check_tokenizer_frame_skip: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.root or not self.tokenizer:
+            raise ValueError("task.root and task.tokenizer must be set")
+
+
+@dataclass
+class VideoTaskOverrides:
+    """What RLVR may change of the world model's recorded video task.
+
+    root: episode folder (null: the one recorded in the world model's worldmodel.json).
+    cache_dir: where pre-tokenised ids are cached (null: <root>/.token_cache).
+    """
+
+    task_name: ClassVar[str] = "video"
+
+    root: str | None = None
+    cache_dir: str | None = None
+
+    def task_kwargs(self) -> dict:
+        """Keyword overrides for ``VideoTask.from_meta`` (only what is set)."""
+        out = {}
+        if self.root:
+            out["data_root"] = self.root
+        if self.cache_dir:
+            out["cache_dir"] = self.cache_dir
+        return out
