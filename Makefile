@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-demo: setup           ## robot data -> tokenizer -> world model -> RLVR -> eval (tiny, CPU)
+demo: setup           ## robot data -> tokenizer -> world model -> RLVR -> eval (tiny, CPU, fixed step budgets)
 	bash scripts/demo.sh
 
 test: setup           ## default suite (skips @slow)
