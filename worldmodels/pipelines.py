@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from worldmodels.evaluate import EvalConfig
-from worldmodels.models.config import BackboneConfig
+from worldmodels.models.config import BackboneConfig, LoRAConfig
 from worldmodels.train.grpo_config import GRPOConfig
 from worldmodels.train.mle_config import MLEConfig
 
@@ -58,6 +58,8 @@ class RLVRConfig:
     aggregate: multi-step aggregation of per-step rewards: mean | last | discount.
     gamma: discount of ``aggregate: discount``.
     task: the modality's overrides of the model's recorded task (e.g. another data folder).
+    lora: LoRAConfig: post-train LoRA adapters on the frozen init (off unless ``lora.enabled``);
+        the KL reference is then the init itself (the adapter disabled), with no second copy.
     grpo: GRPOConfig (the GRPO knobs, TRL names).
     eval: EvalConfig (held-out metrics every ``grpo.eval_steps``; ``eval.items: 0`` disables).
     """
@@ -69,6 +71,7 @@ class RLVRConfig:
     aggregate: str = "mean"
     gamma: float = 0.9
     task: Any = None
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -173,6 +176,11 @@ def run_rlvr(cfg: RLVRConfig, resume: bool = False, progress: bool = True, rewar
     overrides = cfg.task.task_kwargs() if cfg.task is not None else {}
     wm = WorldModel.from_pretrained(cfg.init, device=str(info.device), **overrides)
     task, model = wm.task, wm.model
+    base_dir = Path(cfg.init) / wm.meta.get("backbone", "backbone")
+    if cfg.lora.enabled:
+        from worldmodels.models import lora
+
+        model = lora.apply_lora(model, cfg.lora)
     held_out = eval_fn(task, cfg.eval, info.device) if cfg.eval.items else None
 
     extra = {"init": str(cfg.init), "reward": cfg.reward, "aggregate": cfg.aggregate,
@@ -181,7 +189,7 @@ def run_rlvr(cfg: RLVRConfig, resume: bool = False, progress: bool = True, rewar
     def on_save(m, step):
         if info.is_main:
             write_world_model_meta(out, task, extra={**extra, "rlvr_step": step})
-            export_backbone(out, m)
+            export_backbone(out, m, merge=cfg.lora.merge_on_export, base=base_dir)
 
     def hook(step, batch, predictions, rewards):
         task.save_samples(out, step, batch, predictions, rewards, cfg.grpo.num_generations)
