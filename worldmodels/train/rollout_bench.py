@@ -1,13 +1,24 @@
-"""Benchmark: rollout engine tokens/s vs ``model.generate`` on the same batch, same process.
+"""Benchmark: rollout engine vs ``model.generate`` on the same batch, same process.
 
     from worldmodels.train.rollout_bench import run
-    run("runs/bench_rollout", preset="tiny", batch=32, prompt_len=64, new_tokens=128)
-    # (wired by the CLI as `wm bench rollout`)
+    run("runs/bench_rollout", preset="tiny", batch=32, prompt_len=64, new_tokens=128, stop_answers=True)
+    # (wired by the CLI as `wm bench rollout`; with --model the CLI reads the world model's
+    #  sizes and passes them here as plain numbers)
 
-Both sample ``new_tokens`` tokens (temperature 1, full vocabulary, no early stop) after the
-same random prompts with the same model; the ratio is rollout / generate tokens/s. A second
-line times the "interact" pattern only the rollout engine supports (frames of ``frame_tokens``
-visual tokens with ``action_tokens`` forced between them, vocab-masked).
+Three measurements on the same random prompts and model:
+
+- fixed length: both sample ``new_tokens`` tokens (temperature 1, full vocabulary, no stop);
+  ``ratio`` = generate time / rollout time (> 1: the rollout engine is faster).
+- text-like answers (``stop_answers``): greedy answers of mixed lengths that end at one of a
+  few stop ids, both paths stopping early once every row has stopped (``generate`` with
+  ``eos_token_id`` = the stop ids). The stop ids are the tokens the greedy answers emit at
+  target lengths spread over [new_tokens/8, new_tokens], so both paths produce the same
+  tokens and do the same work (``stop_same_tokens`` checks it); ``stop_ratio`` as above,
+  tokens/s count real answer tokens.
+- interleaved: only the rollout engine supports it: generated stretches of ``segment_tokens``
+  (restricted to ``allowed``) with ``forced_tokens`` given ids (drawn from ``forced_range``)
+  between them.
+
 Writes ``bench_rollout.json`` and ``bench_rollout.md`` into ``out_dir``.
 """
 
@@ -31,60 +42,68 @@ def _timed(fn, repeats: int, sync) -> float:
     return best
 
 
-def run(out_dir: str | Path, model_dir: str | None = None, preset: str = "tiny",
+def _stop_ids_for_mixed_lengths(free_ids, new_tokens: int) -> tuple[int, ...]:
+    """Stop ids making greedy answers ``free_ids`` (B, new_tokens) end at mixed lengths: row r's
+    token at a target length spread over [new_tokens/8, new_tokens] (rows may end earlier where
+    a chosen id already occurs)."""
+    B = free_ids.shape[0]
+    lo = max(1, new_tokens // 8)
+    targets = [lo + (new_tokens - lo) * r // max(1, B - 1) for r in range(B)]
+    return tuple(sorted({int(free_ids[r, t - 1]) for r, t in enumerate(targets) if t < new_tokens}))
+
+
+def _load(backbone_dir, preset, vocab_size, max_len, attn_implementation):
+    from worldmodels.models import build_backbone, load_backbone
+
+    if backbone_dir:
+        return load_backbone(backbone_dir, attn_implementation)
+    return build_backbone(preset, vocab_size, max(2048, max_len), attn_implementation)
+
+
+def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str = "tiny",
         vocab_size: int = 4635, batch: int = 32, prompt_len: int = 64, new_tokens: int = 128,
-        frame_tokens: int = 64, action_tokens: int = 2, repeats: int = 3, device: str = "auto",
-        dtype: str = "auto", attn_implementation: str = "sdpa", seed: int = 0) -> dict:
-    """Time both paths; returns and writes {"rollout_tok_s", "generate_tok_s", "ratio", ...}."""
+        segment_tokens: int = 64, forced_tokens: int = 2, allowed: tuple[int, int] | None = None,
+        forced_range: tuple[int, int] | None = None, stop_answers: bool = True, repeats: int = 3,
+        device: str = "auto", dtype: str = "auto", attn_implementation: str = "sdpa",
+        seed: int = 0) -> dict:
+    """Time the paths above; returns and writes a dict with ``rollout_tok_s``,
+    ``generate_tok_s``, ``ratio``, ``interact_tok_s`` and, with ``stop_answers``,
+    ``stop_rollout_tok_s``, ``stop_generate_tok_s``, ``stop_ratio``, ``stop_lengths``
+    (mean/min/max answer tokens) and ``stop_same_tokens``.
+
+    ``backbone_dir``: a saved causal LM (default: a fresh ``preset`` Llama with ``vocab_size``
+    ids). ``allowed`` / ``forced_range``: [lo, hi) id ranges of the interleaved pattern
+    (default: the whole vocabulary). Raises ValueError on an unknown ``dtype``.
+    """
     import torch
 
-    from worldmodels.models import build_backbone, load_backbone
     from worldmodels.train.distributed import pick_device
     from worldmodels.train.rollout import Segment, rollout
 
     dev = pick_device(device)
-    dt = {"auto": torch.bfloat16 if dev.type == "cuda" else torch.float32, "fp32": torch.float32,
-          "bf16": torch.bfloat16}[dtype]
+    dtypes = {"auto": torch.bfloat16 if dev.type == "cuda" else torch.float32,
+              "fp32": torch.float32, "bf16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+    dt = dtypes[dtype]
     torch.manual_seed(seed)
-    if model_dir:
-        from worldmodels.world_model import read_world_model_meta
-
-        meta = read_world_model_meta(model_dir)
-        model = load_backbone(Path(model_dir) / meta["backbone"], attn_implementation)
-        lay = meta["layout"]
-        skip = lay["spec"].get("frame_skip", 1)
-        frame_tokens, action_tokens = lay["frame_tokens"], skip * len(lay["actions"]["low"])
-        vis = lay["visual_vocab"]
-    else:
-        model = build_backbone(preset, vocab_size, max(2048, prompt_len + new_tokens + 8),
-                               attn_implementation)
-        vis = vocab_size - 259
+    model = _load(backbone_dir, preset, vocab_size, prompt_len + new_tokens + 8, attn_implementation)
     model = model.to(dev, dt).eval()
     V = model.config.vocab_size
     prompt = torch.randint(0, V, (batch, prompt_len), device=dev)
+    ones = torch.ones_like(prompt)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     gen = torch.Generator(device=dev).manual_seed(seed)
 
-    def ours():
-        rollout(model, prompt, [Segment("generate", new_tokens)], generator=gen)
-
-    def hf():
+    def hf(**kw):
         with torch.no_grad():
-            model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True,
-                           max_new_tokens=new_tokens, min_new_tokens=new_tokens, top_k=0,
-                           top_p=1.0, temperature=1.0, pad_token_id=0, eos_token_id=None)
+            return model.generate(prompt, attention_mask=ones, max_new_tokens=new_tokens,
+                                  pad_token_id=0, **kw)
 
-    t_ours = _timed(ours, repeats, sync)
-    t_hf = _timed(hf, repeats, sync)
-    n_frames = max(1, (new_tokens + action_tokens) // (frame_tokens + action_tokens))
-    segs = []
-    for i in range(n_frames):
-        segs.append(Segment("generate", frame_tokens, allowed=(0, vis)))
-        if i < n_frames - 1:
-            segs.append(Segment("force", action_tokens,
-                                tokens=torch.randint(vis, vis + 256, (batch, action_tokens), device=dev)))
-    t_int = _timed(lambda: rollout(model, prompt, segs, generator=gen), repeats, sync)
-    n_int = sum(s.length for s in segs)
+    t_ours = _timed(lambda: rollout(model, prompt, [Segment("generate", new_tokens)], generator=gen),
+                    repeats, sync)
+    t_hf = _timed(lambda: hf(do_sample=True, min_new_tokens=new_tokens, top_k=0, top_p=1.0,
+                             temperature=1.0, eos_token_id=None), repeats, sync)
     res = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(), "dtype": str(dt).replace("torch.", ""),
@@ -92,18 +111,74 @@ def run(out_dir: str | Path, model_dir: str | None = None, preset: str = "tiny",
         "batch": batch, "prompt_len": prompt_len, "new_tokens": new_tokens,
         "rollout_tok_s": batch * new_tokens / t_ours, "generate_tok_s": batch * new_tokens / t_hf,
         "ratio": t_hf / t_ours,
-        "interact_tok_s": batch * n_int / t_int, "interact_pattern":
-            f"{n_frames} x ({frame_tokens} generated, vocab-masked) + {action_tokens} forced between",
     }
+    if stop_answers:
+        res.update(_stop_bench(model, prompt, new_tokens, repeats, sync, hf))
+    res.update(_interact_bench(model, prompt, new_tokens, segment_tokens, forced_tokens, allowed,
+                               forced_range, repeats, sync, gen))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_rollout.json").write_text(json.dumps(res, indent=1) + "\n")
-    (out / "bench_rollout.md").write_text(
-        "| path | tokens/s |\n|---|---|\n"
-        f"| rollout engine | {res['rollout_tok_s']:.0f} |\n"
-        f"| model.generate | {res['generate_tok_s']:.0f} |\n"
-        f"| ratio (rollout / generate) | {res['ratio']:.2f} |\n"
-        f"| rollout, interact ({res['interact_pattern']}) | {res['interact_tok_s']:.0f} |\n\n"
-        f"{res['device']}, {res['threads']} threads, {res['dtype']}, {res['params_M']}M params, "
-        f"batch {batch}, prompt {prompt_len}, {new_tokens} new tokens.\n")
+    (out / "bench_rollout.md").write_text(_markdown(res))
     return res
+
+
+def _stop_bench(model, prompt, new_tokens, repeats, sync, hf) -> dict:
+    from worldmodels.train.rollout import Segment, rollout
+
+    free = rollout(model, prompt, [Segment("generate", new_tokens)], top_k=1).completion_ids
+    stops = _stop_ids_for_mixed_lengths(free, new_tokens)
+    seg = [Segment("generate", new_tokens, stop_ids=stops)]
+    ours = rollout(model, prompt, seg, top_k=1)
+    theirs = hf(do_sample=False, eos_token_id=list(stops))[:, prompt.shape[1]:]
+    n = int(ours.lengths.sum())
+    same = theirs.shape[1] == int(ours.lengths.max()) and bool(
+        (theirs == ours.completion_ids[:, : theirs.shape[1]])[ours.loss_mask[:, : theirs.shape[1]]].all())
+    t_ours = _timed(lambda: rollout(model, prompt, seg, top_k=1), repeats, sync)
+    t_hf = _timed(lambda: hf(do_sample=False, eos_token_id=list(stops)), repeats, sync)
+    lengths = ours.lengths.float()
+    return {"stop_rollout_tok_s": n / t_ours, "stop_generate_tok_s": n / t_hf, "stop_ratio": t_hf / t_ours,
+            "stop_ids": len(stops), "stop_same_tokens": same,
+            "stop_lengths": {"mean": round(float(lengths.mean()), 1), "min": int(lengths.min()),
+                             "max": int(lengths.max())},
+            "stop_rows_stopped": int(ours.stopped.sum())}
+
+
+def _interact_bench(model, prompt, new_tokens, segment_tokens, forced_tokens, allowed,
+                    forced_range, repeats, sync, gen) -> dict:
+    import torch
+
+    from worldmodels.train.rollout import Segment, rollout
+
+    B, dev, V = prompt.shape[0], prompt.device, model.config.vocab_size
+    lo, hi = forced_range or (0, V)
+    n_seg = max(1, (new_tokens + forced_tokens) // (segment_tokens + forced_tokens))
+    segs = []
+    for i in range(n_seg):
+        segs.append(Segment("generate", segment_tokens, allowed=allowed))
+        if i < n_seg - 1 and forced_tokens:
+            segs.append(Segment("force", forced_tokens,
+                                tokens=torch.randint(lo, hi, (B, forced_tokens), device=dev)))
+    t = _timed(lambda: rollout(model, prompt, segs, generator=gen), repeats, sync)
+    where = f"in [{allowed[0]}, {allowed[1]})" if allowed else "full vocabulary"
+    return {"interact_tok_s": B * sum(s.length for s in segs) / t,
+            "interact_pattern": f"{n_seg} x ({segment_tokens} generated, {where}) + "
+                                f"{forced_tokens} forced between"}
+
+
+def _markdown(res: dict) -> str:
+    rows = [("rollout engine, fixed length", f"{res['rollout_tok_s']:.0f}"),
+            ("model.generate, fixed length", f"{res['generate_tok_s']:.0f}"),
+            ("ratio (generate time / rollout time)", f"{res['ratio']:.2f}")]
+    if "stop_ratio" in res:
+        ln = res["stop_lengths"]
+        what = f"greedy answers with stop ids, {ln['min']}-{ln['max']} tokens (mean {ln['mean']})"
+        rows += [(f"rollout engine, {what}", f"{res['stop_rollout_tok_s']:.0f}"),
+                 (f"model.generate, {what}", f"{res['stop_generate_tok_s']:.0f}"),
+                 ("ratio with stop ids", f"{res['stop_ratio']:.2f}"
+                  + ("" if res["stop_same_tokens"] else " (tokens differ!)"))]
+    rows.append((f"rollout, interleaved ({res['interact_pattern']})", f"{res['interact_tok_s']:.0f}"))
+    body = "".join(f"| {a} | {b} |\n" for a, b in rows)
+    return (f"| path | tokens/s |\n|---|---|\n{body}\n{res['device']}, {res['threads']} threads, "
+            f"{res['dtype']}, {res['params_M']}M params, batch {res['batch']}, prompt "
+            f"{res['prompt_len']}, at most {res['new_tokens']} new tokens.\n")
