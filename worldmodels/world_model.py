@@ -24,23 +24,10 @@ from pathlib import Path
 
 import torch
 
-WM_FILE = "worldmodel.json"
-FORMAT = 1
+from worldmodels.meta import FORMAT, WM_FILE, read_world_model_meta
 
-
-def read_world_model_meta(directory: str | Path) -> dict:
-    """``worldmodel.json`` of ``directory``; a clear error naming the file when absent or broken."""
-    p = Path(directory) / WM_FILE
-    if not p.is_file():
-        raise FileNotFoundError(f"{directory}: not a world model directory (no {WM_FILE}; "
-                                f"train one with `wm pretrain <modality> --out {directory}`)")
-    try:
-        meta = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({e})") from e
-    if not isinstance(meta, dict) or "kind" not in meta:
-        raise ValueError(f"{p}: expected a JSON object with a 'kind' (the task that wrote it)")
-    return meta
+__all__ = ["FORMAT", "WM_FILE", "VideoWorldModel", "WorldModel", "export_backbone",
+           "read_world_model_meta", "task_from_meta", "write_world_model_meta"]
 
 
 def write_world_model_meta(directory: str | Path, task, extra: dict | None = None) -> None:

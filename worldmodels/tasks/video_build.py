@@ -64,9 +64,9 @@ def build_pretrain_task(cfg, init: str | None = None, resume_dir: str | Path | N
     """The VideoTask for ``cfg`` (a ``VideoTaskConfig``); see the module docstring."""
     from worldmodels.clips import ClipDataset
     from worldmodels.episodes import dataset_split
+    from worldmodels.meta import WM_FILE, read_world_model_meta
     from worldmodels.tasks.video import VideoTask
     from worldmodels.tasks.video_data import ActionCodec, load_video_tokenizer
-    from worldmodels.world_model import WM_FILE, read_world_model_meta
 
     tok_dir = Path(cfg.tokenizer)
     if not (tok_dir / "config.json").is_file():
