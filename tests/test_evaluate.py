@@ -1,0 +1,43 @@
+"""worldmodels/evaluate.py statistics against independent computations."""
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.evaluate import EvalConfig, _summary, bootstrap_ci, flat, pick_items
+
+
+def test_pick_items_are_evenly_spaced_and_unique():
+    assert pick_items(10, 4) == [0, 3, 6, 9]
+    assert pick_items(3, 10) == [0, 1, 2]
+    assert pick_items(0, 5) == [] and pick_items(5, 0) == []
+
+
+def test_bootstrap_interval_matches_numpy_percentiles_of_resampled_means():
+    v = torch.tensor([0.1, 0.4, 0.35, 0.8, 0.2, 0.5], dtype=torch.float64)
+    lo, hi = bootstrap_ci(v, resamples=500, seed=3)
+    g = torch.Generator().manual_seed(3)
+    idx = torch.randint(len(v), (500, len(v)), generator=g).numpy()
+    means = v.numpy()[idx].mean(1)
+    assert lo == pytest.approx(np.quantile(means, 0.025)) and hi == pytest.approx(np.quantile(means, 0.975))
+    assert lo < float(v.mean()) < hi
+    assert bootstrap_ci(torch.tensor([1.0])) is None  # one item: no interval
+
+
+def test_summary_best_of_n_follows_the_metric_direction():
+    vals = torch.tensor([[1.0, 3.0], [2.0, 6.0]], dtype=torch.float64)  # 2 items x 2 samples
+    lower = _summary(vals, higher=False, resamples=0)
+    higher = _summary(vals, higher=True, resamples=0)
+    assert lower["mean"] == pytest.approx(3.0)
+    assert lower["best_of_n"] == pytest.approx(1.5) and higher["best_of_n"] == pytest.approx(4.5)
+    assert lower["std"] == pytest.approx((np.std([1, 3], ddof=1) + np.std([2, 6], ddof=1)) / 2)
+    assert lower["ci95"] is None
+    res = {"n_samples": 2, "metrics": {"mse": lower}}
+    assert flat(res) == {"mse": pytest.approx(3.0), "mse_best": pytest.approx(1.5)}
+
+
+@pytest.mark.parametrize("bad", [dict(items=-1), dict(n_samples=0), dict(temperature=float("nan")),
+                                 dict(top_k=0), dict(bootstrap=-1)])
+def test_eval_config_rejects_values_that_cannot_run(bad):
+    with pytest.raises(ValueError, match="eval"):
+        EvalConfig(**bad)
