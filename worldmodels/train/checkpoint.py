@@ -6,7 +6,8 @@
     state = load_checkpoint(ckpt, models={"model": model}, optimizer=opt, scheduler=sched)
 
 A checkpoint directory holds ``<name>/`` per model (``save_pretrained`` when the model has it,
-else ``model.safetensors``), ``optimizer.pt``, ``scheduler.pt``, ``rng_rank<r>.pt`` (torch /
+else ``model.safetensors``; for a LoRA/peft model only its adapter, the base being frozen),
+``optimizer.pt``, ``scheduler.pt``, ``rng_rank<r>.pt`` (torch /
 CUDA / numpy / python RNG of every rank) and ``trainer_state.json`` (step + engine state such as
 the sampler position). It is written into ``.tmp-step_*`` and renamed into place; a ``latest``
 file names the newest; older ones beyond ``keep`` are deleted. Everything loads with
@@ -63,8 +64,12 @@ def set_rng_state(s: dict) -> None:
 
 
 def _save_model(model, directory: Path) -> None:
+    from worldmodels.models import lora
+
     m = _unwrap(model)
-    if hasattr(m, "save_pretrained"):
+    if lora.is_peft_model(m):  # only the adapter: the frozen base is the run's starting point
+        lora.save_adapter(m, directory)
+    elif hasattr(m, "save_pretrained"):
         m.save_pretrained(directory)
     else:
         from safetensors.torch import save_file
@@ -77,10 +82,19 @@ def _save_model(model, directory: Path) -> None:
 def _load_model(model, directory: Path) -> None:
     """Strict: every key of the model from ``directory/*.safetensors`` with matching shapes, or
     :class:`WeightsMismatch` naming ``directory`` and the keys (only a truly tied ``lm_head``
-    may be absent; see ``worldmodels.strict_load``)."""
+    may be absent; see ``worldmodels.strict_load``). A LoRA model loads its adapter the same
+    way (keys, shapes and LoRA settings; ``worldmodels.models.lora.load_adapter_state``)."""
     from safetensors.torch import load_file
 
+    from worldmodels.models import lora
+
     m = _unwrap(model)
+    if lora.is_peft_model(m):
+        lora.load_adapter_state(m, directory)
+        return
+    if (directory / lora.ADAPTER_CONFIG).is_file():
+        raise WeightsMismatch(f"{directory}: holds a LoRA adapter, but {type(m).__name__} has none "
+                              f"(resume with the same model.lora settings)")
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{directory}: no .safetensors weights in this checkpoint")

@@ -15,7 +15,15 @@ update on the GRPO loss (``grpo_loss.py``). Data parallel (``torchrun``): within
 mini-batch each rank owns a contiguous slice of its prompts; losses are normalised by the
 global token count and gradients summed, so W ranks compute the same update as one process.
 Prompts are split into chunks of ``rollout_chunk_prompts``, each with its own RNG stream, so
-results do not depend on the number of ranks and ``resume`` is exact without saving RNG state.
+results do not depend on the number of ranks and ``resume`` is exact without saving RNG state
+(dropout in the updates, e.g. LoRA's, draws from a stream seeded per step and mini-batch).
+Each chunk's forward/backward in an update runs over ``train_micro_batch`` sequences at a time;
+the gradient is the same sum over tokens either way.
+
+LoRA (a peft model): only the adapter is trained and checkpointed, and the KL reference is
+the same model with its adapter disabled (no copy of the base). Left-padded prompts and rows
+that stop early are masked by the rollout's ``attention_mask``; ``mask_truncated_completions``
+drops rows that hit the length limit without a stop id from the loss (TRL).
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from worldmodels.models.hf import enable_gradient_checkpointing
+from worldmodels.models.lora import is_peft_model
 from worldmodels.train import grpo_dist as dist
+from worldmodels.train.grpo_chunk import Chunk, micro_batches, segment_rows
 from worldmodels.train.grpo_config import GRPOConfig
 from worldmodels.train.grpo_loss import group_advantages, grpo_loss, loss_denominator
 from worldmodels.train.rollout import rollout, sequence_logprobs
@@ -48,28 +59,6 @@ def _to_device(x, device):
     if isinstance(x, (list, tuple)):
         return type(x)(_to_device(v, device) for v in x)
     return x
-
-
-@dataclasses.dataclass
-class _Chunk:
-    """One rollout call's data: rows = chunk_prompts * num_generations sequences."""
-
-    index: int                 # global chunk index within the step
-    minibatch: int             # global mini-batch it belongs to
-    sequences: Tensor          # (R, P+L)
-    prompt_len: int
-    segments: list
-    prompt_mask: Tensor | None  # (R, P) for left-padded prompts, else None
-    old_logprobs: Tensor       # (R, L)
-    ref_logprobs: Tensor | None
-    loss_mask: Tensor          # (R, L) bool, False on forced tokens and invalid-reward rows
-    advantages: Tensor | None  # (R,)
-    rewards: Tensor            # (R,) float64, nan where invalid
-    valid: Tensor              # (R,) bool
-    parts: dict                # name -> (R,)
-    prompt_ids: list           # dataset indices of the chunk's prompts
-    gen_tokens: float          # generated tokens in the chunk
-    neg_logp: float            # sum of -log p over generated tokens (entropy estimate)
 
 
 class GRPOTrainer:
@@ -90,10 +79,14 @@ class GRPOTrainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         self.device = dist.pick_device(cfg.device)
         self.model = model.to(self.device)
-        # frozen reference only when the KL term is on
+        # frozen reference only when the KL term is on; a LoRA policy is its own reference
+        # with the adapter disabled
         self.ref_model = None
-        if cfg.beta > 0:
+        self.ref_from_adapter = cfg.beta > 0 and is_peft_model(model)
+        if cfg.beta > 0 and not self.ref_from_adapter:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
@@ -141,40 +134,46 @@ class GRPOTrainer:
         batch = task.collate([self.dataset[i] for i in prompt_ids])
         batch = task.repeat(batch, cfg.num_generations)
         req = task.rollout_request(batch).to(self.device)
-        prompt, segments, prompt_mask = req.prompt_ids, req.segments, req.prompt_mask
+        prompt, segments = req.prompt_ids, req.segments
         gen = torch.Generator(device=self.device).manual_seed(
             (cfg.seed * 1_000_003 + step) * 100_003 + index)
         self.model.eval()
         out = rollout(self.model, req, temperature=cfg.temperature, top_k=cfg.top_k,
                       top_p=cfg.top_p, generator=gen)
+        am = out.attention_mask
+        has_stops = any(s.kind == "generate" and s.stop_ids for s in segments)
+        truncated = ~out.stopped if has_stops else torch.zeros_like(out.stopped)
+        loss_mask = out.loss_mask
+        if cfg.mask_truncated_completions:
+            loss_mask = loss_mask & ~truncated[:, None]
         preds = task.decode(batch, out)
         total, parts = self.reward(preds, _to_device(task.reward_items(batch), self.device))
         total = total.detach().double().cpu()
         valid = torch.isfinite(total)
         if hasattr(self.reward, "valid_mask"):
             valid &= self.reward.valid_mask(total).bool().cpu()
-        ref = None
-        if self.ref_model is not None:
-            am = self._attention_mask(prompt_mask, out.sequences)
-            ref = sequence_logprobs(self.ref_model, out.sequences, prompt.shape[1], segments,
-                                    temperature=cfg.temperature, attention_mask=am).float()
+        ref = self._ref_logprobs(out.sequences, prompt.shape[1], segments, am) if cfg.beta > 0 else None
         st = cfg.sample_table_steps
         if self.sample_hook is not None and self.rank == 0 and index == 0 and st and (step + 1) % st == 0:
             self.sample_hook(step + 1, batch, preds, total)
-        return _Chunk(index, minibatch, out.sequences, prompt.shape[1], segments, prompt_mask,
-                      out.logprobs.float(), ref, out.loss_mask, None,
+        return Chunk(index, minibatch, out.sequences, prompt.shape[1], segments, am,
+                      out.logprobs.float(), ref, loss_mask, None,
                       torch.where(valid, total, torch.full_like(total, math.nan)), valid,
                       {k: v.detach().double().cpu() for k, v in parts.items()}, prompt_ids,
-                      float(out.loss_mask.sum()), float(-out.logprobs[out.loss_mask].double().sum()))
+                      float(out.loss_mask.sum()), float(-out.logprobs[out.loss_mask].double().sum()),
+                      truncated.cpu(), out.lengths.cpu())
 
-    @staticmethod
-    def _attention_mask(prompt_mask: Tensor | None, sequences: Tensor) -> Tensor | None:
-        if prompt_mask is None:
-            return None
-        extra = sequences.shape[1] - prompt_mask.shape[1]
-        return torch.cat([prompt_mask.long(), prompt_mask.new_ones(prompt_mask.shape[0], extra).long()], 1)
+    def _ref_logprobs(self, sequences: Tensor, prompt_len: int, segments: list,
+                      attention_mask: Tensor | None) -> Tensor:
+        """(R, L) log-probs under the frozen reference: the copy made at the start, or for a
+        LoRA policy the policy itself with its adapter disabled (the base model)."""
+        kw = dict(temperature=self.cfg.temperature, attention_mask=attention_mask)
+        if self.ref_from_adapter:
+            with self.model.disable_adapter():
+                return sequence_logprobs(self.model, sequences, prompt_len, segments, **kw).float()
+        return sequence_logprobs(self.ref_model, sequences, prompt_len, segments, **kw).float()
 
-    def _advantages(self, chunks: list[_Chunk]) -> dict[str, float]:
+    def _advantages(self, chunks: list[Chunk]) -> dict[str, float]:
         """Fill ``chunk.advantages`` / mask invalid rows; returns group statistics (global)."""
         cfg, G = self.cfg, self.cfg.num_generations
         batch_std = None
@@ -202,7 +201,7 @@ class GRPOTrainer:
                 "invalid_rewards": float(z[2])}
 
     # ------------------------------------------------------------------------ updates
-    def _update(self, chunks: list[_Chunk], minibatch: int) -> dict[str, float]:
+    def _update(self, chunks: list[Chunk], minibatch: int, seed: int) -> dict[str, float]:
         cfg = self.cfg
         mine = [c for c in chunks if c.minibatch == minibatch]
         local_den = sum(loss_denominator(c.loss_mask, cfg.loss_type) for c in mine)
@@ -210,18 +209,12 @@ class GRPOTrainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
         sums = torch.zeros(5, dtype=torch.float64)  # clip, dual, kl, ratio (token-weighted), tokens
-        for c in mine:
-            am = self._attention_mask(c.prompt_mask, c.sequences)
-            logp = sequence_logprobs(self.model, c.sequences, c.prompt_len, c.segments,
-                                     temperature=cfg.temperature, attention_mask=am)
-            loss, m = grpo_loss(logp.float(), c.old_logprobs, c.advantages, c.loss_mask,
-                                ref_logprobs=c.ref_logprobs, beta=cfg.beta, epsilon=cfg.epsilon,
-                                epsilon_high=cfg.epsilon_high, dual_clip=cfg.dual_clip,
-                                loss_type=cfg.loss_type, normalizer=denom)
-            loss.backward()
-            t = m["tokens"]
-            sums += torch.tensor([m["clip_ratio"] * t, m["dual_clip_ratio"] * t, m["kl"] * t,
-                                  m["ratio_mean"] * t, t], dtype=torch.float64)
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # dropout: a stream per update, for resume
+            torch.manual_seed(seed)
+            for c in mine:
+                for rows in micro_batches(c.sequences.shape[0], cfg.train_micro_batch):
+                    sums += self._forward_backward(c, rows, denom)
         dist.all_reduce_grads(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.max_grad_norm > 0:
@@ -235,6 +228,24 @@ class GRPOTrainer:
         return {"clip_ratio": float(sums[0]) / n, "dual_clip_ratio": float(sums[1]) / n,
                 "kl": float(sums[2]) / n, "ratio_mean": float(sums[3]) / n, "grad_norm": float(gn)}
 
+    def _forward_backward(self, c: Chunk, rows: slice, denom: float) -> Tensor:
+        """Backward of the GRPO loss of chunk ``c``'s ``rows`` (normalised by the mini-batch's
+        global ``denom``); returns token-weighted metric sums (clip, dual, kl, ratio, tokens)."""
+        cfg = self.cfg
+        am = c.attention_mask[rows] if c.attention_mask is not None else None
+        logp = sequence_logprobs(self.model, c.sequences[rows], c.prompt_len,
+                                 segment_rows(c.segments, rows), temperature=cfg.temperature,
+                                 attention_mask=am)
+        ref = c.ref_logprobs[rows] if c.ref_logprobs is not None else None
+        loss, m = grpo_loss(logp.float(), c.old_logprobs[rows], c.advantages[rows], c.loss_mask[rows],
+                            ref_logprobs=ref, beta=cfg.beta, epsilon=cfg.epsilon,
+                            epsilon_high=cfg.epsilon_high, dual_clip=cfg.dual_clip,
+                            loss_type=cfg.loss_type, normalizer=denom)
+        loss.backward()
+        t = m["tokens"]
+        return torch.tensor([m["clip_ratio"] * t, m["dual_clip_ratio"] * t, m["kl"] * t,
+                             m["ratio_mean"] * t, t], dtype=torch.float64)
+
     def train_step(self) -> dict[str, float]:
         """One GRPO step (rollouts + updates); returns the step's global metrics."""
         cfg, step = self.cfg, self.step
@@ -245,9 +256,11 @@ class GRPOTrainer:
         t_roll = time.perf_counter() - t0
         stats = self._advantages(chunks)
         updates = []
-        for _ in range(cfg.num_iterations):
-            for k in range(cfg.prompts_per_step // cfg.mini_batch_prompts):
-                updates.append(self._update(chunks, k))
+        n_mb = cfg.prompts_per_step // cfg.mini_batch_prompts
+        for it in range(cfg.num_iterations):
+            for k in range(n_mb):
+                seed = ((cfg.seed * 1_000_003 + step) * 1009 + it * n_mb + k) * 101 + self.rank
+                updates.append(self._update(chunks, k, seed))
         self.step += 1
         metrics = {"step": self.step, "optimizer_steps": self.optimizer_steps}
         metrics.update(self._reward_metrics(chunks))
@@ -255,16 +268,19 @@ class GRPOTrainer:
         for key in updates[0]:
             metrics[key] = sum(u[key] for u in updates) / len(updates)
         gen = dist.all_reduce_sum(torch.tensor(
-            [sum(c.gen_tokens for c in chunks), sum(c.neg_logp for c in chunks), t_roll],
-            dtype=torch.float64))
+            [sum(c.gen_tokens for c in chunks), sum(c.neg_logp for c in chunks), t_roll,
+             sum(float(c.truncated.sum()) for c in chunks), sum(float(c.lengths.sum()) for c in chunks),
+             sum(c.lengths.numel() for c in chunks)], dtype=torch.float64))
         metrics["entropy"] = float(gen[1] / gen[0].clamp(min=1))  # MC estimate: mean -log p
+        metrics["completions/clipped_ratio"] = float(gen[3] / gen[5].clamp(min=1))  # TRL names
+        metrics["completions/mean_length"] = float(gen[4] / gen[5].clamp(min=1))
         metrics["gen_tokens_per_s"] = float(gen[0] / (gen[2] / self.world))
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         metrics["step_time_s"] = time.perf_counter() - t0
         self._last_chunks = chunks
         return metrics
 
-    def _reward_metrics(self, chunks: list[_Chunk]) -> dict[str, float]:
+    def _reward_metrics(self, chunks: list[Chunk]) -> dict[str, float]:
         names = sorted(chunks[0].parts) if chunks else []
         vals = []
         for c in chunks:
@@ -378,3 +394,4 @@ class GRPOTrainer:
                                 rank=self.rank, restore_rng=False, map_location=self.device)
         self.step, self.optimizer_steps = int(state["step"]), int(state["optimizer_steps"])
         return True
+

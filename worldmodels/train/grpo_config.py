@@ -29,17 +29,26 @@ class GRPOConfig:
     rollout_chunk_prompts: prompts per ``rollout`` call (each chunk has its own RNG stream,
         seeded by (seed, step, chunk)); 0 = a rank's share of one mini-batch. Results do not
         depend on the number of ranks when this is fixed.
+    train_micro_batch: sequences per forward/backward pass in an update (a chunk's
+        ``rollout_chunk_prompts * num_generations`` rows are split into pieces of at most this
+        many; the gradient is the same, only peak memory changes); 0 = a whole chunk at once.
+    gradient_checkpointing: recompute activations in the backward pass instead of storing them
+        (less memory, ~30% more compute in the updates; same loss and gradient).
     learning_rate: AdamW learning rate, constant. RLVR-World: 5e-5.
     weight_decay: AdamW weight decay.
     adam_beta1: AdamW beta1.
     adam_beta2: AdamW beta2.
     max_grad_norm: gradient clipping by global norm (<= 0 disables). 1.0.
-    beta: KL coefficient (k3 estimator, clamped to +-10) to the frozen reference model; 0 skips
-        the reference model entirely. RLVR-World: 0.001.
+    beta: KL coefficient (k3 estimator, clamped to +-10) to the frozen reference model (the
+        initial policy; for a LoRA policy, the policy with its adapter disabled); 0 skips the
+        reference model entirely. RLVR-World: 0.001.
     epsilon: PPO clip range below (and above unless ``epsilon_high``). 0.2.
     epsilon_high: upper clip range (asymmetric, "clip-higher"); null = ``epsilon``.
     dual_clip: dual-clip constant c > 1 bounding the loss of negative-advantage tokens by
         ``-A*c``; null disables. RLVR-World: 3.0.
+    mask_truncated_completions: completions that reach a generate segment's length limit
+        without one of its ``stop_ids`` get no loss (TRL); their rewards still count in their
+        group's statistics. No effect on tasks whose segments have no stop ids.
     temperature: sampling temperature (log-probs are taken under the same temperature), finite
         and >= ``MIN_TEMPERATURE`` (1e-6). 1.0.
     top_k: sample only from the k most likely tokens; null = no truncation.
@@ -62,6 +71,8 @@ class GRPOConfig:
     mini_batch_prompts: int = 32
     num_iterations: int = 1
     rollout_chunk_prompts: int = 0
+    train_micro_batch: int = 0
+    gradient_checkpointing: bool = False
     learning_rate: float = 5e-5
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
@@ -71,6 +82,7 @@ class GRPOConfig:
     epsilon: float = 0.2
     epsilon_high: float | None = None
     dual_clip: float | None = 3.0
+    mask_truncated_completions: bool = False
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
@@ -97,6 +109,8 @@ class GRPOConfig:
              f"({self.prompts_per_step})")
         need(self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}")
         need(self.rollout_chunk_prompts >= 0, "rollout_chunk_prompts must be >= 0")
+        need(self.train_micro_batch >= 0, f"train_micro_batch must be >= 0 (0 = a whole rollout "
+             f"chunk), got {self.train_micro_batch}")
         need(self.learning_rate > 0 and math.isfinite(self.learning_rate),
              f"learning_rate must be a finite number > 0, got {self.learning_rate}")
         need(self.weight_decay >= 0 and math.isfinite(self.weight_decay),

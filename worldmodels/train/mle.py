@@ -148,6 +148,10 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     train_set = train_set if train_set is not None else task.dataset("train")
     eval_set = eval_set if eval_set is not None else task.dataset("test")
     model.to(dev).train()
+    if cfg.gradient_checkpointing:
+        from worldmodels.models.hf import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model)
     ddp = wrap_model(model, info, cfg.distributed)
     opt = make_optimizer(ddp, cfg.optim)
     sched = make_scheduler(opt, cfg.optim, cfg.steps)
