@@ -123,6 +123,30 @@ def test_export_round_trip_logits(base_dir, tmp_path, merge):
         assert lora.is_peft_model(loaded) and torch.equal(after, before)
 
 
+def test_grown_vocabulary_adapter_round_trip(base_dir, tmp_path):
+    """hf family with resize_embeddings + LoRA (embeddings in modules_to_save): the adapter
+    export records the grown vocabulary and loads back to the same logits."""
+    from worldmodels.models import BackboneConfig, make_backbone
+
+    cfg = BackboneConfig(family="hf", path=str(base_dir), resize_embeddings=True,
+                         lora=lora_cfg(modules_to_save=["embed_tokens", "lm_head"]))
+    model = make_backbone(cfg, V + 5).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:  # as if trained: the new rows differ from any fresh init
+                p.add_(0.05 * torch.randn_like(p))
+    x = torch.randint(0, V + 5, (2, 7))
+    with torch.no_grad():
+        want = model(input_ids=x).logits
+    out = lora.export(model, tmp_path / "adapter", merge=False)
+    assert json.loads((out / lora.BASE_FILE).read_text())["vocab_size"] == V + 5
+    state = torch.get_rng_state()
+    loaded = load_backbone(out)
+    assert torch.equal(torch.get_rng_state(), state)  # loading draws nothing from the global RNG
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=x).logits, want)
+
+
 def test_adapter_loads_are_strict(base_dir, tmp_path):
     from worldmodels.train.checkpoint import load_checkpoint, save_checkpoint
 

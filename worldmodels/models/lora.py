@@ -200,15 +200,16 @@ def load_adapter_dir(directory: str | Path, attn_implementation: str | None = No
     if not (base_dir / "config.json").is_file():
         raise FileNotFoundError(f"{rec_file}: base backbone {base_dir} (field 'base') has no "
                                 f"config.json; restore it there or export the adapter merged")
-    base = load_backbone(base_dir, attn_implementation, dtype=dtype)
-    vocab = rec.get("vocab_size")
-    if vocab is not None and vocab_capacity(base) != int(vocab):
-        base.resize_token_embeddings(int(vocab))  # the adapter's modules_to_save hold the rows
     if not (d / ADAPTER_CONFIG).is_file():
         raise FileNotFoundError(f"{d / ADAPTER_CONFIG}: missing (not a LoRA adapter directory)")
+    base = load_backbone(base_dir, attn_implementation, dtype=dtype)
+    vocab = rec.get("vocab_size")
     pc = peft.LoraConfig.from_pretrained(str(d))
     pc.inference_mode = not trainable
-    with torch.random.fork_rng(devices=[]):  # the adapter's fresh init is overwritten below
+    with torch.random.fork_rng(devices=[]):  # fresh values below are all overwritten by the adapter
+        if vocab is not None and vocab_capacity(base) != int(vocab):
+            # grown during training; the adapter's modules_to_save hold the trained rows
+            base.resize_token_embeddings(int(vocab), mean_resizing=False)
         model = _get_peft_model(base, pc)
     load_adapter_state(model, d)
     model.eval()
