@@ -157,11 +157,11 @@ class GRPOTrainer:
         if self.sample_hook is not None and self.rank == 0 and index == 0 and st and (step + 1) % st == 0:
             self.sample_hook(step + 1, batch, preds, total)
         return Chunk(index, minibatch, out.sequences, prompt.shape[1], segments, am,
-                      out.logprobs.float(), ref, loss_mask, None,
-                      torch.where(valid, total, torch.full_like(total, math.nan)), valid,
-                      {k: v.detach().double().cpu() for k, v in parts.items()}, prompt_ids,
-                      float(out.loss_mask.sum()), float(-out.logprobs[out.loss_mask].double().sum()),
-                      truncated.cpu(), out.lengths.cpu())
+                     out.logprobs.float(), ref, loss_mask, None,
+                     torch.where(valid, total, torch.full_like(total, math.nan)), valid,
+                     {k: v.detach().double().cpu() for k, v in parts.items()}, prompt_ids,
+                     float(out.loss_mask.sum()), float(-out.logprobs[out.loss_mask].double().sum()),
+                     truncated.cpu(), out.lengths.cpu())
 
     def _ref_logprobs(self, sequences: Tensor, prompt_len: int, segments: list,
                       attention_mask: Tensor | None) -> Tensor:
@@ -259,7 +259,7 @@ class GRPOTrainer:
         n_mb = cfg.prompts_per_step // cfg.mini_batch_prompts
         for it in range(cfg.num_iterations):
             for k in range(n_mb):
-                seed = ((cfg.seed * 1_000_003 + step) * 1009 + it * n_mb + k) * 101 + self.rank
+                seed = (((cfg.seed * 1_000_003 + step) * 1009 + it * n_mb + k) * 101 + self.rank) % 2**63
                 updates.append(self._update(chunks, k, seed))
         self.step += 1
         metrics = {"step": self.step, "optimizer_steps": self.optimizer_steps}
@@ -371,8 +371,8 @@ class GRPOTrainer:
         return {"optimizer_steps": self.optimizer_steps, "grpo_config": dataclasses.asdict(self.cfg)}
 
     def save(self, out_dir: str | Path) -> Path | None:
-        """Atomic checkpoint ``out_dir/checkpoints/step_<n>`` (policy, optimizer, counters);
-        call on every rank."""
+        """Atomic checkpoint ``out_dir/checkpoints/step_<n>`` (policy, or a LoRA policy's
+        adapter; optimizer; counters); call on every rank."""
         from worldmodels.train.checkpoint import save_checkpoint
 
         path = save_checkpoint(out_dir, self.step, {"model": self.model}, optimizer=self.optimizer,
@@ -383,7 +383,8 @@ class GRPOTrainer:
 
     def resume(self, path: str | Path) -> bool:
         """Load the latest checkpoint of run dir ``path`` (or the checkpoint dir ``path``):
-        policy, optimizer, step. The reference model stays the initial one. False if none."""
+        policy (a LoRA policy: its adapter, onto the same base), optimizer, step. The reference
+        model stays the initial one (LoRA: the base). False if none."""
         from worldmodels.train.checkpoint import STATE_FILE, latest_checkpoint, load_checkpoint
 
         path = Path(path)
