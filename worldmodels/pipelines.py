@@ -60,6 +60,7 @@ class RLVRConfig:
     task: the modality's overrides of the model's recorded task (e.g. another data folder).
     lora: LoRAConfig: post-train LoRA adapters on the frozen init (off unless ``lora.enabled``);
         the KL reference is then the init itself (the adapter disabled), with no second copy.
+        The adapter's initial values are drawn with ``grpo.seed`` (same seed, same run).
     grpo: GRPOConfig (the GRPO knobs, TRL names).
     eval: EvalConfig (held-out metrics every ``grpo.eval_steps``; ``eval.items: 0`` disables).
     """
@@ -178,8 +179,11 @@ def run_rlvr(cfg: RLVRConfig, resume: bool = False, progress: bool = True, rewar
     task, model = wm.task, wm.model
     base_dir = Path(cfg.init) / wm.meta.get("backbone", "backbone")
     if cfg.lora.enabled:
+        import torch
+
         from worldmodels.models import lora
 
+        torch.manual_seed(cfg.grpo.seed)  # the adapter's initial values: same seed, same run
         model = lora.apply_lora(model, cfg.lora)
     held_out = eval_fn(task, cfg.eval, info.device) if cfg.eval.items else None
 
