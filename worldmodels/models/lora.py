@@ -38,13 +38,14 @@ def _peft():
     return peft
 
 
-def _unwrap(model):
-    return getattr(model, "module", model)  # DDP / FSDP
+def unwrap(model):
+    """The model inside a DDP / FSDP wrapper (the model itself when unwrapped)."""
+    return getattr(model, "module", model)
 
 
 def is_peft_model(model) -> bool:
     """True for a peft-wrapped model (a LoRA adapter attached), also inside DDP."""
-    m = _unwrap(model)
+    m = unwrap(model)
     return hasattr(m, "peft_config") and hasattr(m, "disable_adapter")
 
 
@@ -79,7 +80,7 @@ def _get_peft_model(model, peft_config):
 def merged(model):
     """A plain model with the adapter merged into a *copy* of the base weights
     (``merge_and_unload``); ``model`` itself keeps training unchanged. Non-peft models pass through."""
-    m = _unwrap(model)
+    m = unwrap(model)
     if not is_peft_model(m):
         return m
     return copy.deepcopy(m).merge_and_unload()
@@ -89,7 +90,7 @@ def base_path(model, base: str | Path | None = None) -> Path:
     """The base backbone directory of a peft ``model``: ``base`` when given, else the path peft
     recorded (``base_model_name_or_path``, set when the base was loaded from a directory).
     Raises ValueError when neither names a directory with a config.json."""
-    m = _unwrap(model)
+    m = unwrap(model)
     recorded = getattr(m.peft_config[m.active_adapter], "base_model_name_or_path", None)
     p = Path(base) if base is not None else (Path(recorded) if recorded else None)
     if p is None or not (p / "config.json").is_file():
@@ -109,7 +110,7 @@ def export(model, directory: str | Path, merge: bool, base: str | Path | None = 
     ``directory`` should be new or empty. Returns ``directory``.
     """
     d = Path(directory)
-    m = _unwrap(model)
+    m = unwrap(model)
     if not is_peft_model(m) or merge:
         merged(m).save_pretrained(d)
         return d
@@ -128,7 +129,7 @@ def save_adapter(model, directory: str | Path) -> None:
     from safetensors.torch import save_file
 
     peft = _peft()
-    m, d = _unwrap(model), Path(directory)
+    m, d = unwrap(model), Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = peft.get_peft_model_state_dict(m, adapter_name=m.active_adapter, save_embedding_layers=False)
     save_file({k: v.detach().contiguous().cpu().clone() for k, v in state.items()},
@@ -148,7 +149,7 @@ def load_adapter_state(model, directory: str | Path) -> None:
     from worldmodels.strict_load import WeightsMismatch, mismatch_message
 
     peft = _peft()
-    m, d = _unwrap(model), Path(directory)
+    m, d = unwrap(model), Path(directory)
     f = d / ADAPTER_WEIGHTS
     if not f.is_file():
         raise FileNotFoundError(f"{f}: missing; {d} holds no LoRA adapter (was it saved from a "

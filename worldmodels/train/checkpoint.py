@@ -34,8 +34,6 @@ STATE_FILE = "trainer_state.json"
 _MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "sum")
 
 
-def _unwrap(model):
-    return getattr(model, "module", model)
 
 
 def rng_state() -> dict:
@@ -66,7 +64,7 @@ def set_rng_state(s: dict) -> None:
 def _save_model(model, directory: Path) -> None:
     from worldmodels.models import lora
 
-    m = _unwrap(model)
+    m = lora.unwrap(model)
     if lora.is_peft_model(m):  # only the adapter: the frozen base is the run's starting point
         lora.save_adapter(m, directory)
     elif hasattr(m, "save_pretrained"):
@@ -88,7 +86,7 @@ def _load_model(model, directory: Path) -> None:
 
     from worldmodels.models import lora
 
-    m = _unwrap(model)
+    m = lora.unwrap(model)
     if lora.is_peft_model(m):
         lora.load_adapter_state(m, directory)
         return

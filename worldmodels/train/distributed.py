@@ -17,6 +17,12 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from worldmodels.models.lora import unwrap  # the one DDP/FSDP unwrap (models is the lower layer)
+
+__all__ = ["DistInfo", "all_reduce_grads", "all_reduce_mean", "all_reduce_sum", "barrier", "cleanup",
+           "get_rank", "get_world_size", "init_distributed", "is_dist", "pick_device", "unwrap",
+           "wrap_model"]
+
 
 @dataclass
 class DistInfo:
@@ -75,12 +81,34 @@ def barrier() -> None:
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over ranks (a new tensor; identity in one process)."""
+    """Sum of ``t`` over ranks (a new tensor on ``t``'s device; identity in one process).
+    Under NCCL a CPU tensor travels through the GPU and comes back."""
     if not is_dist():
         return t
     out = t.detach().clone()
+    if dist.get_backend() == "nccl" and not out.is_cuda:
+        out = out.cuda()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
+    return out.to(t.device)
+
+
+def all_reduce_grads(model: torch.nn.Module) -> None:
+    """Sum (not average) every trainable parameter's gradient over ranks, in one flat buffer
+    (missing grads count as zero). GRPO sums because it normalises each rank's loss by the
+    global token count (``train/grpo.py``)."""
+    if not is_dist():
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    i = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[i:i + n].view_as(p.grad))
+        i += n
 
 
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
@@ -103,9 +131,6 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, strategy: str = "ddp") ->
                     use_orig_params=True)
     raise ValueError(f"distributed strategy must be 'ddp', 'fsdp' or 'none', got {strategy!r}")
 
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
 
 
 def cleanup() -> None:

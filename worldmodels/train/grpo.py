@@ -41,24 +41,14 @@ from torch import Tensor
 
 from worldmodels.models.hf import enable_gradient_checkpointing
 from worldmodels.models.lora import is_peft_model
-from worldmodels.train import grpo_dist as dist
+from worldmodels.tasks.base import to_device
+from worldmodels.train import distributed as dist
 from worldmodels.train.grpo_chunk import Chunk, micro_batches, segment_rows
 from worldmodels.train.grpo_config import GRPOConfig
 from worldmodels.train.grpo_loss import group_advantages, grpo_loss, loss_denominator
 from worldmodels.train.rollout import rollout, sequence_logprobs
 
 EvalFn = Callable[[torch.nn.Module], dict]
-
-
-def _to_device(x, device):
-    """Move the tensors of a (nested) dict/list to ``device``."""
-    if isinstance(x, Tensor):
-        return x.to(device)
-    if isinstance(x, dict):
-        return {k: _to_device(v, device) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to_device(v, device) for v in x)
-    return x
 
 
 class GRPOTrainer:
@@ -76,7 +66,7 @@ class GRPOTrainer:
                  train_split: str = "train", log_fn: Callable[[dict], None] | None = None,
                  on_save: Callable[[torch.nn.Module, int], None] | None = None):
         self.cfg, self.task, self.reward = cfg, task, reward
-        self.rank, self.world = dist.rank(), dist.world_size()
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.device = dist.pick_device(cfg.device)
         self.model = model.to(self.device)
         # frozen reference only when the KL term is on; a LoRA policy is its own reference
@@ -147,7 +137,7 @@ class GRPOTrainer:
         if cfg.mask_truncated_completions:
             loss_mask = loss_mask & ~truncated[:, None]
         preds = task.decode(batch, out)
-        total, parts = self.reward(preds, _to_device(task.reward_items(batch), self.device))
+        total, parts = self.reward(preds, to_device(task.reward_items(batch), self.device))
         total = total.detach().double().cpu()
         valid = torch.isfinite(total)
         if hasattr(self.reward, "valid_mask"):
