@@ -29,11 +29,12 @@ BASE = {"copy_last": {"mse": (0.0012, 0.0028), "psnr": (33.62, 30.03)},
         "tokenizer": {"mse": (0.0009, 0.0008), "psnr": (31.45, 31.61)}}
 
 
-def old_layout(model: dict, repetition: float = 0.0) -> dict:
-    """eval.json as `wm eval video` wrote it before the generic evaluator (tasks/video_eval.py)."""
+def old_layout(model: dict, repetition: float = 0.0, ci: float = 0.1) -> dict:
+    """eval.json as `wm eval video` writes it (per-scope dicts; 95 % interval mean·(1 ± ci))."""
     res = {"clips": 32, "n_samples": 2, "future_frames": 7, "note": None}
     for i, scope in enumerate(("single", "multi")):
-        part = {m: {"best_of_n": v[i] * 0.9, "std": 0.001, "mean": v[i]} for m, v in model.items()}
+        part = {m: {"best_of_n": v[i] * 0.9, "std": 0.001, "mean": v[i],
+                    "ci95": [v[i] * (1 - ci), v[i] * (1 + ci)]} for m, v in model.items()}
         for b, metrics in BASE.items():
             part[b] = {m: v[i] for m, v in metrics.items()}
         res[scope] = part
@@ -46,8 +47,9 @@ def generic_layout(model: dict, repetition: float = 0.0) -> dict:
     def flat(metrics: dict) -> dict:
         out = {}
         for m, (single, multi) in metrics.items():
-            out[f"{m}_1"] = {"mean": single, "best_of_n": single, "std": 0.0}
-            out[m] = {"mean": multi, "best_of_n": multi, "std": 0.0}
+            out[f"{m}_1"] = {"mean": single, "best_of_n": single, "std": 0.0,
+                             "ci95": [single * 0.9, single * 1.1]}
+            out[m] = {"mean": multi, "best_of_n": multi, "std": 0.0, "ci95": [multi * 0.9, multi * 1.1]}
         return out
 
     return {"clips": 32, "n_samples": 2, "future_frames": 7,
@@ -79,9 +81,21 @@ def test_summary_table_and_comparisons(tmp_path, capsys):
     # (0.0044 - 0.0046) / 0.0046 = -4.35 %, (0.0072 - 0.0076) / 0.0076 = -5.26 %
     assert "RLVR vs MLE: single-step MSE −4.3 %, multi-step MSE −5.3 %" in text
     # (0.0046 - 0.0012) / 0.0012 = +283.3 %
-    assert "MLE does not beat copy-last-frame on single-step MSE: 0.00460 vs 0.00120 (+283.3 %" in text
+    assert ("MLE does not beat copy-last-frame on single-step MSE: 0.00460 [95 % interval 0.00414, "
+            "0.00506] vs 0.00120 (+283.3 %") in text
     assert "0.630 vs 0.820 for copying the last frame's tokens" in text
+    # MLE [0.00414, 0.00506] and RLVR [0.00396, 0.00484] overlap: called noise
+    assert "within noise of each other" in text
     assert f"{tmp_path / 'data'}" in text and "(missing)" in text  # the data folder was not built
+
+
+def test_summary_separated_intervals_are_not_noise(tmp_path, capsys):
+    # single-step MSE 0.0046 ± 1 % vs 0.0044 ± 1 %: [0.004554, 0.004646] and [0.004356, 0.004444]
+    write_evals(tmp_path, old_layout(MLE, ci=0.01), old_layout(RLVR, ci=0.01))
+    assert demo_summary.main(["--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "RLVR vs MLE: single-step MSE −4.3 %" in text and "within noise" not in text
+    assert demo_summary.overlaps((0.0, 1.0), (1.0, 2.0)) and not demo_summary.overlaps((0.0, 1.0), None)
 
 
 def test_both_layouts_read_the_same(tmp_path):
@@ -93,6 +107,7 @@ def test_both_layouts_read_the_same(tmp_path):
         assert a["model"][key] == b["model"][key], key
     for base in BASE:
         assert a["baselines"][base] == b["baselines"][base], base
+    assert a["ci"][("mse", "multi")] == pytest.approx(b["ci"][("mse", "multi")]) == (0.00684, 0.00836)
     assert b["baselines"]["tokenizer"][("token_acc", "single")] == 1.0  # by definition
 
 
@@ -101,7 +116,7 @@ def test_summary_beats_copy_last(tmp_path, capsys):
     write_evals(tmp_path, old_layout(good), None)
     assert demo_summary.main(["--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "MLE beats copy-last-frame on single-step MSE: 0.00100 vs 0.00120 (−16.7 %" in text
+    assert "MLE beats copy-last-frame on single-step MSE: 0.00100 [95 % interval 0.00090, 0.00110] vs 0.00120 (−16.7 %" in text
     assert "no RLVR column" in text and str(tmp_path / "rlvr" / "eval" / "eval.json") in text
     assert row(text, "single-step MSE") == ["0.00100", "0.00120", "0.00160", "0.00090"]
 
