@@ -200,7 +200,7 @@ def main(argv=None) -> None:
     p.add_argument("--set", action="append", default=[], help="GRPO override, e.g. grpo.beta=0")
     p.add_argument("--out", default="runs/rlvr_experiment")
     p.add_argument("--tag", default="", help="suffix of run files (keeps variants apart)")
-    p.add_argument("--doc", default="docs/rlvr.md", help="'' to leave the doc alone")
+    p.add_argument("--doc", default="", help="a doc to append the results block to (default: none; the results log is docs/results/)")
     p.add_argument("--plot", default=None, help="plot path (default docs/rlvr_heldout_mse<tag>.png)")
     p.add_argument("--report-only", action="store_true", help="only summarise finished runs")
     p.add_argument("--diagnose", type=int, default=0, metavar="N",
