@@ -21,6 +21,6 @@ def test_rollout_bench_stop_answers_are_mixed_and_identical_in_both_paths(tmp_pa
               repeats=1, device="cpu")
     ln = res["stop_lengths"]
     assert res["stop_same_tokens"] is True and res["stop_ratio"] > 0 and res["stop_ids"] >= 1
-    assert 1 <= ln["min"] < ln["max"] <= 24 and res["stop_rows_stopped"] >= 1
+    assert 1 <= ln["min"] < ln["max"] <= 12 and res["stop_rows_stopped"] == 6  # targets <= 24 / 2
     assert res["interact_pattern"].startswith("3 x (5 generated, in [0, 100)) + 2 forced")
     assert "greedy answers with stop ids" in (tmp_path / "bench_rollout.md").read_text()

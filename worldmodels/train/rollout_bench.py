@@ -12,9 +12,9 @@ Three measurements on the same random prompts and model:
 - text-like answers (``stop_answers``): greedy answers of mixed lengths that end at one of a
   few stop ids, both paths stopping early once every row has stopped (``generate`` with
   ``eos_token_id`` = the stop ids). The stop ids are the tokens the greedy answers emit at
-  target lengths spread over [new_tokens/8, new_tokens], so both paths produce the same
-  tokens and do the same work (``stop_same_tokens`` checks it); ``stop_ratio`` as above,
-  tokens/s count real answer tokens.
+  target lengths spread over [new_tokens/16, new_tokens/2] (answers shorter than the budget,
+  as with text), so both paths produce the same tokens and do the same work
+  (``stop_same_tokens`` checks it); ``stop_ratio`` as above, tokens/s count real answer tokens.
 - interleaved: only the rollout engine supports it: generated stretches of ``segment_tokens``
   (restricted to ``allowed``) with ``forced_tokens`` given ids (drawn from ``forced_range``)
   between them.
@@ -44,12 +44,12 @@ def _timed(fn, repeats: int, sync) -> float:
 
 def _stop_ids_for_mixed_lengths(free_ids, new_tokens: int) -> tuple[int, ...]:
     """Stop ids making greedy answers ``free_ids`` (B, new_tokens) end at mixed lengths: row r's
-    token at a target length spread over [new_tokens/8, new_tokens] (rows may end earlier where
-    a chosen id already occurs)."""
+    token at a target length spread over [new_tokens/16, new_tokens/2] (rows may end earlier
+    where a chosen id already occurs)."""
     B = free_ids.shape[0]
-    lo = max(1, new_tokens // 8)
-    targets = [lo + (new_tokens - lo) * r // max(1, B - 1) for r in range(B)]
-    return tuple(sorted({int(free_ids[r, t - 1]) for r, t in enumerate(targets) if t < new_tokens}))
+    lo, hi = max(1, new_tokens // 16), max(1, new_tokens // 2)
+    targets = [lo + (hi - lo) * r // max(1, B - 1) for r in range(B)]
+    return tuple(sorted({int(free_ids[r, t - 1]) for r, t in enumerate(targets)}))
 
 
 def _load(backbone_dir, preset, vocab_size, max_len, attn_implementation):
