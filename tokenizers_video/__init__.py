@@ -20,12 +20,15 @@ from tokenizers_video.compressive import (
 from tokenizers_video.frame_tokenizer import FRAME_PRESETS, FrameTokenizer, FrameTokenizerConfig
 from tokenizers_video.pretrained import WeightsMismatch, read_config
 from tokenizers_video.quantizers import FSQ, VQ
+from tokenizers_video.rlvr_world import RLVRWorldTokenizer
 from tokenizers_video.train import TrainConfig, train
 
-KINDS = {"frame": FrameTokenizer, "compressive": CompressiveTokenizer}
+KINDS = {"frame": FrameTokenizer, "compressive": CompressiveTokenizer,
+         RLVRWorldTokenizer.kind: RLVRWorldTokenizer}  # RLVR-World's CNNFSQModel256 (imported)
 
 
-def load_tokenizer(directory: str | Path, device: str = "cpu") -> FrameTokenizer | CompressiveTokenizer:
+def load_tokenizer(directory: str | Path, device: str = "cpu"
+                   ) -> FrameTokenizer | CompressiveTokenizer | RLVRWorldTokenizer:
     """Load a saved tokenizer of either kind (reads ``config.json`` "kind"); eval mode.
 
     Strict: weights that do not fit the config raise :class:`WeightsMismatch` naming the file."""
@@ -38,5 +41,5 @@ def load_tokenizer(directory: str | Path, device: str = "cpu") -> FrameTokenizer
 __all__ = [
     "COMPRESSIVE_PRESETS", "FRAME_PRESETS", "FSQ", "VQ", "CompressiveTokenizer",
     "CompressiveTokenizerConfig", "FrameTokenizer", "FrameTokenizerConfig", "KINDS",
-    "TrainConfig", "WeightsMismatch", "load_tokenizer", "train",
+    "RLVRWorldTokenizer", "TrainConfig", "WeightsMismatch", "load_tokenizer", "train",
 ]

@@ -78,7 +78,8 @@ class ActionCodec:
 def load_video_tokenizer(directory: str | Path, class_path: str | None = None, device="cpu"):
     """A video tokenizer saved in ``directory``: ``tokenizers_video.load_tokenizer``, or the
     class ``class_path`` ("module:Class", also read from the tokenizer's config.json key
-    "class") for tokenizers from elsewhere. Returned in eval mode on ``device``."""
+    "class") for tokenizers from elsewhere, or RLVR-World's ``CNNFSQModel256`` for a directory
+    their code saved (``tokenizers_video.rlvr_world``). Returned in eval mode on ``device``."""
     import importlib
     import json
 
@@ -86,11 +87,16 @@ def load_video_tokenizer(directory: str | Path, class_path: str | None = None, d
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{directory}: no video tokenizer here (no config.json; train one "
                                 f"with `wm tokenizer train`)")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg_file}: not valid JSON ({e})") from e
     if class_path is None:
-        try:
-            class_path = json.loads(cfg_file.read_text()).get("class")
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{cfg_file}: not valid JSON ({e})") from e
+        class_path = cfg.get("class")
+    if class_path is None and "kind" not in cfg and cfg.get("_class_name") == "CNNFSQModel256":
+        from tokenizers_video.rlvr_world import RLVRWorldTokenizer  # a directory RLVR-World saved
+
+        return RLVRWorldTokenizer.from_pretrained(directory).to(device).eval()
     if class_path and not class_path.startswith("tokenizers_video"):
         mod, cls = class_path.split(":")
         tok = getattr(importlib.import_module(mod), cls).from_pretrained(directory)
@@ -134,7 +140,7 @@ def _cache_key(tokenizer_dir: str | None, files: list[Path], extra: str) -> str:
     """
     h = hashlib.sha1(extra.encode())
     if tokenizer_dir:
-        for name in ("config.json", "model.safetensors"):
+        for name in ("config.json", "model.safetensors", "diffusion_pytorch_model.safetensors"):
             p = Path(tokenizer_dir) / name
             if p.is_file():
                 h.update(name.encode())
