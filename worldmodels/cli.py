@@ -14,6 +14,7 @@ mujoco, transformers) inside its functions so that ``wm --help`` stays instant.
 from __future__ import annotations
 
 import importlib
+import keyword
 
 import typer
 
@@ -27,6 +28,7 @@ GROUPS = {
     "real2sim": "rank policies inside a world model and compare with reality",
     "webagent": "MPC web agent over a web-DOM world model",
     "bench": "benchmarks (kernels, rollout engine)",
+    "import": "import world models trained elsewhere (RLVR-World / iVideoGPT checkpoints)",
 }
 
 app = typer.Typer(
@@ -55,7 +57,8 @@ def _root(
 
 def _register() -> None:
     for name, summary in GROUPS.items():
-        module = importlib.import_module(f"worldmodels.commands.{name}")
+        # a group named by a Python keyword lives in <name>_.py (commands/import_.py)
+        module = importlib.import_module(f"worldmodels.commands.{name}{'_' * keyword.iskeyword(name)}")
         sub: typer.Typer = module.app
         app.add_typer(sub, name=name, help=sub.info.help or summary)
 

@@ -53,7 +53,7 @@ class VideoTask(VideoMetricsMixin, Task):
 
     def __init__(self, tokenizer, spec: VideoSpec, codec: ActionCodec, *, data_root: str | None = None,
                  tokenizer_dir: str | None = None, cache_dir: str | None = None, keymap=None,
-                 horizon: int | None = None):
+                 horizon: int | None = None, pad_id: int | None = None):
         self.tokenizer, self.spec, self.codec = tokenizer, spec, codec
         # frames predicted when evaluating (a single-step model slides over them); default: the layout's
         self.horizon = int(horizon or spec.future_frames)
@@ -68,6 +68,11 @@ class VideoTask(VideoMetricsMixin, Task):
         self.bos_id = self.visual_vocab + ACTION_BINS
         self.eos_id, self.pad_id = self.bos_id + 1, self.bos_id + 2
         self.vocab_size = self.bos_id + 3
+        if pad_id is not None and pad_id != self.pad_id:  # a vocabulary without PAD (RLVR-World's)
+            if not 0 <= pad_id <= self.eos_id:
+                raise ValueError(f"pad_id={pad_id}: expected an id in [0, {self.eos_id}] (e.g. EOS "
+                                 f"{self.eos_id}) or {self.pad_id} (an own PAD token)")
+            self.pad_id, self.vocab_size = int(pad_id), self.eos_id + 1
         self.frame_tokens = int(tokenizer.tokens_per_future_frame if self.compressive
                                 else tokenizer.tokens_per_frame)
         self.context_tokens = int(tokenizer.context_tokens) if self.compressive else 0
@@ -292,6 +297,7 @@ class VideoTask(VideoMetricsMixin, Task):
         codec = ActionCodec(lay["actions"]["low"], lay["actions"]["high"], lay["actions"]["bins"])
         kw.setdefault("data_root", meta.get("data_root"))
         kw.setdefault("tokenizer_dir", str(tok_dir))
+        kw.setdefault("pad_id", lay.get("pad_id"))
         return cls(tok, VideoSpec(**lay["spec"]), codec, **kw)
 
     def to(self, device) -> VideoTask:

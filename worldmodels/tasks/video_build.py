@@ -76,11 +76,11 @@ def build_pretrain_task(cfg, init: str | None = None, resume_dir: str | Path | N
     common = dict(data_root=cfg.root, tokenizer_dir=str(tok_dir), cache_dir=cfg.cache_dir)
     if resume_dir is not None and (Path(resume_dir) / WM_FILE).is_file():
         meta = read_world_model_meta(resume_dir)  # keep the run's saved action ranges / layout
-        task = VideoTask(tok, *_spec_codec(meta), **common)
+        task = VideoTask(tok, *_spec_codec(meta), pad_id=meta["layout"].get("pad_id"), **common)
     elif init:
         meta = read_world_model_meta(init)
         init_tok = Path(init) / meta.get("tokenizer", "tokenizer")
-        task = VideoTask(tok, *_spec_codec(meta), **common)
+        task = VideoTask(tok, *_spec_codec(meta), pad_id=meta["layout"].get("pad_id"), **common)
         if not same_tokenizer(init_tok, tok_dir):
             if not cfg.init_new_tokenizer:
                 raise ValueError(f"init={init} was trained with another tokenizer than "
