@@ -250,3 +250,27 @@ def test_action_range_formats(tmp_path):
     assert c.low.tolist() == [-1, 0, 5] and c.high.tolist() == [1, 2, 6]
     # their rule by hand: floor(clip((a - lo) / (hi - lo + 1e-8), 0, 1) * 256), at most 255
     assert c.encode(torch.tensor([[-1.0, 0.51, 6.0]])).tolist() == [[0, 65, 255]]  # 0.255 * 256
+
+
+def test_multi_step_layout_with_their_per_frame_tokenizer(imported, tmp_path):
+    """--layout multi: [d1 a1][d2 a2] d3 (d1 given), the same ids; labels on d2, d3 only."""
+    from worldmodels.world_model import WorldModel
+
+    r = runner.invoke(app, ["import", "rlvr-world", "--tokenizer",
+                            str(SHARED_DATA / "interop/rlvr_world_cnnfsq_tiny"), "--transformer",
+                            str(imported["llama"]), "--actions",
+                            str(SHARED_DATA / "interop/rt1_action_ranges.json"), "--layout", "multi",
+                            "--future-frames", "2", "--data", str(imported["data"]),
+                            "--out", str(tmp_path / "wm")])
+    assert r.exit_code == 0, r.output
+    wm = WorldModel.from_pretrained(tmp_path / "wm", device="cpu", cache_dir=str(imported["cache"]))
+    assert (wm.task.spec.mode, wm.task.spec.context_frames, wm.task.pad_id) == ("multi", 1, EOS)
+    item = wm.task.dataset("train", progress=False)[0]
+    f, k = item["frame_ids"], torch.from_numpy(imported["bins"][1][:2])
+    lm = wm.task.lm_batch({kk: v[None] for kk, v in item.items()})
+    want = torch.cat([f[0], V + k[0], f[1], V + k[1], f[2]])
+    assert torch.equal(lm["input_ids"][0], want)
+    labels = lm["labels"][0]
+    keep = labels != -100
+    assert torch.equal(labels[keep], torch.cat([f[1], f[2]]))
+    assert keep.nonzero()[0].item() == N + A  # d1 and its action are given
