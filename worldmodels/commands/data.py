@@ -2,6 +2,7 @@
 
     wm data build robot --out data/robot --episodes 200          # 64x64, all cores
     wm data build robot --config data/recipes/robot_tiny.yaml --set workers=2
+    wm data build text-game --config data/recipes/text_game_tiny.yaml   # GPT-simulator records
     wm data info data/robot
     wm data info ../shared/data/robot/metaworld --layout metaworld
     wm data info some/folder --image-key observation --channels-first --frame-stack 3
@@ -105,6 +106,82 @@ def build_robot(
         f"success rate {meta['success_rate']:.2f} "
         + json.dumps({k: round(v, 2) for k, v in meta["success_rate_by_task"].items()})
     )
+
+
+def _text_game_epilog() -> str:
+    from worldmodels.commands._common import config_epilog
+    from worldmodels.envs.text_game_data import TextGameDataConfig
+
+    return config_epilog(TextGameDataConfig)
+
+
+# What a rerun into a built text-game folder may change: how many episodes and games, and the
+# split -- never how an episode plays (seed, policies, noise, steps). The files are rewritten whole.
+TEXT_GAME_MAY_CHANGE = ("episodes_per_game", "games", "test_games", "test_every", "dedupe")
+
+
+@build_app.command("text-game", epilog=_text_game_epilog())
+def build_text_game(
+    out: str | None = typer.Option(None, help="output folder (default data/text_game)"),
+    episodes: int | None = typer.Option(None, help="episodes per game (default 40)"),
+    games: str | None = typer.Option(None, help="comma-separated games (default all six)"),
+    test_games: str | None = typer.Option(
+        None, help="comma-separated held-out games, written only to test_games.jsonl (default make-tea)"),
+    max_steps: int | None = typer.Option(None, help="steps per episode at most (default 30)"),
+    seed: int | None = typer.Option(None, help="base seed (default 0)"),
+    noise: str | None = typer.Option(
+        None, help="comma-separated expert noise levels drawn per episode (default 0,0.2,0.5)"),
+    random_fraction: float | None = typer.Option(
+        None, help="fraction of random valid-action episodes (default 0.3)"),
+    invalid_rate: float | None = typer.Option(
+        None, help="probability that a step takes a failing action (default 0.3)"),
+    test_every: int | None = typer.Option(None, help="episode i is test iff i % N == 0 (default 5)"),
+    config: Path | None = typer.Option(None, "--config", help="recipe YAML (TextGameDataConfig)"),
+    set_: list[str] = typer.Option([], "--set", help="override a field: key=value (repeatable)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Play the built-in text games (scripted experts with noise, random agents) and write
+    GPT-simulator records: train.jsonl, test.jsonl (held-out episodes), test_games.jsonl
+    (held-out games), rules/, episodes.jsonl and meta.json.
+
+    The same settings give byte-identical record files; a rerun into a finished folder with
+    them skips the build. Rerunning into a folder continues with the settings recorded in its
+    config.yaml (--out DIR alone is enough); other values given must equal them, except
+    --episodes, --games, --test-games, --test-every and dedupe (the files are rewritten)."""
+    from worldmodels.commands._common import resumed_config
+    from worldmodels.config import (
+        CONFIG_FILENAME,
+        ConfigError,
+        load_config,
+        parse_overrides,
+        read_config_file,
+        requested_values,
+    )
+    from worldmodels.envs.text_game_data import TextGameDataConfig, build_dataset
+
+    flags = {
+        "out": out, "episodes_per_game": episodes, "games": _split_list(games),
+        "test_games": _split_list(test_games), "max_steps": max_steps, "seed": seed,
+        "expert_noise": _split_list(noise, float), "random_fraction": random_fraction,
+        "invalid_action_rate": invalid_rate, "test_every": test_every,
+    }
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + list(set_)
+    try:
+        layers = (read_config_file(config) if config else None, parse_overrides(overrides))
+        run_dir = requested_values(*layers).get("out") or TextGameDataConfig.out
+        if (Path(run_dir) / CONFIG_FILENAME).is_file():  # a rerun continues the folder's build
+            cfg = resumed_config(TextGameDataConfig, run_dir, *layers, may_change=TEXT_GAME_MAY_CHANGE)
+        else:
+            cfg = load_config(TextGameDataConfig, config, overrides)
+    except (ConfigError, ValueError) as e:
+        _fail(str(e))
+    meta = build_dataset(cfg, progress=not quiet)
+    b, s = meta["build"], meta["splits"]
+    shares = ", ".join(f"{k} {v['records']} ({v['changed_share'] or 0:.0%} changed)" for k, v in s.items())
+    status = "already built, skipped" if b["built"] == 0 else (
+        f"built in {b['seconds']:.1f}s, {b['records_per_s'] or 0:.0f} records/s")
+    typer.echo(f"{cfg.out}: {meta['records_total']} records ({status}): {shares}; held-out games "
+               f"{meta['test_games']}")
 
 
 @app.command("info")
