@@ -84,3 +84,8 @@ def video(
     if len(ds) < 30:
         typer.echo(f"warning: only {len(ds)} held-out clips: the intervals below are wide", err=True)
     typer.echo(md)
+
+
+from worldmodels.commands.text_game import register_eval  # noqa: E402  (wm eval text-game)
+
+register_eval(app)

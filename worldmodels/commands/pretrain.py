@@ -85,3 +85,8 @@ def video(
         raise typer.Exit(code=2) from e
     typer.echo(f"done: step {res.get('step')} loss {res.get('loss', float('nan')):.4f} "
                f"eval_loss {res.get('eval_loss', float('nan')):.4f} -> {cfg.out}")
+
+
+from worldmodels.commands.text_game import register_pretrain  # noqa: E402  (wm pretrain text-game)
+
+register_pretrain(app, RESUME_MAY_CHANGE)

@@ -116,3 +116,8 @@ def video(
     shown = {k: round(v, 5) for k, v in last.items() if isinstance(v, float) and
              (k.startswith("eval/") or k in ("reward", "kl"))}
     typer.echo(f"done: step {last.get('step')} {shown} -> {cfg.out}")
+
+
+from worldmodels.commands.text_game import register_rlvr  # noqa: E402  (wm rlvr text-game)
+
+register_rlvr(app, RESUME_MAY_CHANGE)

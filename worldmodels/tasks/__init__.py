@@ -11,6 +11,7 @@ import importlib
 #: task name -> "module:Class"; modules are imported only when asked for
 TASKS: dict[str, str] = {
     "video": "worldmodels.tasks.video:VideoTask",
+    "text_game": "worldmodels.tasks.text_game:TextGameTask",
 }
 
 
