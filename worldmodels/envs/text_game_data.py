@@ -147,8 +147,8 @@ def play_episode(cfg: TextGameDataConfig, plan: dict) -> tuple[list[dict], dict]
 
 
 def _objects_key(objects: list[dict]) -> list:
-    return sorted(((o["uuid"], o["name"], o["type"], json.dumps(o["properties"], sort_keys=True),
-                    sorted(o["contains"])) for o in objects), key=lambda x: x[0])
+    return sorted(((o["uuid"], o["name"], o["type"], o["properties"], sorted(o["contains"]))
+                   for o in objects), key=lambda x: x[0])
 
 
 def is_changed(rec: dict) -> bool:
@@ -253,11 +253,13 @@ def build_dataset(cfg: TextGameDataConfig, progress: bool = True) -> dict:
     return meta
 
 
-def split_counts(records: list[dict]) -> dict:
-    """Records, changed, unchanged and the changed share, overall and per game."""
+def split_counts(records: list[dict], changed: dict[int, bool] | None = None) -> dict:
+    """Records, changed, unchanged and the changed share, overall and per game (``changed``:
+    ``is_changed`` by ``id(record)``, computed here when absent)."""
     by_game: dict[str, Counter] = {}
     for r in records:
-        by_game.setdefault(r["game"], Counter())[is_changed(r)] += 1
+        flag = changed[id(r)] if changed is not None else is_changed(r)
+        by_game.setdefault(r["game"], Counter())[flag] += 1
     total = Counter()
     for c in by_game.values():
         total.update(c)
@@ -302,6 +304,7 @@ def make_meta(cfg: TextGameDataConfig, config: dict, raw: list[dict], splits: di
             row["win_rate"] = round(row["won"] / row["episodes"], 3)
             row["mean_steps"] = round(row.pop("steps") / row["episodes"], 2)
     total = sum(len(v) for v in splits.values())
+    changed = {id(r): is_changed(r) for r in raw}
     return {
         "version": META_VERSION,
         "format": "GPT-simulator (ByteSized32-State-Prediction) records, reference/language.md section 3",
@@ -317,8 +320,8 @@ def make_meta(cfg: TextGameDataConfig, config: dict, raw: list[dict], splits: di
         "files": files,
         "rules": "rules/{object,action,score}_rules.json",
         "records_total": total,
-        "raw": {k: v for k, v in split_counts(raw).items() if k != "by_game"},
-        "splits": {name: split_counts(recs) for name, recs in splits.items()},
+        "raw": {k: v for k, v in split_counts(raw, changed).items() if k != "by_game"},
+        "splits": {name: split_counts(recs, changed) for name, recs in splits.items()},
         "verbs": {name: dict(sorted(Counter(_verb(r) for r in recs).items())) for name, recs in splits.items()},
         "state_size": {name: _sizes(recs) for name, recs in splits.items()},
         "episodes": episodes,
