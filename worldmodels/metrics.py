@@ -20,6 +20,10 @@ instead of 80 dB; LPIPS also runs with autocast disabled.
 - ``lpips``: ``lpips`` package, inputs scaled to [-1, 1], spatial mean; backbone weights must
   be in the local torch hub cache (:mod:`worldmodels.lpips_weights`), else
   :class:`LPIPSWeightsMissing`.
+- ``stlpips``: shift-tolerant LPIPS (Ghildyal & Liu, ECCV 2022), ``alex`` or ``vgg``, from the
+  complete networks the ``stlpips-pytorch`` package ships (extra ``perceptual``; nothing is
+  downloaded, :mod:`worldmodels.stlpips`), inputs scaled to [-1, 1], spatial mean; else
+  :class:`STLPIPSUnavailable`. A separate metric, never a stand-in for ``lpips``.
 - ``repetition_rate``: fraction of samples whose last two predicted frames have identical tokens.
 - ``best_of_n``: with n samples per clip, the best per clip averaged over clips, with the std.
 
@@ -28,6 +32,7 @@ Example::
     from worldmodels import metrics
     metrics.summarize(pred, target)                # {"mae":..., "mse":..., "psnr":..., "ssim":...}
     metrics.summarize(pred, target, lpips="vgg")   # + "lpips" (needs vgg16-397923af.pth)
+    metrics.summarize(pred, target, stlpips="alex")  # + "stlpips" (needs the perceptual extra)
 """
 
 from __future__ import annotations
@@ -37,12 +42,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from worldmodels import stlpips as _st
 from worldmodels.lpips_weights import MIN_SIZE, LPIPSWeightsMissing, canonical_net, load_lpips
+from worldmodels.stlpips import STLPIPSUnavailable
 
 __all__ = [
     "LPIPSWeightsMissing", "PSNR_EPS", "compute_dtype", "mae", "mae_per_frame", "mse", "mse_per_frame", "psnr",
     "psnr_per_frame", "ssim", "ssim_per_frame", "lpips", "lpips_per_frame", "lpips_fn",
-    "LPIPSMetric", "repetition_rate", "repeats", "best_of_n", "summarize",
+    "LPIPSMetric", "STLPIPSMetric", "STLPIPSUnavailable", "stlpips", "stlpips_per_frame", "stlpips_fn",
+    "repetition_rate", "repeats", "best_of_n", "summarize",
 ]
 
 PSNR_EPS = 1e-8  # RLVR-World's epsilon; caps PSNR at 80 dB for identical frames
@@ -196,6 +204,63 @@ def lpips(pred: Tensor, target: Tensor, net: str = "vgg") -> Tensor:
     return lpips_per_frame(pred, target, net).mean(1)
 
 
+class STLPIPSMetric:
+    """Shift-tolerant LPIPS with a fixed net (``alex`` | ``vgg``); ``metric(pred, target) -> (B,)``,
+    ``metric.per_frame -> (B,T)``.
+
+    Built by :func:`stlpips_fn`, which loads the network at construction (raising
+    :class:`STLPIPSUnavailable` now, not mid-run). Frames in [0,1] are scaled to [-1,1] and
+    go through ``stlpips_pytorch``'s ``LPIPS(variant="shift_tolerant")`` network in float32
+    with autocast off (fp16/bf16 frames give the float32 value); ``chunk`` bounds how many
+    frame pairs go through the trunk at once, and within a chunk each distinct frame goes
+    through it once (:func:`worldmodels.stlpips.distance`). Differentiable w.r.t. ``pred``.
+    Not an :class:`LPIPSMetric` (a different network and value scale).
+    """
+
+    def __init__(self, net: str = "alex", device: str | torch.device | None = None, chunk: int = 64):
+        self.net = _st.canonical_net(net)
+        self.chunk = int(chunk)
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        _st.load_stlpips(self.net, device or "cpu")  # raises STLPIPSUnavailable now
+
+    def per_frame(self, pred: Tensor, target: Tensor) -> Tensor:
+        """(B,[T,]3,H,W) in [0,1] (any float dtype) -> (B,T) float32 ST-LPIPS distances
+        (float64 for float64 frames, computed in float32). ValueError when H or W < MIN_SIZE."""
+        p, q, b, t = _as_frames(pred, target)  # (B*T,3,H,W)
+        lo = _st.MIN_SIZE[self.net]
+        if min(p.shape[-2:]) < lo:
+            raise ValueError(f"ST-LPIPS({self.net}) needs frames of at least {lo}x{lo}, got {p.shape[-2]}x{p.shape[-1]}")
+        model = _st.load_stlpips(self.net, p.device)  # cached per (net, device); float32 weights
+        dtype, p, q = p.dtype, p.float(), q.float()
+        with _full_precision(p):
+            outs = [_st.distance(model, p[i : i + self.chunk] * 2 - 1, q[i : i + self.chunk] * 2 - 1)
+                    for i in range(0, p.shape[0], self.chunk)]
+        return torch.cat(outs).reshape(b, t).to(dtype)
+
+    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
+        return self.per_frame(pred, target).mean(1)
+
+    def __repr__(self) -> str:
+        return f"STLPIPSMetric(net={self.net!r})"
+
+
+def stlpips_fn(net: str = "alex", device: str | torch.device | None = None) -> STLPIPSMetric:
+    """ST-LPIPS metric callable for ``net`` in {alex, vgg}; raises STLPIPSUnavailable if the
+    ``perceptual`` extra (stlpips-pytorch) is not installed."""
+    return STLPIPSMetric(net, device)
+
+
+def stlpips_per_frame(pred: Tensor, target: Tensor, net: str = "alex") -> Tensor:
+    """ST-LPIPS per frame -> (B,T)."""
+    return STLPIPSMetric(net, pred.device).per_frame(pred, target)
+
+
+def stlpips(pred: Tensor, target: Tensor, net: str = "alex") -> Tensor:
+    """Per-sample ST-LPIPS (mean over frames) -> (B,)."""
+    return stlpips_per_frame(pred, target, net).mean(1)
+
+
 def repeats(frame_tokens: Tensor) -> Tensor:
     """(B,T,N) or (B,T,h,w) token ids of predicted frames -> (B,) bool: last two frames identical."""
     if not isinstance(frame_tokens, Tensor) or frame_tokens.ndim < 3:
@@ -232,12 +297,13 @@ def best_of_n(values: Tensor, higher_is_better: bool) -> dict[str, float]:
     return {"mean": float(best.mean()), "std": float(spread.mean()), "std_of_best": float(std_best)}
 
 
-_HIGHER = {"mae": False, "mse": False, "psnr": True, "ssim": True, "lpips": False}
+_HIGHER = {"mae": False, "mse": False, "psnr": True, "ssim": True, "lpips": False, "stlpips": False}
 
 
 @torch.no_grad()
-def summarize(pred: Tensor, target: Tensor, lpips: str | LPIPSMetric | None = None) -> dict[str, float]:
-    """Batch means of mae, mse, psnr, ssim (and lpips when given a net name or LPIPSMetric).
+def summarize(pred: Tensor, target: Tensor, lpips: str | LPIPSMetric | None = None,
+              stlpips: str | STLPIPSMetric | None = None) -> dict[str, float]:
+    """Batch means of mae, mse, psnr, ssim (and lpips / stlpips when given a net name or metric).
 
     ``pred`` may carry a samples axis: ``(B,n,T,3,H,W)`` against ``target`` ``(B,T,3,H,W)``;
     then each metric is best-of-n per clip (:func:`best_of_n`) and ``<name>_std`` is added.
@@ -245,6 +311,8 @@ def summarize(pred: Tensor, target: Tensor, lpips: str | LPIPSMetric | None = No
     fns: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mae": mae, "mse": mse, "psnr": psnr, "ssim": ssim}
     if lpips is not None:
         fns["lpips"] = lpips if isinstance(lpips, LPIPSMetric) else LPIPSMetric(lpips, pred.device)
+    if stlpips is not None:
+        fns["stlpips"] = stlpips if isinstance(stlpips, STLPIPSMetric) else STLPIPSMetric(stlpips, pred.device)
     if pred.ndim == target.ndim + 1:  # samples axis
         b, n = pred.shape[:2]
         tgt = target.unsqueeze(1).expand_as(pred).reshape(b * n, *target.shape[1:])

@@ -11,7 +11,9 @@ A reward spec names registered rewards or user functions and their weights::
 Built-in frame rewards (``predictions`` (B,T,3,H,W) or (B,3,H,W) in [0,1], or a mapping whose
 ``"frames"`` are, as a video task's ``decode`` returns, against
 ``items["target_frames"]`` of the same shape): ``mse``, ``mae``, ``lpips`` (= ``lpips_vgg``),
-``lpips_alex``, ``lpips_squeeze`` are negated losses; ``psnr`` and ``ssim`` are used as they are;
+``lpips_alex``, ``lpips_squeeze``, ``stlpips`` (= ``stlpips_alex``, shift-tolerant LPIPS from the
+``perceptual`` extra, :mod:`worldmodels.stlpips`), ``stlpips_vgg`` are negated losses; ``psnr``
+and ``ssim`` are used as they are;
 ``readout_state`` (robot video, ``worldmodels.tasks.video_rewards``; needs ``options={"readout": DIR}``)
 is minus the task-state error a state readout finds between predicted and true frames.
 Each gives per-frame values (B,T) that are aggregated over frames by ``aggregate``:
@@ -171,6 +173,24 @@ def _lpips_factory(net: str):
 register_reward("lpips_vgg", aliases=("lpips",), per_frame=True, factory=True)(_lpips_factory("vgg"))
 register_reward("lpips_alex", per_frame=True, factory=True)(_lpips_factory("alex"))
 register_reward("lpips_squeeze", per_frame=True, factory=True)(_lpips_factory("squeeze"))
+
+
+def _stlpips_factory(net: str):
+    def make(options: dict):
+        st = metrics.stlpips_fn(net)  # raises metrics.STLPIPSUnavailable at build time
+
+        def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
+            return -st.per_frame(predictions, target_frames(items))  # (B,T)
+
+        return fn
+
+    return make
+
+
+# ST-LPIPS (perceptual extra): its own names, never an alias of lpips. ``stlpips`` is the
+# AlexNet trunk, as in the package's README and the faster of the two on CPU.
+register_reward("stlpips_alex", aliases=("stlpips",), per_frame=True, factory=True)(_stlpips_factory("alex"))
+register_reward("stlpips_vgg", per_frame=True, factory=True)(_stlpips_factory("vgg"))
 
 
 # ---------------------------------------------------------------- aggregation and the Reward

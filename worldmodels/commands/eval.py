@@ -2,6 +2,7 @@
 
     wm eval video --model runs/wm_video --data data/robot                  # -> runs/wm_video/eval
     wm eval video --model runs/wm_video --data data/robot --samples 8 --clips 128 --lpips none
+    wm eval video --model runs/wm_video --data data/robot --lpips none --stlpips alex   # perceptual extra
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def video(
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     gifs: int = typer.Option(4, "--gifs", min=0, help="side-by-side GIFs to write"),
     lpips: str = typer.Option("vgg", "--lpips", help="LPIPS backbone vgg|alex|squeeze, or none"),
+    stlpips: str = typer.Option("none", "--stlpips", help="shift-tolerant LPIPS alex|vgg (perceptual extra), or none"),
     temperature: float = typer.Option(1.0, "--temperature", min=1e-6),
     top_k: int = typer.Option(None, "--top-k", min=1),
     seed: int = typer.Option(0, "--seed"),
@@ -55,6 +57,16 @@ def video(
     from worldmodels.evaluate import EvalConfig, evaluate
     from worldmodels.world_model import WorldModel
 
+    use_st = stlpips.lower() != "none"
+    if use_st:  # asked for explicitly: a missing package or a bad name stops here, before loading
+        from worldmodels import stlpips as ST
+
+        try:
+            ST.canonical_net(stlpips)
+            ST.import_stlpips()
+        except (ValueError, FileNotFoundError) as e:
+            typer.echo(f"error: --stlpips {stlpips}: {e}", err=True)
+            raise typer.Exit(code=2) from e
     try:
         wm = WorldModel.from_pretrained(model, device=device, data_root=data)
     except (FileNotFoundError, ValueError) as e:
@@ -69,6 +81,12 @@ def video(
         except M.LPIPSWeightsMissing as e:
             note = f"LPIPS skipped: {e}"
             logging.getLogger(__name__).warning(note)
+    if use_st:
+        try:
+            task.stlpips_metric = M.stlpips_fn(stlpips, wm.device)
+        except M.STLPIPSUnavailable as e:
+            typer.echo(f"error: --stlpips {stlpips}: {e}", err=True)
+            raise typer.Exit(code=2) from e
     out_dir = Path(out) if out else Path(model) / "eval"
     try:
         ds = task.eval_dataset("test")

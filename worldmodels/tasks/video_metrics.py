@@ -3,10 +3,11 @@ the evaluation report (``wm eval video``).
 
 Metrics (RLVR-World / iVideoGPT, ``worldmodels/metrics.py``), one value per clip sample:
 ``mse``, ``mae``, ``psnr``, ``ssim`` (and ``lpips`` when :attr:`VideoMetricsMixin.lpips_metric`
-is set) over all predicted frames (*multi-step*), the same with suffix ``_1`` on the first
-predicted frame only (*single-step*: the ground-truth context is given), ``token_acc`` /
-``token_acc_1`` (fraction of predicted frame tokens equal to the ground truth's) and
-``repetition_rate`` (1 when the last two predicted frames have identical tokens).
+is set, ``stlpips`` when :attr:`VideoMetricsMixin.stlpips_metric` is) over all predicted frames
+(*multi-step*), the same with suffix ``_1`` on the first predicted frame only (*single-step*:
+the ground-truth context is given), ``token_acc`` / ``token_acc_1`` (fraction of predicted
+frame tokens equal to the ground truth's) and ``repetition_rate`` (1 when the last two
+predicted frames have identical tokens).
 
 Baselines on the same clips: ``copy_last`` (the last context frame, pixels), ``copy_last_tokens``
 (its tokens decoded through the tokenizer: the "no dynamics" token model) and ``tokenizer`` (the
@@ -25,6 +26,7 @@ from worldmodels import metrics as M
 _FRAME_METRICS = {"mse": (M.mse, False), "mae": (M.mae, False), "psnr": (M.psnr, True),
                   "ssim": (M.ssim, True)}
 BASELINES = ("copy_last", "copy_last_tokens", "tokenizer")
+_REPORTED = ("mse", "mae", "psnr", "ssim", "lpips", "stlpips")  # report columns, in this order
 
 
 class VideoMetricsMixin:
@@ -32,11 +34,13 @@ class VideoMetricsMixin:
 
     #: an ``metrics.LPIPSMetric`` to add ``lpips`` / ``lpips_1`` (set by ``wm eval video``)
     lpips_metric = None
+    #: an ``metrics.STLPIPSMetric`` to add ``stlpips`` / ``stlpips_1`` (``wm eval video --stlpips``)
+    stlpips_metric = None
 
     @property
     def higher_is_better(self) -> dict[str, bool]:
         out = {}
-        for name, (_, hib) in {**_FRAME_METRICS, "lpips": (None, False)}.items():
+        for name, (_, hib) in {**_FRAME_METRICS, "lpips": (None, False), "stlpips": (None, False)}.items():
             out[name] = out[f"{name}_1"] = hib
         out.update(token_acc=True, token_acc_1=True, repetition_rate=False)
         return out
@@ -57,6 +61,8 @@ class VideoMetricsMixin:
         fns = {name: fn for name, (fn, _) in _FRAME_METRICS.items()}
         if self.lpips_metric is not None:
             fns["lpips"] = self.lpips_metric
+        if self.stlpips_metric is not None:
+            fns["stlpips"] = self.stlpips_metric
         out = {}
         for name, fn in fns.items():
             out[name] = fn(pred, tgt).float().cpu()
@@ -99,10 +105,13 @@ class VideoMetricsMixin:
         ``single`` (first predicted frame) and ``multi`` (all) blocks, each with the model's
         best-of-n / std / mean per metric and the baselines; JSON dict + markdown."""
         m, b = res["metrics"], res["baselines"]
-        names = [k for k in ("mse", "mae", "psnr", "ssim", "lpips") if k in m]
+        names = [k for k in _REPORTED if k in m]
         out = {k: v for k, v in res.items() if k not in ("metrics", "baselines", "examples")}
         out.update(clips=res["items"], context_frames=self.spec.context_frames,
                    future_frames=self.horizon, gifs=res.get("examples", []))
+        for name, metric in (("lpips", self.lpips_metric), ("stlpips", self.stlpips_metric)):
+            if name in m and metric is not None:
+                out[f"{name}_net"] = metric.net  # which trunk the column used
         for block, suffix in (("single", "_1"), ("multi", "")):
             r = {k: m[k + suffix] for k in names}
             for base in BASELINES:
@@ -120,7 +129,7 @@ class VideoMetricsMixin:
 
 def markdown_table(res: dict) -> str:
     """The video report as a markdown table (model rows, then the three baselines)."""
-    ms = [m for m in ("mse", "mae", "psnr", "ssim", "lpips") if m in res["single"]]
+    ms = [m for m in _REPORTED if m in res["single"]]
     lines = [f"Held-out clips: {res['clips']}, {res['n_samples']} samples each, context "
              f"{res['context_frames']} frame(s), multi-step {res['future_frames']} frames, "
              f"temperature {res['temperature']}.", "",
@@ -140,6 +149,10 @@ def markdown_table(res: dict) -> str:
                      + (f" | {tok:.4f} |" if tok is not None else " | – |"))
         lines.append(f"| {label}: tokenizer reconstruction (ceiling) | "
                      + " | ".join(f"{r['tokenizer'][m]:.4f}" for m in ms) + " | 1 |")
+    nets = [f"{k} = {label}({res[k + '_net']})" for k, label in (("lpips", "LPIPS"), ("stlpips", "ST-LPIPS"))
+            if k in ms and res.get(k + "_net")]
+    if nets:
+        lines += ["", "Perceptual metrics: " + ", ".join(nets) + " (lower is better)."]
     rr = res["multi"].get("repetition_rate")
     lines += ["", f"Multi-step repetition rate: {rr:.3f}" if rr is not None else ""]
     if res.get("note"):
