@@ -8,8 +8,16 @@ finished runs and extra seeds/steps can be added later)::
 
 Arms, all from the same pretrained weights and compared at equal optimizer steps (wall-clock
 noted): ``rlvr_mae`` (GRPO, reward -MAE, tiny preset), ``rlvr_lpips_mae`` (GRPO, LPIPS+MAE;
-skipped with a note when the LPIPS VGG weights are absent), ``mle`` (continued MLE with the
-same optimizer, learning rate and prompts per step). Held-out metrics (``evaluate.eval_fn`` of
+skipped with a note when the LPIPS VGG weights are absent), ``rlvr_stlpips_mae`` (GRPO,
+ST-LPIPS(alex)+MAE, RLVR-World's single-step reward with the shift-tolerant LPIPS that runs
+offline; skipped with a note without the ``perceptual`` extra), ``mle`` (continued MLE with the
+same optimizer, learning rate and prompts per step). ``--stlpips alex`` adds held-out ST-LPIPS
+(``eval/stlpips``, ``eval/stlpips_1``) to every arm's evaluations::
+
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/rlvr_experiment.py \
+        --init runs/wm_video --steps 300 --seeds 0 1 2 --eval-every 25 \
+        --arms rlvr_stlpips_mae rlvr_mae mle --stlpips alex --out runs/rlvr_experiment_stlpips
+ Held-out metrics (``evaluate.eval_fn`` of
 ``wm rlvr video``): multi-step (all 7 predicted frames) and single-step (first predicted frame)
 MSE / PSNR / SSIM and the repetition rate, at step 0 and every ``--eval-every`` steps.
 Writes ``<out>/results.json``, ``<out>/runs/<arm>_s<seed>.json``, ``docs/rlvr_heldout_mse.png``
@@ -28,14 +36,19 @@ import torch
 from rlvr_report import markdown, plot, summarise, write_doc
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = {"rlvr_mae": "mae", "rlvr_lpips_mae": "lpips+mae", "mle": None}
+ARMS = {"rlvr_mae": "mae", "rlvr_lpips_mae": "lpips+mae", "rlvr_stlpips_mae": "stlpips+mae", "mle": None}
 
 
-def load(init: str, data: str | None):
+def load(init: str, data: str | None, stlpips: str = "none"):
+    """(model, task); ``stlpips`` alex|vgg adds held-out ST-LPIPS to the task's metrics."""
     from worldmodels.world_model import VideoWorldModel, read_world_model_meta
 
     wm = VideoWorldModel.from_pretrained(init, device="cpu")
     wm.task.data_root = data or read_world_model_meta(init).get("data_root")
+    if stlpips != "none":
+        from worldmodels import metrics as M
+
+        wm.task.stlpips_metric = M.stlpips_fn(stlpips)
     return wm.model, wm.task
 
 
@@ -47,7 +60,7 @@ def run_rlvr(args, reward_spec: str, seed: int, eval_fn_factory, partial=None,
     from worldmodels.train.grpo_config import GRPOConfig, grpo_preset
 
     reward = build_reward(reward_spec, "mean")
-    model, task = load(args.init, args.data)
+    model, task = load(args.init, args.data, args.stlpips)
     base = to_dict(grpo_preset("tiny", max_steps=args.steps, seed=seed, eval_steps=args.eval_every,
                                save_steps=args.eval_every, device="cpu"))
     cfg = from_dict(GRPOConfig, apply_overrides({"grpo": base}, args.set)["grpo"])
@@ -86,7 +99,7 @@ def run_mle(args, seed: int, eval_fn_factory, partial=None) -> dict:
 
     gcfg = grpo_preset("tiny")
     lr = float(dict(s.split("=", 1) for s in args.set).get("grpo.learning_rate", gcfg.learning_rate))
-    model, task = load(args.init, args.data)
+    model, task = load(args.init, args.data, args.stlpips)
     eval_fn = eval_fn_factory(task)
     ds = task.dataset("train", with_frames=False)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=gcfg.weight_decay)
@@ -215,6 +228,8 @@ def main(argv=None) -> None:
                    help="also evaluate the pretrained model sampled at these temperatures (is the "
                         "RL gain more than sharpening the sampler?)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: runs side by side)")
+    p.add_argument("--stlpips", default="none", choices=["none", "alex", "vgg"],
+                   help="held-out ST-LPIPS in every arm's evaluations (perceptual extra)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.command_line = " ".join(["python benchmarks/rlvr_experiment.py", *sys.argv[1:]])
@@ -236,8 +251,8 @@ def main(argv=None) -> None:
 
             try:
                 build_reward(ARMS[arm])
-            except FileNotFoundError as e:
-                notes.append(f"{arm} skipped: LPIPS weights absent ({str(e).split('.')[0]}).")
+            except FileNotFoundError as e:  # LPIPS backbone / stlpips-pytorch absent
+                notes.append(f"{arm} skipped: {ARMS[arm]} unavailable ({str(e).split('.')[0]}).")
                 continue
         for seed in args.seeds:
             f = out / "runs" / f"{arm}{args.tag}_s{seed}.json"

@@ -7,11 +7,12 @@ import math
 from pathlib import Path
 
 METRICS = ["mse", "psnr", "ssim", "mse_1", "psnr_1", "ssim_1", "repetition_rate"]
+OPTIONAL = ["stlpips", "stlpips_1"]  # held-out ST-LPIPS, when the runs were made with --stlpips
 
 def curves(run: dict) -> dict[str, list[tuple[int, float]]]:
-    out: dict[str, list] = {k: [] for k in METRICS}
+    out: dict[str, list] = {k: [] for k in METRICS + OPTIONAL}
     for r in run["records"]:
-        for k in METRICS:
+        for k in METRICS + OPTIONAL:
             if f"eval/{k}" in r:
                 out[k].append((r["step"], r[f"eval/{k}"]))
     return out
@@ -47,7 +48,7 @@ def summarise(runs: dict[str, dict[int, dict]]) -> dict:
     summary = {"common_step": S}
     for arm, by_seed in runs.items():
         per_metric = {}
-        for k in METRICS:
+        for k in METRICS + OPTIONAL:
             start, end = [], []
             for r in by_seed.values():
                 c = curves(r)[k]
@@ -147,6 +148,10 @@ def markdown(summary: dict, notes: list[str], args) -> str:
         lines += ["", "Held-out multi-step MSE at every evaluation (mean ± std over seeds; change "
                   "vs step 0):", "", *curve_table(args.runs_for_curves),
                   "", "Single-step MSE:", "", *curve_table(args.runs_for_curves, "mse_1")]
+        for k, label in (("stlpips", "multi-step"), ("stlpips_1", "single-step")):
+            if any(curves(r)[k] for by in args.runs_for_curves.values() for r in by.values()):
+                lines += ["", f"Held-out {label} ST-LPIPS (lower is better):", "",
+                          *curve_table(args.runs_for_curves, k)]
     return "\n".join(lines)
 
 
