@@ -334,7 +334,8 @@ def test_rlvr_video_with_stlpips_mae(world_model, tmp_path):
 def test_eval_video_reports_stlpips(world_model, tmp_path):
     from worldmodels.commands.eval import app
 
-    r = runner.invoke(app, ["video", "--model", str(world_model), "--out", str(tmp_path / "ev"),
+    r = runner.invoke(app, ["video", "--model", str(world_model), "--data", str(world_model.parent / "data"),
+                            "--out", str(tmp_path / "ev"),
                             "--samples", "2", "--clips", "3", "--gifs", "0", "--lpips", "none",
                             "--stlpips", "alex", "--device", "cpu"])
     assert r.exit_code == 0, r.output
