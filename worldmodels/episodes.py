@@ -43,6 +43,10 @@ class KeyMap:
         frame_stack: number of RGB frames stacked along the channel axis (Meta-World: 3);
             the most recent one (the last 3 channels) is the frame of step t.
         require_actions: raise if ``action_key`` is absent (otherwise actions are ``None``).
+        size: None (frames as stored), or the square side frames are brought to when loaded
+            (``worldmodels.preprocess.crop_resize``: crop, then antialiased resize).
+        crop: before resizing, "center" keeps the centred min(H,W) square; "none" resizes the
+            whole frame (the aspect ratio is not kept).
     """
 
     image_key: str = "image"
@@ -50,10 +54,20 @@ class KeyMap:
     channels_first: bool = False
     frame_stack: int = 1
     require_actions: bool = False
+    size: int | None = None
+    crop: str = "center"
 
     def __post_init__(self) -> None:
         if self.frame_stack < 1:
             raise ValueError(f"KeyMap.frame_stack must be >= 1, got {self.frame_stack}")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"KeyMap.size must be >= 1 or None, got {self.size}")
+        if self.crop not in ("center", "none"):
+            raise ValueError(f"KeyMap.crop must be 'center' or 'none', got {self.crop!r}")
+
+    def frame_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H,W) of a loaded frame whose stored frames are ``height`` x ``width``."""
+        return (height, width) if self.size is None else (self.size, self.size)
 
 
 # Named layouts for the CLI's ``--layout`` flag.
@@ -79,6 +93,38 @@ class Episode:
         return int(self.image.shape[0])
 
 
+def missing_key_hint(arrays: dict[str, tuple], km: KeyMap) -> str:
+    """What to pass when ``km.image_key`` is not among ``arrays`` ({name: shape}): a named
+    ``--layout`` whose image key is there, else ``--image-key`` with the 4-dim arrays found."""
+    for name, other in LAYOUTS.items():
+        if other.image_key in arrays and other.image_key != km.image_key:
+            return f"pass --layout {name}"
+    frames = [k for k, shape in arrays.items() if len(shape) == 4]
+    if frames:
+        return "pass --image-key " + " or --image-key ".join(frames)
+    return "pass --image-key NAME (no array here has 4 dims (T,H,W,C))"
+
+
+def _missing(path: Path, key: str, arrays: dict[str, tuple], km: KeyMap, flag: str) -> EpisodeError:
+    hint = missing_key_hint(arrays, km) if key == km.image_key else (
+        f"pass {flag} NAME, or --action-key none for image-only data")
+    return EpisodeError(f"{path}: missing key '{key}' (has {sorted(arrays)}); {hint}")
+
+
+def _channel_hint(shape: tuple[int, ...], km: KeyMap) -> str:
+    """The flags that read frames of ``shape`` whose channel count does not fit ``km``."""
+    last, second = shape[-1], shape[1]
+    if km.channels_first and second % 3 == 0:
+        return f"pass --frame-stack {second // 3}"
+    if not km.channels_first and last % 3 == 0:
+        return f"pass --frame-stack {last // 3}"
+    if not km.channels_first and second % 3 == 0 and second <= 48:
+        return f"pass --channels-first --frame-stack {second // 3}"
+    if km.channels_first and last % 3 == 0:
+        return f"pass --channels-last --frame-stack {last // 3}"
+    return "for stacked frames pass --frame-stack, for (T,C,H,W) pass --channels-first"
+
+
 def _frame_layout(shape: tuple, dtype: np.dtype, km: KeyMap, path: Path) -> tuple[int, ...]:
     """(T,H,W,C) of a stored frame array of ``shape``/``dtype`` read through ``km``.
 
@@ -93,10 +139,10 @@ def _frame_layout(shape: tuple, dtype: np.dtype, km: KeyMap, path: Path) -> tupl
         )
     T, H, W, C = (shape[0], shape[2], shape[3], shape[1]) if km.channels_first else shape
     if C != 3 * km.frame_stack:
+        hint = _channel_hint(shape, km)
         raise EpisodeError(
             f"{path}: '{km.image_key}' of shape {shape} has {C} channels; expected "
-            f"{3 * km.frame_stack} (3 x frame_stack={km.frame_stack}); for stacked frames pass "
-            f"--frame-stack, for (T,C,H,W) pass --channels-first"
+            f"{3 * km.frame_stack} (3 x frame_stack={km.frame_stack}); {hint}"
         )
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise EpisodeError(f"{path}: '{km.image_key}' has dtype {dtype}; expected uint8 or float")
@@ -149,9 +195,14 @@ def load_episode(path: str | Path, keymap: KeyMap | None = None) -> Episode:
             data = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as e:
         raise EpisodeError(f"{path}: corrupt or truncated npz ({type(e).__name__}: {e})") from e
+    arrays = {k: v.shape for k, v in data.items()}
     if km.image_key not in data:
-        raise EpisodeError(f"{path}: missing key '{km.image_key}' (has {sorted(data)})")
+        raise _missing(path, km.image_key, arrays, km, "--image-key")
     image = _to_uint8_frames(data[km.image_key], km, path)
+    if km.size is not None:
+        from worldmodels.preprocess import crop_resize
+
+        image = crop_resize(image, km.size, km.crop)
     action = None
     if km.action_key is not None and km.action_key in data:
         action = np.asarray(data[km.action_key])
@@ -160,7 +211,7 @@ def load_episode(path: str | Path, keymap: KeyMap | None = None) -> Episode:
         if not np.isfinite(action).all():
             raise EpisodeError(f"{path}: '{km.action_key}' contains NaN or inf")
     elif km.require_actions:
-        raise EpisodeError(f"{path}: missing key '{km.action_key}' (has {sorted(data)})")
+        raise _missing(path, str(km.action_key), arrays, km, "--action-key")
     state = _per_step(data, "state", image.shape[0], path, ndim=2)
     success = _per_step(data, "success", image.shape[0], path, ndim=1)
     task = data.get("task")
@@ -188,136 +239,6 @@ def _per_step(data: dict, key: str, T: int, path: Path, ndim: int) -> np.ndarray
             f"with T={T} (the number of frames)"
         )
     return arr
-
-
-# ----------------------------------------------------------------------------- headers
-@dataclass(frozen=True)
-class EpisodeShape:
-    """What one episode file holds, read from its ``.npy`` headers (no pixels are loaded).
-
-    Attributes:
-        path: the file.
-        image_shape: the frame array's stored shape (as in the file, before the key map).
-        frame: (H, W, C) of one frame after the key map (C = 3 * frame_stack).
-        steps: T, the number of frames.
-        action_dim: A (actions are (T,A)); None when the file has no action array.
-    """
-
-    path: Path
-    image_shape: tuple[int, ...]
-    frame: tuple[int, int, int]
-    steps: int
-    action_dim: int | None
-
-
-def _npy_header(z: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) of one ``.npy`` member of an open npz, from its header only."""
-    with z.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        try:
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read(f)
-        except ValueError:  # an unusual header (format 3.0 with non-latin names): read it all
-            with z.open(member) as g:
-                arr = np.lib.format.read_array(g, allow_pickle=False)
-            shape, dtype = arr.shape, arr.dtype
-    return tuple(int(n) for n in shape), np.dtype(dtype)
-
-
-def read_episode_shape(path: str | Path, keymap: KeyMap | None = None) -> EpisodeShape:
-    """Shapes of one episode file from its npz headers: cheap (no pixel is decompressed).
-
-    Checks what :func:`load_episode` checks about shapes and dtypes (frame dims, channel
-    count, pixel dtype, action shape, as many actions as frames); pixel ranges and NaN need
-    the data and stay with :func:`load_episode`. Raises :class:`EpisodeError` naming the file.
-    """
-    km = keymap or KeyMap()
-    path = Path(path)
-    if not path.is_file():
-        raise EpisodeError(f"{path}: no such episode file")
-    try:
-        with zipfile.ZipFile(path) as z:
-            members = {n[: -len(".npy")]: n for n in z.namelist() if n.endswith(".npy")}
-            if km.image_key not in members:
-                raise EpisodeError(f"{path}: missing key '{km.image_key}' (has {sorted(members)})")
-            image_shape, image_dtype = _npy_header(z, members[km.image_key])
-            action = None
-            if km.action_key is not None and km.action_key in members:
-                action = _npy_header(z, members[km.action_key])
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as e:
-        if isinstance(e, EpisodeError):
-            raise
-        raise EpisodeError(f"{path}: corrupt or truncated npz ({type(e).__name__}: {e})") from e
-    T, H, W, C = _frame_layout(image_shape, image_dtype, km, path)
-    if action is None and km.require_actions:
-        raise EpisodeError(f"{path}: missing key '{km.action_key}' (has {sorted(members)})")
-    A = None if action is None else _action_dim(*action, T, km, path)
-    return EpisodeShape(path, image_shape, (H, W, C), T, A)
-
-
-def _expected(values: list, given, given_from: str, what: str) -> tuple:
-    """(expected value, why): ``given`` if set, else the most common of ``values`` (ties: the
-    earliest file's)."""
-    if given is not None:
-        return given, given_from
-    counts: dict = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    best = max(counts, key=lambda v: (counts[v], -values.index(v)))
-    tie = " (a tie: the first file's)" if list(counts.values()).count(counts[best]) > 1 else ""
-    return best, f"the {what} of {counts[best]} of {len(values)} files{tie}"
-
-
-def scan_episodes(files: list[Path], keymap: KeyMap | None = None, *,
-                  frame_size: tuple[int, int] | None = None, action_dim: int | None = None,
-                  expected_from: str = "as configured") -> tuple[list[EpisodeShape], list[str]]:
-    """Headers of every file, and one line per file that is unreadable or does not fit.
-
-    Every frame must be (H,W,C) and every action A-dimensional, the same for all files:
-    ``frame_size`` (H,W) / ``action_dim`` when given (``expected_from`` says where they come
-    from, e.g. "the tokenizer's image_size"), otherwise the most common value among the
-    files (ties: the earliest file's). The channel count C always comes from the key map.
-    Returns (shapes of the readable files, problem lines naming file, found and expected).
-    """
-    shapes, problems = [], []
-    for f in files:
-        try:
-            shapes.append(read_episode_shape(f, keymap))
-        except EpisodeError as e:
-            problems.append(str(e))
-    if shapes:
-        size, why = _expected([s.frame[:2] for s in shapes], frame_size, expected_from, "frame size")
-        for s in shapes:
-            if s.frame[:2] != tuple(size):
-                problems.append(f"{s.path}: frames (H,W,C) = {s.frame}, expected "
-                                f"{(*size, s.frame[2])} ({why}); image {s.image_shape}")
-    with_actions = [s for s in shapes if s.action_dim is not None]
-    if with_actions:
-        dim, why = _expected([s.action_dim for s in with_actions], action_dim, expected_from,
-                             "action dim")
-        for s in with_actions:
-            if s.action_dim != dim:
-                problems.append(f"{s.path}: actions (T,A) = ({s.steps}, {s.action_dim}), "
-                                f"expected ({s.steps}, {dim}) ({why})")
-    return shapes, problems
-
-
-def problems_error(problems: list[str], n_files: int) -> EpisodeError:
-    """One :class:`EpisodeError` listing ``problems`` (at most 10 lines) of ``n_files`` files."""
-    if len(problems) == 1:
-        return EpisodeError(problems[0])
-    shown = "\n  ".join(problems[:10])
-    more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-    return EpisodeError(f"{len(problems)} problems in {n_files} episode files:\n  {shown}{more}")
-
-
-def check_episodes(files: list[Path], keymap: KeyMap | None = None, **expect) -> list[EpisodeShape]:
-    """:func:`scan_episodes` that raises one :class:`EpisodeError` listing every problem."""
-    shapes, problems = scan_episodes(files, keymap, **expect)
-    if problems:
-        raise problems_error(problems, len(files))
-    return shapes
 
 
 def save_episode(path: str | Path, image: np.ndarray, action: np.ndarray, **extra: np.ndarray) -> None:
@@ -393,3 +314,15 @@ def keymap_from_dict(d: dict | None) -> KeyMap:
 
 def keymap_to_dict(km: KeyMap) -> dict:
     return dataclasses.asdict(km)
+
+
+# the header checks live in episode_headers.py (they use the helpers above); importable from here
+_HEADERS = ("EpisodeShape", "check_episodes", "problems_error", "read_episode_shape", "scan_episodes")
+
+
+def __getattr__(name: str):
+    if name in _HEADERS:
+        from worldmodels import episode_headers
+
+        return getattr(episode_headers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
