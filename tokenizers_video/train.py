@@ -66,7 +66,12 @@ class TrainConfig:
         log_every: write a line to log.jsonl every this many steps.
         save_every: checkpoint (and export the tokenizer) every this many steps.
         image_every: write a reconstruction PNG grid every this many steps (0: never).
-        max_minutes: stop early (with a checkpoint) after this much wall time; 0: no limit.
+        max_minutes: time budget of this process's training (0: none). The step rate is
+            measured after the warm-up (at most 100 steps) and the schedule's length set to the
+            steps that fit in the budget (at most ``steps``): the cosine reaches ``min_lr_ratio``
+            at the end, where the run stops with a checkpoint (or at the budget if it slowed).
+        fit_schedule: false: the schedule spans ``steps`` and the budget only stops the run
+            (the behaviour before the fit: the cosine cut wherever the time ran out).
         device: "auto" (CUDA if available, else CPU), "cpu" or "cuda".
         mixed_precision: bf16 autocast on CUDA (ignored on CPU).
         progress: show a tqdm progress bar.
@@ -95,6 +100,7 @@ class TrainConfig:
     save_every: int = 200
     image_every: int = 200
     max_minutes: float = 0.0
+    fit_schedule: bool = True
     device: str = "auto"
     mixed_precision: bool = True
     progress: bool = True
@@ -126,13 +132,40 @@ class TrainConfig:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to 1, then cosine to ``min_lr_ratio`` at ``cfg.steps``."""
+def lr_factor(step: int, cfg: TrainConfig, total: int | None = None) -> float:
+    """Linear warm-up to 1, then cosine to ``min_lr_ratio`` at ``total`` (default ``cfg.steps``)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
+    span = max(1, (cfg.steps if total is None else total) - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class FittedSchedule(torch.optim.lr_scheduler.LambdaLR):
+    """:func:`lr_factor` with a settable length ``total_steps`` (saved in ``state_dict``, so a
+    resumed run continues a schedule fitted to a time budget)."""
+
+    def __init__(self, opt, cfg: TrainConfig):
+        self.total_steps, self.budget_fitted = cfg.steps, False
+        super().__init__(opt, lambda s: lr_factor(s, cfg, self.total_steps))
+
+    def resumed(self, steps: int) -> int:
+        """After loading a checkpoint: the step the run ends at (a budget-fitted schedule keeps
+        its length; any other spans ``steps``, which --resume may raise)."""
+        if not self.budget_fitted:
+            self.total_steps = steps
+        return min(steps, self.total_steps)
+
+
+def fitted_steps(cfg: TrainConfig, step: int, mark: tuple[int, float], now: float,
+                 start: float) -> int | None:
+    """Steps that fit in ``cfg.max_minutes`` at the rate measured since ``mark`` (step, time),
+    at most ``cfg.steps``; None until ``max(5, min(warmup, 100))`` steps have been measured."""
+    done = step - mark[0]
+    if done < max(5, min(cfg.warmup_steps, 100)):
+        return None
+    rate = done / max(now - mark[1], 1e-9)
+    return min(cfg.steps, step + max(0, int(rate * (60 * cfg.max_minutes - (now - start)))))
 
 
 class _Reconstruct(nn.Module):
@@ -233,11 +266,13 @@ def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
 
 def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          log: Callable[[str], None] = print, stop_at: int | None = None) -> dict:
+          log: Callable[[str], None] = print, stop_at: int | None = None,
+          clock: Callable[[], float] = time.monotonic) -> dict:
     """Train ``model`` (a FrameTokenizer or CompressiveTokenizer) in place; returns a summary.
 
     ``stop_at`` ends this process early at that step (with a checkpoint) without changing the
     schedule, as a pre-emption would; ``resume=True`` later continues the same trajectory.
+    ``clock`` (seconds) times ``cfg.max_minutes``, to which the schedule is fitted.
 
     ``perceptual(pred, target)`` takes (N,3,H,W) frames in [0,1] and returns per-sample or
     scalar losses (e.g. LPIPS); None trains without the perceptual term.
@@ -253,7 +288,7 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
     dopt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.9))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    sched = FittedSchedule(opt, cfg)
     start = 0
     if resume:
         start = ckpt.load(out, model, opt, sched, disc, dopt, device)
@@ -277,12 +312,13 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
                          f"tokenizer (kind compressive); {type(model).__name__} has no context frame")
     vqs = [m for m in model.modules() if isinstance(m, VQ)]
     t0, frames_seen, history = time.time(), 0, []
+    t_begin, mark, end = clock(), None, sched.resumed(cfg.steps)  # end: the schedule's length
     bar = None
     if cfg.progress and main:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, initial=start, desc="tokenizer", dynamic_ncols=True)
     step = start
-    while step < cfg.steps:
+    while step < min(cfg.steps, end):
         batch = stack_batch(dataset, order.indices(step)).to(device)
         gan_on = 0 <= cfg.gan_start_step <= step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -322,6 +358,17 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
             parts["gan_d"] = d.item()
         restarted = sum(v.restart_dead_codes() for v in vqs)
         step += 1
+        now = clock() if cfg.max_minutes > 0 else 0.0
+        if cfg.max_minutes > 0 and cfg.fit_schedule:
+            mark = mark or (step, now)
+            fit = fitted_steps(cfg, step, mark, now, t_begin) if (
+                sched.total_steps == cfg.steps or step % cfg.log_every == 0) else None
+            if fit is not None:
+                if sched.total_steps == cfg.steps and fit != cfg.steps:
+                    log(f"schedule fitted to max_minutes={cfg.max_minutes}: {fit} steps "
+                        f"(train.steps={cfg.steps})")
+                end = sched.total_steps = max(fit, step)
+                sched.budget_fitted = True
         frames_seen += recon.shape[0] * world
         mse = ((recon.detach().clamp(0, 1) - target) ** 2).mean().item()
         rec = {"step": step, "loss": loss.item(), **parts, "psnr": 10 * math.log10(1 / (mse + 1e-8)),
@@ -332,14 +379,14 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr=f"{rec['psnr']:.1f}")
-        if main and (step % cfg.log_every == 0 or step == cfg.steps):
+        if main and (step % cfg.log_every == 0 or step in (cfg.steps, end)):
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
         if main and cfg.image_every and step % cfg.image_every == 0:
             ckpt.save_grid(out / "samples" / f"step_{step:06d}.png", target, recon)
-        over_time = (cfg.max_minutes > 0 and (time.time() - t0) > cfg.max_minutes * 60) or (
+        over_time = (cfg.max_minutes > 0 and now - t_begin > cfg.max_minutes * 60) or (
             stop_at is not None and step >= stop_at)
-        if step % cfg.save_every == 0 or step == cfg.steps or over_time:
+        if step % cfg.save_every == 0 or step in (cfg.steps, end) or over_time:
             if main:
                 ckpt.save(out, model, opt, sched, disc, dopt, step)
             if world > 1:

@@ -40,16 +40,61 @@ def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def make_scheduler(opt, cfg: OptimConfig, total_steps: int):
-    def factor(step: int) -> float:
+class FittedLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+    """LambdaLR whose factor ``fn(step, total_steps)`` also reads ``self.total_steps``, the
+    schedule's length: set it to refit the schedule (a time budget); it is saved in
+    ``state_dict`` so a resumed run continues the fitted schedule."""
+
+    def __init__(self, opt, fn, total_steps: int):
+        self.total_steps, self.budget_fitted = int(total_steps), False
+        super().__init__(opt, lambda step: fn(step, self.total_steps))
+
+    def resumed(self, steps: int) -> int:
+        """After loading a checkpoint: the step the run ends at -- a schedule fitted to a time
+        budget keeps its length, any other spans ``steps`` (which --resume may raise)."""
+        if not self.budget_fitted:
+            self.total_steps = steps
+        return min(steps, self.total_steps)
+
+
+def make_scheduler(opt, cfg: OptimConfig, total_steps: int) -> FittedLambdaLR:
+    def factor(step: int, total: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
         if cfg.schedule == "constant":
             return 1.0
-        t = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return FittedLambdaLR(opt, factor, total_steps)
+
+
+class BudgetFit:
+    """The number of steps that fit in a wall-clock budget, from the measured step rate.
+
+    ``update(step, now)`` after every optimizer step (``now`` from the run's clock): the rate
+    is measured from the end of this process's first step (which pays for compilation and
+    caches); from ``measure`` steps later on (the warm-up, at most 100, at least 5) it returns
+    ``min(max_steps, step + floor(rate * time_left))`` -- refitted every ``every`` steps --
+    else None."""
+
+    def __init__(self, budget_s: float, max_steps: int, start_time: float, warmup: int, every: int):
+        self.budget_s, self.max_steps, self.start = budget_s, max_steps, start_time
+        self.measure, self.every = max(5, min(warmup, 100)), max(1, every)
+        self.mark: tuple[int, float] | None = None
+        self.fitted: int | None = None
+
+    def update(self, step: int, now: float) -> int | None:
+        if self.mark is None:
+            self.mark = (step, now)
+            return None
+        done = step - self.mark[0]
+        if done < self.measure or (self.fitted is not None and step % self.every):
+            return None
+        rate = done / max(now - self.mark[1], 1e-9)
+        left = self.budget_s - (now - self.start)
+        self.fitted = min(self.max_steps, step + max(0, int(rate * left)))
+        return self.fitted
 
 
 def autocast(device: torch.device, precision: str):
@@ -136,11 +181,12 @@ def evaluate(model, task, loader, device, precision: str, max_batches: int) -> f
 
 def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None,
               resume: bool = False, export=None, train_set=None, eval_set=None,
-              until: int | None = None) -> dict:
+              until: int | None = None, clock=time.monotonic) -> dict:
     """Train ``model`` on ``task``; ``export(unwrapped_model, step)`` runs on rank 0 after each
     checkpoint (e.g. to refresh a world-model directory). ``until`` stops early at that step
-    (with a checkpoint) as if interrupted; the schedule still spans ``cfg.steps``.
-    Returns the last logged metrics."""
+    (with a checkpoint) as if interrupted; the schedule still spans ``cfg.steps``. With
+    ``cfg.max_minutes`` the schedule is fitted to the budget (:class:`BudgetFit`, timed by
+    ``clock``, seconds). Returns the last logged metrics."""
     from torch.utils.data import DataLoader
 
     info = info or DistInfo(device=torch.device("cpu"))
@@ -157,7 +203,7 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     sched = make_scheduler(opt, cfg.optim, cfg.steps)
     sampler = ResumableBatchSampler(len(train_set), cfg.batch_size, seed=cfg.seed,
                                     rank=info.rank, world_size=info.world_size)
-    step, tokens_seen = 0, 0
+    step, tokens_seen, stop = 0, 0, cfg.steps
     last = ckpt.latest_checkpoint(run_dir) if resume else None
     if resume and last is None and info.is_main:
         print(f"--resume: no checkpoint in {run_dir}/checkpoints, starting from step 0")
@@ -165,6 +211,7 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
         state = ckpt.load_checkpoint(last, {"model": unwrap(ddp)}, opt, sched, rank=info.rank)
         step, tokens_seen = state["step"], state.get("tokens", 0)
         sampler.load_state_dict(state["sampler"])
+        stop = sched.resumed(cfg.steps)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate,
                         num_workers=cfg.num_workers)
     eval_sampler = ResumableBatchSampler(len(eval_set), cfg.batch_size, seed=0, shuffle=False,
@@ -177,8 +224,10 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     bar = progress(cfg.steps, step, enabled=info.is_main, desc="pretrain")
     it, metrics = iter(loader), {}
     t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
-    stop = min(cfg.steps, until) if until is not None else cfg.steps
-    t_start = time.time()
+    stop = min(stop, until) if until is not None else stop
+    t_start = clock()
+    fit = (BudgetFit(60 * cfg.max_minutes, cfg.steps, t_start, cfg.optim.warmup_steps, cfg.log_every)
+           if cfg.max_minutes and cfg.fit_schedule else None)
     while step < stop:
         micro = []
         for _ in range(cfg.grad_accum):
@@ -199,7 +248,16 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
         loss_acc, n_acc = loss_acc + out["loss_sum"], n_acc + out["loss_tokens"]
         bar.update(1)
         if cfg.max_minutes:  # every rank takes part, so all stop at the same step
-            late = torch.tensor(float(time.time() - t_start > 60 * cfg.max_minutes), device=dev)
+            now = clock()
+            total = fit.update(step, now) if fit is not None else None
+            if total is not None:  # rank 0's estimate for every rank
+                total = int(all_reduce_sum(torch.tensor(float(total if info.is_main else 0), device=dev)))
+                if info.is_main and sched.total_steps != total and sched.total_steps == cfg.steps:
+                    print(f"schedule fitted to max_minutes={cfg.max_minutes}: {total} steps "
+                          f"(train.steps={cfg.steps})")
+                sched.total_steps, sched.budget_fitted = max(total, step), True
+                stop = min(cfg.steps if until is None else until, max(total, step))
+            late = torch.tensor(float(now - t_start > 60 * cfg.max_minutes), device=dev)
             if float(all_reduce_sum(late)) > 0:
                 stop = step
         if step % cfg.log_every == 0 or step == stop:
