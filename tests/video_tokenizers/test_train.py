@@ -225,6 +225,8 @@ def test_tokenizer_train_command_names_the_odd_episode_file(tmp_path):
                  action=np.zeros((10, 2), np.float32))
     res = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "frame", "--preset", "tiny",
                                    "--data", str(d), "--out", str(tmp_path / "tok"), "--steps", "1"])
-    assert isinstance(res.exception, EpisodeError), res.output
-    assert str(res.exception).startswith(
-        f"{d / 'ep_000003.npz'}: frames (H,W,C) = (32, 32, 3), expected (64, 64, 3)")
+    # a user error: one line naming the file (exit 2), not a traceback (issue 19); the odd
+    # file is refused even though frames of one size would be resized to the tokenizer's
+    assert res.exit_code == 2 and not isinstance(res.exception, EpisodeError), res.output
+    assert (f"error: {d / 'ep_000003.npz'}: frames (H,W,C) = (32, 32, 3), expected (64, 64, 3)"
+            in res.output)

@@ -6,6 +6,7 @@
     wm data info data/robot
     wm data info ../shared/data/robot/metaworld --layout metaworld
     wm data info some/folder --image-key observation --channels-first --frame-stack 3
+    wm data info ../shared/data/robot/metaworld --layout metaworld --held-out door-lock --size 32
 
 Flags map onto ``RobotDataConfig`` fields (defaults <- --config YAML <- flags <- --set).
 A build is resumable: rerunning the same command skips finished episodes. A rerun into a folder
@@ -20,6 +21,8 @@ import json
 from pathlib import Path
 
 import typer
+
+from worldmodels.commands._episodes import episode_options
 
 app = typer.Typer(help="build and inspect datasets (robot episodes from MuJoCo, other layouts)",
                   no_args_is_help=True)
@@ -185,27 +188,23 @@ def build_text_game(
 
 
 @app.command("info")
+@episode_options
 def info(
     folder: Path = typer.Argument(..., help="folder of .npz episodes (or one .npz file)"),
-    layout: str | None = typer.Option(None, help="named key map: rlvr, bair, metaworld"),
-    image_key: str | None = typer.Option(None, help="array holding the frames (default image)"),
-    action_key: str | None = typer.Option(None, help="array holding the actions (default action)"),
-    channels_first: bool | None = typer.Option(
-        None, "--channels-first/--channels-last", help="frames stored (T,C,H,W)"),
-    frame_stack: int | None = typer.Option(None, help="RGB frames stacked along channels"),
-    test_every: int | None = typer.Option(None, help="split rule (default meta.json's, else 100)"),
+    episodes: dict | None = None,
 ) -> None:
     """Episodes, frames, split sizes and success rate per task of an episode folder.
+
+    Takes the episode flags of every command (key map, split, crop/resize), so a folder can be
+    checked with the exact flags later given to `wm tokenizer train` / `wm pretrain video`.
 
     Every file's frame size, channel count and action dimension are checked to agree (the
     expected frame size is meta.json's ``image_size`` when it has one, else the most common
     among the files; the expected action dimension the most common). Files that differ, or do
     not load, are listed after the summary under ``error:`` and the exit code is 2.
     """
-    import dataclasses
-
+    from worldmodels.episode_config import EpisodeConfig
     from worldmodels.episodes import (
-        LAYOUTS,
         EpisodeError,
         episode_files,
         load_episode,
@@ -213,13 +212,9 @@ def info(
         scan_episodes,
     )
 
-    if layout is not None and layout not in LAYOUTS:
-        _fail(f"unknown --layout {layout!r}; known layouts: {', '.join(LAYOUTS)}")
-    km = LAYOUTS[layout or "rlvr"]
-    changes = {"image_key": image_key, "action_key": action_key,
-               "channels_first": channels_first, "frame_stack": frame_stack}
     try:
-        km = dataclasses.replace(km, **{k: v for k, v in changes.items() if v is not None})
+        ep = EpisodeConfig(**{k: v for k, v in (episodes or {}).items() if v is not None})
+        km = ep.keymap()
         files = episode_files(folder)
         meta = read_meta(folder) if folder.is_dir() else {}
     except (EpisodeError, ValueError) as e:
@@ -234,7 +229,7 @@ def info(
         except EpisodeError as e:  # what headers cannot tell: pixel ranges, NaN actions
             problems.append(str(e))
     if eps:
-        _print_info(folder, km, files, eps, meta, test_every)
+        _print_info(folder, km, files, eps, meta, ep)
     if problems:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
@@ -242,23 +237,44 @@ def info(
               f"(tokenizer, world model) refuse this folder until they are fixed:\n  {shown}{more}")
 
 
-def _print_info(folder: Path, km, files: list[Path], eps: list, meta: dict,
-                test_every: int | None) -> None:
+def _split_line(folder: Path, files: list[Path], meta: dict, ep) -> str:
+    """"train a, test b; <rule>" of the episodes section's split rule (or why it fails)."""
+    from worldmodels.episode_config import DEFAULT_TEST_EVERY
+    from worldmodels.episodes import EpisodeError
+
+    if ep.test_tail:
+        return f"every file in both; test = the last {ep.test_tail} steps of each"
+    if ep.held_out:
+        rule = f"held out: {','.join(ep.held_out)}"
+    else:
+        rule = f"test_every={ep.test_every or int(meta.get('test_every', DEFAULT_TEST_EVERY))}"
+    try:
+        n_test = len(ep.split(folder, "test")[0])
+    except EpisodeError as e:
+        return f"{rule}: {e}"
+    return f"train {len(files) - n_test}, test {n_test}; {rule}"
+
+
+def _print_info(folder: Path, km, files: list[Path], eps: list, meta: dict, ep) -> None:
     """The summary lines of `wm data info` over the episodes that loaded."""
     import dataclasses
 
     import numpy as np
 
-    every = test_every or int(meta.get("test_every", 100))
-    n_test = sum(1 for i in range(len(files)) if i % every == 0)
+    from worldmodels.clips import describe_preprocessing
+    from worldmodels.episodes import read_episode_shape
+
     lens = [len(e) for e in eps]
     sizes = sorted({e.image.shape[1:3] for e in eps})
     typer.echo(f"folder:     {folder}")
     typer.echo(f"key map:    {dataclasses.asdict(km)}")
-    typer.echo(f"episodes:   {len(files)} (train {len(files) - n_test}, test {n_test}; "
-               f"test_every={every})" + (f"; only {len(eps)} load" if len(eps) < len(files) else ""))
+    typer.echo(f"episodes:   {len(files)} ({_split_line(folder, files, meta, ep)})"
+               + (f"; only {len(eps)} load" if len(eps) < len(files) else ""))
     typer.echo(f"frames:     {sum(lens)} (per episode min {min(lens)}, max {max(lens)})")
     typer.echo(f"image size: {', '.join(f'{h}x{w}' for h, w in sizes)}")
+    note = describe_preprocessing([read_episode_shape(e.path, km) for e in eps], km)
+    if note:
+        typer.echo(f"preprocess: {note}")
     dims = sorted({e.action.shape[1] for e in eps if e.action is not None})
     typer.echo(f"action dim: {dims if dims else 'none'}")
     by_task: dict[str, list[bool]] = {}

@@ -3,11 +3,20 @@
     wm eval video --model runs/wm_video --data data/robot                  # -> runs/wm_video/eval
     wm eval video --model runs/wm_video --data data/robot --samples 8 --clips 128 --lpips none
     wm eval video --model runs/wm_video --data data/robot --lpips none --stlpips alex   # perceptual extra
+    wm eval video --model runs/wm_mw            # its data folder, key map and split as recorded
+    wm eval video --model runs/wm_mw --data other/metaworld --layout metaworld --test-every 5
+
+The data folder and the episode flags (key map, split, crop/resize: ``commands/_episodes.py``)
+default to what the world model recorded in its worldmodel.json. Token ids are cached under
+``--cache-dir`` (default ``$WM_CACHE_DIR``, else ``~/.cache/worldmodels/tokens``), never in the
+data folder.
 """
 
 from __future__ import annotations
 
 import typer
+
+from worldmodels.commands._episodes import episode_config, episode_options
 
 app = typer.Typer(help="Evaluate world models on held-out data (`wm eval video`).",
                   no_args_is_help=True)
@@ -32,9 +41,13 @@ def write_report(task, res: dict, out_dir) -> tuple[dict, str]:
 
 
 @app.command("video")
+@episode_options
 def video(
     model: str = typer.Option(..., "--model", help="world-model directory (wm pretrain/rlvr --out)"),
-    data: str = typer.Option("data/robot", "--data", help="episode folder; its test split is used"),
+    data: str = typer.Option(None, "--data", help="episode folder, its test split used (default: "
+                             "the model's recorded one)"),
+    cache_dir: str = typer.Option(None, "--cache-dir", help="token-id cache (default: "
+                                  "$WM_CACHE_DIR, else ~/.cache/worldmodels/tokens)"),
     out: str = typer.Option(None, "--out", help="output folder (default: <model>/eval)"),
     samples: int = typer.Option(4, "--samples", min=1, help="samples per clip (best-of-n)"),
     clips: int = typer.Option(64, "--clips", min=1, help="held-out clips (evenly spaced)"),
@@ -47,6 +60,7 @@ def video(
     top_k: int = typer.Option(None, "--top-k", min=1),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device"),
+    episodes: dict | None = None,
 ) -> None:
     """Single-step and multi-step metrics (MSE, MAE, PSNR, SSIM, LPIPS, token accuracy,
     repetition) with bootstrap intervals, beside copy-last-frame and the tokenizer ceiling."""
@@ -68,7 +82,9 @@ def video(
             typer.echo(f"error: --stlpips {stlpips}: {e}", err=True)
             raise typer.Exit(code=2) from e
     try:
-        wm = WorldModel.from_pretrained(model, device=device, data_root=data)
+        given = {"data_root": data, "cache_dir": cache_dir}
+        wm = WorldModel.from_pretrained(model, device=device, episodes=episode_config(episodes),
+                                        **{k: v for k, v in given.items() if v})
     except (FileNotFoundError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
@@ -97,7 +113,8 @@ def video(
                      batch_size=batch_size)
     res = evaluate(wm.model, task, ds, cfg, device=wm.device, examples=gifs, out_dir=out_dir,
                    progress=True)
-    res.update(model=str(model), data=str(data), note=note)
+    res.update(model=str(model), data=str(task.data_root), note=note,
+               episodes=task.episodes_record())
     _, md = write_report(task, res, out_dir)
     if len(ds) < 30:
         typer.echo(f"warning: only {len(ds)} held-out clips: the intervals below are wide", err=True)

@@ -9,6 +9,15 @@
     wm pretrain video --init runs/wm_skip6_act --tokenizer runs/tok_skip6_motion --data data/robot_poke2k \
         --set task.init_new_tokenizer=true --out runs/wm_skip6_motion  # ... with a fine-tuned tokenizer
     torchrun --nproc_per_node 2 -m worldmodels.cli pretrain video --config ...   # DDP
+    wm pretrain video --init runs/demo/wm --tokenizer runs/tok_mw --set task.init_new_tokenizer=true \
+        --data ../shared/data/robot/metaworld --out runs/wm_mw --steps 600 --max-minutes 20
+        # fine-tune the robot-pretrained model on a small foreign dataset: the key map and split
+        # come from runs/tok_mw's record (else --layout ... --held-out ...), the action ranges
+        # are refitted to the data's 4-dim actions, the schedule is fitted to 20 minutes
+
+Episode flags (``--layout``, ``--image-key``, ``--test-every``, ``--held-out``, ``--size`` ...,
+``commands/_episodes.py``) set ``task.episodes``; fields not given come from what the tokenizer
+run recorded. ``--max-minutes`` fits the learning-rate schedule to the time budget.
 
 The output directory is a world model (``worldmodel.json`` + ``backbone/`` + ``tokenizer/``),
 refreshed at every checkpoint, plus ``checkpoints/``, ``metrics.jsonl`` and ``config.yaml``.
@@ -25,6 +34,7 @@ from pathlib import Path
 import typer
 
 from worldmodels.commands._common import build_config, config_epilog, resume_help
+from worldmodels.commands._episodes import episode_options, episode_overrides
 from worldmodels.pipelines import PretrainConfig
 from worldmodels.tasks.video_config import VideoTaskConfig
 
@@ -60,22 +70,28 @@ class PretrainVideoConfig(PretrainConfig):
 
 
 @app.command("video", epilog=config_epilog(PretrainVideoConfig))
+@episode_options
 def video(
     config: Path = typer.Option(None, "--config", help="YAML recipe, e.g. data/recipes/pretrain_tiny.yaml"),
     data: str = typer.Option(None, "--data", help="episode folder (task.root)"),
     tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer directory (task.tokenizer)"),
     out: str = typer.Option(None, "--out", help="run / world-model directory (out)"),
-    init: str = typer.Option(None, "--init", help="world model to continue pretraining from (init)"),
+    init: str = typer.Option(None, "--init", help="world model to continue pretraining from (init), "
+                             "e.g. the robot-pretrained runs/demo/wm for a small foreign dataset"),
     preset: str = typer.Option(None, "--preset", help="backbone preset (model.preset)"),
     steps: int = typer.Option(None, "--steps", help="optimizer steps (train.steps)"),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="time budget; the lr schedule "
+                                      "is fitted to it (train.max_minutes)"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.optim.lr=3e-4 (keys below)"),
     resume: bool = typer.Option(False, "--resume", help=resume_help(RESUME_MAY_CHANGE, {"train.steps": "--steps"})),
+    episodes: dict | None = None,
 ) -> None:
     """Pretrain a video world model with MLE (next-token loss on frame tokens)."""
     from worldmodels.pipelines import run_pretrain
 
     flags = {"task.root": data, "task.tokenizer": tokenizer, "out": out, "init": init,
-             "model.preset": preset, "train.steps": steps}
+             "model.preset": preset, "train.steps": steps, "train.max_minutes": max_minutes,
+             **episode_overrides(episodes, "task.episodes.")}
     cfg = build_config(PretrainVideoConfig, config=config, flags=flags, sets=set_, resume=resume,
                        may_change=RESUME_MAY_CHANGE)
     try:

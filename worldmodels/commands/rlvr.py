@@ -8,6 +8,8 @@
     wm rlvr video --out runs/rlvr_mae --resume                          # continue exactly
     wm rlvr video --out runs/rlvr_mae --resume --steps 600              # ... for more steps
     torchrun --nproc_per_node 2 -m worldmodels.cli rlvr video --init runs/wm_video --reward mae
+    wm rlvr video --init runs/wm_mw --reward mae --preset tiny --steps 20 --out runs/rlvr_mw
+        # data folder, key map and split: the world model's record (episode flags override)
 
 ``--resume`` continues the run with the settings recorded in ``<out>/config.yaml``; a flag,
 ``--set`` or ``--config`` value that differs from them is an error naming the field and both
@@ -28,6 +30,7 @@ from pathlib import Path
 import typer
 
 from worldmodels.commands._common import build_config, config_epilog, resume_help
+from worldmodels.commands._episodes import episode_options, episode_overrides
 from worldmodels.pipelines import RLVRConfig
 from worldmodels.tasks.video_config import VideoTaskOverrides
 from worldmodels.train.grpo_config import PRESETS, grpo_preset
@@ -69,6 +72,7 @@ class RLVRVideoConfig(RLVRConfig):
 
 
 @app.command("video", epilog=config_epilog(RLVRVideoConfig))
+@episode_options
 def video(
     config: Path = typer.Option(None, "--config", help="YAML recipe, e.g. data/recipes/rlvr_tiny.yaml"),
     init: str = typer.Option(None, "--init", help="pretrained world model directory (init)"),
@@ -81,6 +85,7 @@ def video(
     steps: int = typer.Option(None, "--steps", help="GRPO steps (grpo.max_steps)"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. grpo.beta=0 (keys below)"),
     resume: bool = typer.Option(False, "--resume", help=resume_help(RESUME_MAY_CHANGE, {"grpo.max_steps": "--steps"})),
+    episodes: dict | None = None,
 ) -> None:
     """RLVR-train a video world model with GRPO on a verifiable frame reward."""
     import os
@@ -89,7 +94,8 @@ def video(
     from worldmodels.rewards import build_reward
 
     flags = {"init": init, "reward": reward, "reward_options.readout": readout, "aggregate": aggregate,
-             "out": out, "task.root": data, "grpo.max_steps": steps}
+             "out": out, "task.root": data, "grpo.max_steps": steps,
+             **episode_overrides(episodes, "task.episodes.")}
     try:  # a preset asks (on resume) only for the fields it sets, not for every GRPO default
         preset_layer = {"grpo": PRESETS[preset]} if preset and grpo_preset(preset) else None
         base = RLVRVideoConfig(grpo=grpo_preset(preset)) if preset else None

@@ -10,9 +10,14 @@
     wm tokenizer train ... --set train.lr=5e-4 --set model.fsq_levels=[7,5,5,5,5]
     wm tokenizer eval --tokenizer runs/tok_frame --data data/robot
     wm tokenizer eval --tokenizer runs/tok_compressive --data data/robot --compare runs/tok_frame
+    wm tokenizer train --init runs/demo/tokenizer --data ../shared/data/robot/metaworld \
+        --layout metaworld --held-out door-lock/20240515T053940_0_100 --out runs/tok_mw   # fine-tune
+    wm tokenizer eval --tokenizer runs/tok_mw          # its data, key map and split are recorded
 
 The model code lives in ``tokenizers_video`` (which knows nothing of ``worldmodels``); this
-module wires in the episode data, the resolved-config file and the LPIPS metric. ``--resume``
+module wires in the episode data (the shared episode flags: ``commands/_episodes.py``; what a
+run used is recorded in its config.yaml, and ``wm tokenizer eval`` / ``wm pretrain video``
+default to it), the resolved-config file and the LPIPS metric. ``--resume``
 continues with the settings recorded in ``<out>/config.yaml``; a differing flag, ``--set`` or
 ``--config`` value is an error naming the field and both values, except the step budget,
 ``--max-minutes`` and the logging knobs (``RESUME_MAY_CHANGE``).
@@ -28,7 +33,9 @@ from typing import Any
 import typer
 
 from worldmodels.commands._common import resume_help, resumed_config
+from worldmodels.commands._episodes import episode_config, episode_options, episode_overrides
 from worldmodels.config import ConfigError
+from worldmodels.episode_config import EpisodeConfig
 
 app = typer.Typer(help="train and evaluate video tokenizers (per-frame FSQ/VQ, compressive)",
                   no_args_is_help=True)
@@ -52,10 +59,11 @@ class TokenizerRunConfig:
     Attributes:
         kind: "frame" (per-frame tokenizer) or "compressive" (context-conditioned).
         preset: model preset ("tiny" or "rt1"); ``model`` overrides its fields.
-        data: folder of episode ``.npz`` files (split by meta.json ``test_every``).
+        data: folder of episode ``.npz`` files (or one file).
         out: run directory (the trained tokenizer, checkpoints, logs, sample grids);
             empty means ``runs/tok_<kind>``.
-        layout: episode key layout (rlvr, bair, metaworld).
+        episodes: EpisodeConfig: key map, split, crop/resize to the model's image_size
+            (recorded resolved, so ``wm tokenizer eval`` and ``wm pretrain video`` reuse it).
         clip_len: compressive only: context + future frames per training clip window.
         frame_skip: compressive only: recorded steps between the window's frames. Set it to the
             world model's frame_skip: a tokenizer trained on 1-step futures has never seen
@@ -73,11 +81,13 @@ class TokenizerRunConfig:
         train: optimisation settings (tokenizers_video.TrainConfig).
     """
 
+    LEGACY_KEYS = {"layout": "episodes.layout"}  # runs and recipes written before the section
+
     kind: str = "frame"
     preset: str = "tiny"
     data: str = "data/robot"
     out: str = ""
-    layout: str = "rlvr"
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
     clip_len: int = 9
     frame_skip: int = 1
     future_per_clip: int = 2
@@ -155,32 +165,36 @@ def _resolve(kind: str, preset: str, overrides: dict):
     return from_dict(cls, data, prefix="model.")
 
 
-def _frames(data: str, split: str, layout: str):
+def _frames(data: str, split: str, episodes: EpisodeConfig, image_size: int):
     from worldmodels.clips import FrameDataset
-    from worldmodels.episodes import LAYOUTS, dataset_split
 
-    return FrameDataset(dataset_split(data, split), LAYOUTS[_layout(layout)])
+    files, steps = episodes.split(data, split)
+    return FrameDataset(files, episodes.keymap(image_size), steps=steps,
+                        frame_size=(image_size, image_size))
 
 
-def _clips(data: str, split: str, layout: str, clip_len: int, frame_skip: int = 1,
-           non_overlapping: bool = False):
+def _clips(data: str, split: str, episodes: EpisodeConfig, image_size: int, clip_len: int,
+           frame_skip: int = 1, non_overlapping: bool = False):
     """Clip windows starting at every recorded step, or (held-out evaluation) sharing none."""
     from worldmodels.clips import ClipDataset
-    from worldmodels.episodes import LAYOUTS, dataset_split
 
-    files, keymap = dataset_split(data, split), LAYOUTS[_layout(layout)]
+    (files, steps), keymap = episodes.split(data, split), episodes.keymap(image_size)
+    kw = dict(keymap=keymap, require_actions=False, steps=steps, frame_size=(image_size, image_size))
     if non_overlapping:
-        return ClipDataset.non_overlapping(files, clip_len, frame_skip, keymap=keymap,
-                                           require_actions=False)
-    return ClipDataset(files, clip_len, keymap, stride=1, require_actions=False, frame_skip=frame_skip)
+        return ClipDataset.non_overlapping(files, clip_len, frame_skip, **kw)
+    return ClipDataset(files, clip_len, stride=1, frame_skip=frame_skip, **kw)
 
 
-def _layout(name: str) -> str:
-    from worldmodels.episodes import LAYOUTS
+def _fail(e: Exception) -> None:
+    """A user error (data, files, settings): one line on stderr, exit status 2."""
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(code=2) from e
 
-    if name not in LAYOUTS:
-        raise typer.BadParameter(f"--layout {name!r}: known layouts {sorted(LAYOUTS)}")
-    return name
+
+def _note_frames(ds, log) -> None:
+    note = (getattr(ds, "clips", ds)).preprocessing()
+    if note:
+        log(f"frames: {note}")
 
 
 def _perceptual(name: str, log):
@@ -198,21 +212,24 @@ def _perceptual(name: str, log):
 
 
 @app.command("train")
+@episode_options
 def train_cmd(
     kind: str = typer.Option(None, help="frame | compressive  [default: frame]"),
     data: str = typer.Option(None, help="episode folder  [default: data/robot]"),
     out: str = typer.Option(None, help="run directory  [default: runs/tok_<kind>]"),
-    preset: str = typer.Option(None, help="model preset: tiny | rt1  [default: tiny]"),
+    preset: str = typer.Option(None, help="model preset: tiny (64) | 256 | rt1  [default: tiny]"),
     steps: int = typer.Option(None, help="train.steps"),
     batch_size: int = typer.Option(None, help="train.batch_size"),
     lr: float = typer.Option(None, help="train.lr"),
     max_minutes: float = typer.Option(None, help="train.max_minutes (stop early with a checkpoint)"),
     init_context: str = typer.Option(None, help="compressive: frame-tokenizer dir for the context path"),
-    init: str = typer.Option(None, help="tokenizer dir to fine-tune (its config and weights)"),
+    init: str = typer.Option(None, help="tokenizer dir to fine-tune (its config and weights), e.g. "
+                             "the robot-pretrained runs/demo/tokenizer for a small foreign dataset"),
     config: Path = typer.Option(None, help="YAML recipe, e.g. data/recipes/tokenizer_frame_tiny.yaml"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. train.lr=5e-4"),
     resume: bool = typer.Option(False, help=resume_help(RESUME_MAY_CHANGE, {
         "train.steps": "--steps", "train.max_minutes": "--max-minutes"})),
+    episodes: dict | None = None,
 ) -> None:
     """Train a tokenizer; writes <out>/{config.json, model.safetensors, checkpoint/, log.jsonl}."""
     import torch
@@ -228,8 +245,12 @@ def train_cmd(
                       ("init", init)):
         if val is not None:
             flags.append(f"{name}={val}")
+    flags += [f"{k}={v}" for k, v in episode_overrides(episodes, "episodes.").items()]
     recorded = _recorded_run(config, flags + list(set_ or [])) if resume else None
-    cfg = recorded or load_config(TokenizerRunConfig, config, flags + list(set_ or []))
+    try:
+        cfg = recorded or load_config(TokenizerRunConfig, config, flags + list(set_ or []))
+    except (ConfigError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from e
     if cfg.init and not recorded:  # its config (a resumed run recorded it); weights below
         from tokenizers_video import read_config
 
@@ -240,7 +261,8 @@ def train_cmd(
                                      f"(pass --kind {init_kind})")
         cfg = dataclasses.replace(cfg, model=init_model)
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
-    cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg))
+    used = EpisodeConfig(**cfg.episodes.resolved(mcfg.image_size))  # recorded as used
+    cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg), episodes=used)
     log = typer.echo
     torch.manual_seed(cfg.train.seed)  # model initialisation
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
@@ -250,11 +272,18 @@ def train_cmd(
 
         load_weights_strict(model, load_tokenizer(cfg.init).state_dict(), f"--init {cfg.init}")
         log(f"fine-tuning {cfg.init}")
-    if cfg.kind == "frame":
-        ds = _frames(cfg.data, "train", cfg.layout)
-    else:
-        ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.layout, cfg.clip_len, cfg.frame_skip),
-                                  cfg.future_per_clip)
+    from worldmodels.episodes import EpisodeError
+
+    try:
+        if cfg.kind == "frame":
+            ds = _frames(cfg.data, "train", cfg.episodes, mcfg.image_size)
+        else:
+            ds = ContextFutureDataset(_clips(cfg.data, "train", cfg.episodes, mcfg.image_size,
+                                             cfg.clip_len, cfg.frame_skip), cfg.future_per_clip)
+    except (EpisodeError, FileNotFoundError) as e:
+        _fail(e)
+    _note_frames(ds, log)
+    if cfg.kind == "compressive":
         if cfg.init_context and not resume:
             src = FrameTokenizer.from_pretrained(cfg.init_context)
             try:
@@ -279,11 +308,11 @@ def train_cmd(
 
 
 @app.command("eval")
+@episode_options
 def eval_cmd(
     tokenizer: str = typer.Option(..., help="trained tokenizer directory"),
-    data: str = typer.Option("data/robot", help="episode folder"),
+    data: str = typer.Option(None, help="episode folder  [default: the tokenizer run's, else data/robot]"),
     split: str = typer.Option("test", help="test | train | all"),
-    layout: str = typer.Option("rlvr", help="episode key layout"),
     clip_len: int = typer.Option(9, help="compressive: context + future frames per clip"),
     frame_skip: int = typer.Option(1, help="compressive: recorded steps between a clip's frames"),
     compare: str = typer.Option(None, help="compressive: also score this frame tokenizer on the same future frames"),
@@ -291,8 +320,12 @@ def eval_cmd(
     lpips: str = typer.Option("vgg", help="LPIPS backbone or none"),
     max_items: int = typer.Option(0, help="evaluate at most this many frames/clips (0: all)"),
     out: Path = typer.Option(None, help="JSON output (default <tokenizer>/eval_<split>.json)"),
+    episodes: dict | None = None,
 ) -> None:
-    """Held-out reconstruction MSE/PSNR/SSIM (+LPIPS), tokens per frame, usage, frames/s."""
+    """Held-out reconstruction MSE/PSNR/SSIM (+LPIPS), tokens per frame, usage, frames/s.
+
+    The data folder, key map, split and crop/resize default to what the tokenizer's training
+    run recorded (its config.yaml)."""
     import json
 
     import torch
@@ -300,30 +333,45 @@ def eval_cmd(
     from tokenizers_video import load_tokenizer
     from tokenizers_video.evaluate import evaluate_compressive, evaluate_frame
     from worldmodels import metrics as M
+    from worldmodels.episode_config import recorded_episodes
+    from worldmodels.episodes import EpisodeError
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = load_tokenizer(tokenizer, device=device)
+    try:
+        tok = load_tokenizer(tokenizer, device=device)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(e)
+    rec, rec_data = recorded_episodes(tokenizer)
+    data = data or rec_data or "data/robot"
+    ep = episode_config(episodes).merged(rec)
     fns = {"mse": M.mse, "mae": M.mae, "psnr": M.psnr, "ssim": M.ssim}
     if lpips != "none":
         try:
             fns["lpips"] = M.lpips_fn(lpips, device)
         except M.LPIPSWeightsMissing as e:
             typer.echo(f"evaluating without LPIPS: {e}", err=True)
-    if tok.kind == "frame":
-        res = evaluate_frame(tok, _frames(data, split, layout), fns, batch_size, max_items)
+    try:
+        items = (_frames(data, split, ep, tok.image_size) if tok.kind != "compressive" else
+                 _clips(data, split, ep, tok.image_size, clip_len, frame_skip, non_overlapping=True))
+    except (EpisodeError, FileNotFoundError, ValueError) as e:
+        _fail(e)
+    _note_frames(items, typer.echo)
+    if tok.kind != "compressive":
+        res = evaluate_frame(tok, items, fns, batch_size, max_items)
         rows = [("frame", res)]
     else:
         from tokenizers_video import FrameTokenizer
 
         ref = FrameTokenizer.from_pretrained(compare, device=device) if compare else None
-        clips = _clips(data, split, layout, clip_len, frame_skip, non_overlapping=True)
+        clips = items
         res = evaluate_compressive(tok, clips, fns, max(1, batch_size // clip_len), max_items, ref)
         rows = [("context", {**res["context"], "tokens_per_frame": res["context_tokens"]}),
                 ("future", {**res["future"], "tokens_per_frame": res["tokens_per_future_frame"]})]
         if ref is not None:
             rows.append((f"future via {compare}", res["frame_tokenizer_future"]))
         rows.append(("future = copy of context", {**res["copy_context"], "tokens_per_frame": 0}))
-    res.update(tokenizer=str(tokenizer), data=str(data), split=split)
+    res.update(tokenizer=str(tokenizer), data=str(data), split=split,
+               episodes=ep.resolved(tok.image_size))
     target = out or Path(tokenizer) / f"eval_{split}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(res, indent=2) + "\n")

@@ -21,6 +21,7 @@ frames, s*A tokens):
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import asdict
@@ -41,6 +42,8 @@ from worldmodels.tasks.video_data import (
 from worldmodels.tasks.video_metrics import VideoMetricsMixin
 from worldmodels.tasks.video_spec import VideoSpec
 
+log = logging.getLogger(__name__)
+
 
 class VideoTask(VideoMetricsMixin, Task):
     """Frames + actions <-> token sequences, rollout requests, decoding through the tokenizer.
@@ -53,12 +56,16 @@ class VideoTask(VideoMetricsMixin, Task):
 
     def __init__(self, tokenizer, spec: VideoSpec, codec: ActionCodec, *, data_root: str | None = None,
                  tokenizer_dir: str | None = None, cache_dir: str | None = None, keymap=None,
-                 horizon: int | None = None, pad_id: int | None = None):
+                 horizon: int | None = None, episodes=None, pad_id: int | None = None):
         self.tokenizer, self.spec, self.codec = tokenizer, spec, codec
         # frames predicted when evaluating (a single-step model slides over them); default: the layout's
         self.horizon = int(horizon or spec.future_frames)
-        self.data_root, self.tokenizer_dir, self.cache_dir, self.keymap = (
-            data_root, tokenizer_dir, cache_dir, keymap)
+        self.data_root, self.tokenizer_dir, self.cache_dir = data_root, tokenizer_dir, cache_dir
+        # the episodes section (key map, split, crop/resize to the tokenizer's side); None: the
+        # rlvr key map and frames as stored (library use)
+        self.episodes = episodes
+        self.keymap = keymap if keymap is not None or episodes is None else episodes.keymap(
+            getattr(tokenizer, "image_size", None))
         self.compressive = hasattr(tokenizer, "context_tokens")
         if spec.mode == "single" and self.compressive:
             raise ValueError("the single-step layout needs a per-frame tokenizer; use mode='multi' "
@@ -273,7 +280,14 @@ class VideoTask(VideoMetricsMixin, Task):
         """``worldmodel.json`` fields of this task (tokenizer location, layout, data)."""
         return {"tokenizer": "tokenizer", "tokenizer_class": _class_path(self.tokenizer),
                 "tokenizer_source": str(self.tokenizer_dir) if self.tokenizer_dir else None,
-                "layout": self.layout(), "data_root": str(self.data_root) if self.data_root else None}
+                "layout": self.layout(), "data_root": str(self.data_root) if self.data_root else None,
+                "episodes": self.episodes_record()}
+
+    def episodes_record(self) -> dict:
+        """The episodes section as used (key map spelled out, frame size), for outputs."""
+        from worldmodels.episode_config import EpisodeConfig
+
+        return (self.episodes or EpisodeConfig()).resolved(getattr(self.tokenizer, "image_size", None))
 
     def save_assets(self, directory: str | Path) -> None:
         """Copy the tokenizer into ``directory/tokenizer`` (once; written aside, then renamed)."""
@@ -288,8 +302,9 @@ class VideoTask(VideoMetricsMixin, Task):
 
     @classmethod
     def from_meta(cls, meta: dict, directory: str | Path, device="cpu", **kw) -> VideoTask:
-        """The task saved in world-model ``directory``; ``kw`` (data_root, cache_dir, keymap)
-        override what ``meta`` recorded."""
+        """The task saved in world-model ``directory``; ``kw`` (data_root, cache_dir, keymap,
+        episodes: an EpisodeConfig whose null fields come from the recorded section) override
+        what ``meta`` recorded."""
         d = Path(directory)
         tok_dir = d / meta.get("tokenizer", "tokenizer")
         tok = load_video_tokenizer(tok_dir, meta.get("tokenizer_class"), device)
@@ -297,6 +312,10 @@ class VideoTask(VideoMetricsMixin, Task):
         codec = ActionCodec(lay["actions"]["low"], lay["actions"]["high"], lay["actions"]["bins"])
         kw.setdefault("data_root", meta.get("data_root"))
         kw.setdefault("tokenizer_dir", str(tok_dir))
+        if kw.get("episodes") is not None or meta.get("episodes") is not None:
+            from worldmodels.episode_config import EpisodeConfig
+
+            kw["episodes"] = (kw.get("episodes") or EpisodeConfig()).merged(meta.get("episodes"))
         kw.setdefault("pad_id", lay.get("pad_id"))
         return cls(tok, VideoSpec(**lay["spec"]), codec, **kw)
 
@@ -305,30 +324,59 @@ class VideoTask(VideoMetricsMixin, Task):
         return self
 
     # ----- data -----------------------------------------------------------------------------
-    def _files(self, split: str) -> list:
-        from worldmodels.episodes import dataset_split
+    def _split(self, split: str) -> tuple[list, slice | None]:
+        """(files, steps) of ``split`` under the episodes section's rule (see EpisodeConfig.split)."""
+        from worldmodels.episode_config import EpisodeConfig
 
         if self.data_root is None:
             raise ValueError("this video task has no episode folder (data_root): pass --data")
-        if not Path(self.data_root).is_dir():
+        if not Path(self.data_root).exists():
             raise FileNotFoundError(f"episode folder {self.data_root!r} not found: pass --data "
                                     f"(e.g. data/robot, built by `wm data build robot`)")
-        return dataset_split(self.data_root, split)
+        return (self.episodes or EpisodeConfig()).split(self.data_root, split)
 
-    def _token_dataset(self, clips, files, with_frames: bool, progress: bool) -> TokenClipDataset:
-        cache = self.cache_dir if self.cache_dir is not None else Path(self.data_root) / ".token_cache"
-        return TokenClipDataset(clips, self.tokenizer, self.codec, tokenizer_dir=self.tokenizer_dir,
-                                cache_dir=cache, files=files, with_frames=with_frames,
-                                progress=progress)
+    def _files(self, split: str) -> list:
+        return self._split(split)[0]
+
+    def _token_dataset(self, clips, files, with_frames: bool, progress: bool, split: str
+                       ) -> TokenClipDataset:
+        """Token ids of ``clips``, cached under ``cache_dir`` (else the user cache directory,
+        ``video_data.default_cache_dir``: never the data folder)."""
+        import sys
+
+        from worldmodels.tasks.video_data import default_cache_dir
+
+        note = clips.preprocessing()
+        if note and note not in self._notes:
+            self._notes.add(note)
+            print(f"episodes {self.data_root}: frames {note}", file=sys.stderr)
+        cache = self.cache_dir if self.cache_dir is not None else default_cache_dir()
+        ds = TokenClipDataset(clips, self.tokenizer, self.codec, tokenizer_dir=self.tokenizer_dir,
+                              cache_dir=cache, files=files, with_frames=with_frames,
+                              progress=progress)
+        if split == "test":
+            from worldmodels.episode_config import SMALL_TEST_SET
+
+            if len(ds) < SMALL_TEST_SET:
+                log.warning("only %d held-out clips in %s: their 95%% intervals are wide (fewer "
+                            "than %d; hold out more with --test-every / --held-out)", len(ds),
+                            self.data_root, SMALL_TEST_SET)
+        return ds
+
+    @property
+    def _notes(self) -> set:
+        if not hasattr(self, "_notes_seen"):
+            self._notes_seen = set()
+        return self._notes_seen
 
     def dataset(self, split: str, with_frames: bool = True, progress: bool = True) -> TokenClipDataset:
         """Clips of ``split`` every ``spec.stride`` recorded steps (frames and token ids)."""
         from worldmodels.clips import ClipDataset
 
-        files = self._files(split)
+        files, steps = self._split(split)
         clips = ClipDataset(files, self.spec.clip_len, keymap=self.keymap, stride=self.spec.stride,
-                            frame_skip=self.spec.frame_skip)
-        return self._token_dataset(clips, files, with_frames, progress)
+                            frame_skip=self.spec.frame_skip, steps=steps)
+        return self._token_dataset(clips, files, with_frames, progress, split)
 
     def lm_dataset(self, split: str, progress: bool = True) -> TokenClipDataset:
         """Token ids only (MLE needs no pixels)."""
@@ -338,16 +386,23 @@ class VideoTask(VideoMetricsMixin, Task):
         """Non-overlapping windows of ``context + horizon`` kept frames (``wm eval video``)."""
         from worldmodels.clips import ClipDataset
 
-        files = self._files(split)
+        files, steps = self._split(split)
         clips = ClipDataset.non_overlapping(files, self.spec.context_frames + self.horizon,
-                                            self.spec.frame_skip)
-        return self._token_dataset(clips, files, True, progress)
+                                            self.spec.frame_skip, keymap=self.keymap, steps=steps)
+        return self._token_dataset(clips, files, True, progress, split="eval")
 
     def config_section(self, section):
-        """``section`` with the layout actually trained (an init's, not the default's)."""
+        """``section`` with the layout actually trained (an init's, not the default's) and the
+        episodes section as used (the key map spelled out, the frame size)."""
         from dataclasses import replace
 
-        return replace(section, layout=self.spec) if hasattr(section, "layout") else section
+        from worldmodels.episode_config import EpisodeConfig
+
+        if hasattr(section, "layout"):
+            section = replace(section, layout=self.spec)
+        if hasattr(section, "episodes") and self.episodes is not None:
+            section = replace(section, episodes=EpisodeConfig(**self.episodes_record()))
+        return section
 
     def max_length(self) -> int:
         """Tokens in one training sequence (checked against the backbone's max_positions)."""

@@ -2,7 +2,8 @@
 
 Tokenising frames is the slow part on CPU, so every frame of every episode is encoded once and
 the ids are cached on disk (``<cache_dir>/tokens-<key>.pt``, key = tokenizer weights + episode
-files); items are then cheap slices. A cache file that cannot be read or does not match the
+files + how they are read: key map, crop/resize, the split's steps); items are then cheap slices.
+The default cache directory is the user's (:func:`default_cache_dir`), never the data folder. A cache file that cannot be read or does not match the
 episodes (counts, shapes, id range) is reported with a warning naming it and rebuilt.
 """
 
@@ -153,6 +154,17 @@ def _cache_key(tokenizer_dir: str | None, files: list[Path], extra: str) -> str:
     return h.hexdigest()[:16]
 
 
+def default_cache_dir() -> Path:
+    """Where token ids are cached when no cache_dir is given: ``$WM_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/worldmodels/tokens``, else ``~/.cache/worldmodels/tokens``."""
+    import os
+
+    if os.environ.get("WM_CACHE_DIR"):
+        return Path(os.environ["WM_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "worldmodels" / "tokens"
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
@@ -165,8 +177,12 @@ def check_clips_fit(clips: ClipDataset, image_size: int | None, action_dim: int)
     for ep in clips.episodes:
         T, H, W, C = ep.image.shape
         if image_size is not None and (H, W) != (image_size, image_size):
+            km = getattr(clips, "keymap", None)
+            hint = ("" if km is None else f"; frames are brought to {km.size}x{km.size} (--size {km.size}); "
+                    f"pass --size {image_size}" if km.size else "; pass --resize to centre-crop "
+                    "and resize them")
             problems.append(f"{ep.path}: frames (H,W,C) = {(H, W, C)}, expected "
-                            f"{(image_size, image_size, C)} (the tokenizer's image_size)")
+                            f"{(image_size, image_size, C)} (the tokenizer's image_size){hint}")
         if ep.action is not None and ep.action.shape[1] != action_dim:
             problems.append(f"{ep.path}: actions (T,A) = {ep.action.shape}, expected "
                             f"({T}, {action_dim}) (the action dimensions of the model's codec)")
@@ -230,6 +246,9 @@ class TokenClipDataset(Dataset):
         # are per clip, so the clip layout is part of their key
         extra = (f"{type(tokenizer).__name__}:{clips.clip_len}:{len(clips)}:{clips.frame_skip}:"
                  f"{self.compressive}" if self.compressive else f"{type(tokenizer).__name__}:frames")
+        read = (getattr(clips, "keymap", None), getattr(clips, "steps", None))
+        if read != (None, None):  # frames read another way (key map, crop/resize, split steps)
+            extra += f":{read[0]!r}:{read[1]!r}"
         path = None
         if cache_dir is not None and files:
             path = Path(cache_dir) / f"tokens-{_cache_key(tokenizer_dir, list(files), extra)}.pt"
