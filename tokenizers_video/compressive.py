@@ -114,7 +114,13 @@ COMPRESSIVE_PRESETS: dict[str, CompressiveTokenizerConfig] = {
                                       future_channels=(128, 128, 256, 256, 512, 512),
                                       layers_per_block=2, norm_num_groups=32,
                                       fsq_levels=(7, 5, 5, 5, 5), xattn_max_res=32, xattn_heads=8),
+    # 256x256 frames (RT-1 after a centre crop) with narrow CPU-sized channels: context 8x
+    # (32x32 = 1,024 tokens), future 32x (8x8 = 64 tokens), FSQ [7,5,5,5,5].
+    "256": CompressiveTokenizerConfig(image_size=256, context_channels=(16, 32, 64, 64),
+                                      future_channels=(16, 32, 64, 64, 128, 128),
+                                      fsq_levels=(7, 5, 5, 5, 5)),
 }
+COMPRESSIVE_PRESETS["64"] = COMPRESSIVE_PRESETS["tiny"]  # the preset by its frame side
 
 
 class CrossAttend(nn.Module):

@@ -99,7 +99,13 @@ FRAME_PRESETS: dict[str, FrameTokenizerConfig] = {
     "rt1": FrameTokenizerConfig(image_size=256, block_out_channels=(128, 128, 256, 256, 512),
                                 layers_per_block=2, norm_num_groups=32,
                                 fsq_levels=(7, 5, 5, 5, 5)),
+    # 256x256 frames (e.g. RT-1's 256x320 after a centre crop) at RLVR-World's token layout,
+    # 16x down-sampling -> 16x16 = 256 tokens, FSQ [7,5,5,5,5] = 4,375 codes, with the tiny
+    # preset's narrow channels (~3M parameters): trainable and testable on CPU.
+    "256": FrameTokenizerConfig(image_size=256, block_out_channels=(16, 32, 64, 64, 128),
+                                fsq_levels=(7, 5, 5, 5, 5)),
 }
+FRAME_PRESETS["64"] = FRAME_PRESETS["tiny"]  # the preset by its frame side
 
 
 def _quantizer(cfg) -> nn.Module:
