@@ -100,3 +100,15 @@ def test_bad_reward_and_existing_run_exit_2(runs):
     res = runner.invoke(rlvr_app, ["text-game", "--init", str(sft), "--out", str(rl), "--steps", "1",
                                    "--set", "grpo.device=cpu"])
     assert res.exit_code == 2 and "--resume" in res.output
+
+
+def test_an_hf_backbone_brings_its_own_tokenizer(tmp_path):
+    from worldmodels.commands.text_game import PretrainTextGameConfig
+    from worldmodels.config import load_config
+
+    cfg = load_config(PretrainTextGameConfig, None, ["model.family=hf", f"model.path={tmp_path / 'lm'}"])
+    assert cfg.task.tokenizer == str(tmp_path / "lm")  # the directory's tokenizer, not a new BPE
+    cfg = load_config(PretrainTextGameConfig, None, ["model.family=hf", f"model.path={tmp_path / 'lm'}",
+                                                     f"task.tokenizer={tmp_path / 'tok'}"])
+    assert cfg.task.tokenizer == str(tmp_path / "tok")
+    assert load_config(PretrainTextGameConfig, None, []).task.tokenizer is None  # llama: BPE on the corpus

@@ -33,9 +33,14 @@ def test_special_tokens_template_and_stops(tok):
     ids = chat_prompt_ids(tok, "take pot")
     assert tok.decode(ids) == "<|im_start|>user\ntake pot<|im_end|>\n<|im_start|>assistant\n"
     assert 300 < len(tok) <= 400  # merges were learned, within the requested size
-    # merges: a frequent word is one token, digits are split one by one
-    assert len(tok(" boil", add_special_tokens=False)["input_ids"]) == 1  # "Ġboil" as in the corpus
+    # digits are split one by one; merges span words unless split_words
     assert len(tok("1234", add_special_tokens=False)["input_ids"]) == 4
+    phrase = " take pot (ID: 3) from sink (ID: 2)"
+    words = train_bpe_tokenizer(CORPUS, vocab_size=400, split_words=True)
+    assert len(words(" boil", add_special_tokens=False)["input_ids"]) == 1  # "Ġboil" as in the corpus
+    n_words = len(words(phrase, add_special_tokens=False)["input_ids"])
+    n_spans = len(tok(phrase, add_special_tokens=False)["input_ids"])
+    assert n_spans <= 6 < 12 <= n_words  # " ta|ke pot (ID: |3|) from sink (ID: |2|)" vs word by word
 
 
 @settings(max_examples=100, deadline=None)

@@ -294,7 +294,7 @@ class TextGameTask(Task):
         if cfg.tokenizer:
             return cls(load_text_tokenizer(cfg.tokenizer), **cfg.task_kwargs())
         train = load_transitions(cfg.train, cfg.mode, cfg.max_train)
-        tok = train_bpe_tokenizer(corpus_texts(train, cfg), cfg.bpe_vocab_size)
+        tok = train_bpe_tokenizer(corpus_texts(train, cfg), cfg.bpe_vocab_size, split_words=cfg.bpe_split_words)
         task = cls(tok, **cfg.task_kwargs())
         task._transitions["train"] = train
         return task

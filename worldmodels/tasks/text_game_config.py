@@ -60,6 +60,8 @@ class TextGameTaskConfig:
     tokenizer: a tokenizer directory (e.g. a HF model directory: its tokenizer.json) or a .gguf
         file; null = train a byte-level BPE on the training prompts and answers.
     bpe_vocab_size: vocabulary of the trained BPE (tokenizer: null).
+    bpe_split_words: the trained BPE never merges across words (GPT-2 regex); false = merges
+        may span words and punctuation (~4x shorter JSON states; text_tokenizer docstring).
     compat_rlvr_world: score and apply diffs exactly as RLVR-World (drops created objects, the
         KeyError quirk, Python ==); false = our fixes (text_game_rewards docstring).
     rl_sampling: RLVR's training prompts are every changed record plus rl_unchanged_ratio
@@ -86,6 +88,7 @@ class TextGameTaskConfig:
     max_new_tokens: int = 512
     tokenizer: str | None = None
     bpe_vocab_size: int = 2048
+    bpe_split_words: bool = False
     compat_rlvr_world: bool = False
     rl_sampling: bool = False
     rl_unchanged_ratio: float = 0.05
@@ -101,7 +104,7 @@ class TextGameTaskConfig:
 
     def task_kwargs(self) -> dict:
         """Keyword arguments of ``TextGameTask`` (every field but the tokenizer's)."""
-        skip = {"tokenizer", "bpe_vocab_size"}
+        skip = {"tokenizer", "bpe_vocab_size", "bpe_split_words"}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 

@@ -9,7 +9,10 @@ corpus with the ``tokenizers`` library, or the tokenizer of a local Hugging Face
     tok = load_text_tokenizer("models/smollm2")            # any HF model directory (or a .gguf file)
 
 The trained tokenizer: byte-level BPE (every string is encodable, nothing maps to ``<unk>``),
-digits split one by one, special tokens ``<pad>`` (id 0), ``<|endoftext|>`` (EOS),
+digits split one by one; merges may span words and punctuation unless ``split_words`` (GPT-2's
+word regex first): on JSON-like states that makes sequences ~4x shorter (text-game compact
+prompts: median 124 vs 484 tokens, answers 12 vs 68, on the tiny built-in data), which is what
+a small model on a CPU needs. Special tokens ``<pad>`` (id 0), ``<|endoftext|>`` (EOS),
 ``<|im_start|>`` and ``<|im_end|>`` (end of turn), and a ChatML chat template::
 
     <|im_start|>user\\n{content}<|im_end|>\\n<|im_start|>assistant\\n
@@ -32,10 +35,13 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['cont
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eot|>")
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2):
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2,
+                        split_words: bool = False):
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (module docstring).
 
     vocab_size: the most ids, special tokens and the 256 byte symbols included (>= 300).
+    min_frequency: a merge needs a pair seen at least this often.
+    split_words: pre-split on GPT-2's word regex, so no token spans two words.
     Raises ValueError for a smaller vocabulary or an empty corpus."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -48,7 +54,7 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_freque
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=split_words)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                   special_tokens=SPECIAL_TOKENS, show_progress=False,
