@@ -102,6 +102,7 @@ def test_parse_diff_repairs_common_forms(text):
     "no json here", "", "[1, 2]", '{"modified": []}', '{"removed": []}', '{"modified": 5, "removed": []}',
     '{"modified": [3], "removed": []}', '{"modified": [{"name": "x"}], "removed": []}',
     '{"modified": [], "removed": [], "score": 3}', '{"modified": [], "removed": [[1]]}',
+    '{"modified": [{"uuid": true}], "removed": []}', '{"modified": [], "removed": [false]}',
 ])
 def test_parse_diff_rejects_what_is_not_a_diff(text):
     assert parse_diff(text) is None

@@ -118,7 +118,8 @@ def parse_diff(text, compat: bool = False) -> dict | None:
     """A diff dict parsed from ``text``, or None when it is not one: not a JSON object, or
     ``modified`` / ``removed`` missing (RLVR-World: reward 0). With ``compat=False`` also None
     when ``modified`` / ``removed`` are not lists, an entry of ``modified`` is not an object
-    with a hashable ``uuid``, or ``score`` (if present) is not an object. Never raises."""
+    with a hashable, non-boolean ``uuid`` (same for ``removed``), or ``score`` (if present) is
+    not an object. Never raises."""
     value = parse_json_answer(text, compat)
     if not isinstance(value, dict) or "modified" not in value or "removed" not in value:
         return None
@@ -128,14 +129,17 @@ def parse_diff(text, compat: bool = False) -> dict | None:
     if not isinstance(modified, list) or not isinstance(removed, list) or not isinstance(score, dict):
         return None
     for obj in modified:
-        if not isinstance(obj, dict) or "uuid" not in obj or not _hashable(obj["uuid"]):
+        if not isinstance(obj, dict) or "uuid" not in obj or not _uuid_like(obj["uuid"]):
             return None
-    if not all(_hashable(u) for u in removed):
+    if not all(_uuid_like(u) for u in removed):
         return None
     return value
 
 
-def _hashable(x) -> bool:
+def _uuid_like(x) -> bool:
+    """Hashable and not a bool (``True`` would otherwise match uuid 1)."""
+    if isinstance(x, bool):
+        return False
     try:
         hash(x)
     except TypeError:
