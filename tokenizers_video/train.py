@@ -69,7 +69,8 @@ class TrainConfig:
         max_minutes: time budget of this process's training (0: none). The step rate is
             measured after the warm-up (at most 100 steps) and the schedule's length set to the
             steps that fit in the budget (at most ``steps``): the cosine reaches ``min_lr_ratio``
-            at the end, where the run stops with a checkpoint (or at the budget if it slowed).
+            at the end, where the run stops with a checkpoint (or at the budget if it slowed);
+            a resumed, already fitted run finishes that schedule.
         fit_schedule: false: the schedule spans ``steps`` and the budget only stops the run
             (the behaviour before the fit: the cosine cut wherever the time ran out).
         device: "auto" (CUDA if available, else CPU), "cpu" or "cuda".
@@ -359,8 +360,8 @@ def train(model: nn.Module, dataset, cfg: TrainConfig, out_dir: str | Path, *, r
         restarted = sum(v.restart_dead_codes() for v in vqs)
         step += 1
         now = clock() if cfg.max_minutes > 0 else 0.0
-        if cfg.max_minutes > 0 and cfg.fit_schedule:
-            mark = mark or (step, now)
+        if cfg.max_minutes > 0 and cfg.fit_schedule and (mark or not sched.budget_fitted):
+            mark = mark or (step, now)  # (a resumed, already fitted schedule is finished as is)
             fit = fitted_steps(cfg, step, mark, now, t_begin) if (
                 sched.total_steps == cfg.steps or step % cfg.log_every == 0) else None
             if fit is not None:

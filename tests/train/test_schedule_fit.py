@@ -50,14 +50,14 @@ def task(tmp_path_factory):
                      data_root=str(root), cache_dir=str(root / ".cache"))
 
 
-def _mle(task, out, **kw):
+def _mle(task, out, until=None, resume=False, **kw):
     torch.manual_seed(0)
     model = build_backbone("test", task.vocab_size, 256)
     cfg = MLEConfig(steps=1000, batch_size=4, eval_every=0, eval_batches=1, save_every=0,
                     log_every=1, seed=0, device="cpu", max_minutes=1.0, tensorboard=False,
                     optim=OptimConfig(lr=1e-3, warmup_steps=2, schedule="cosine", min_lr_ratio=0.1),
                     **kw)
-    train_mle(model, task, cfg, out, clock=FakeClock())
+    train_mle(model, task, cfg, out, clock=FakeClock(), until=until, resume=resume)
     return [r for r in read_metrics(out) if "lr" in r]
 
 
@@ -69,6 +69,16 @@ def test_mle_cosine_ends_at_the_budget(task, tmp_path, capsys):
     mid = next(r for r in logs if r["step"] == 31)  # halfway through the 58 cosine steps
     assert mid["lr"] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 29 / 58))))
     assert "schedule fitted to max_minutes=1.0: 60 steps (train.steps=1000)" in capsys.readouterr().out
+
+
+def test_mle_resume_finishes_the_fitted_schedule(task, tmp_path):
+    full = _mle(task, tmp_path / "full")
+    _mle(task, tmp_path / "half", until=30)  # interrupted at step 30 of the fitted 60
+    resumed = _mle(task, tmp_path / "half", resume=True)  # a fresh clock: not refitted
+    assert [r["step"] for r in resumed] == list(range(1, 61))
+    for a, b in zip(full, resumed, strict=True):
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-12)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
 
 
 def test_mle_compat_switch_cuts_the_schedule(task, tmp_path):

@@ -226,8 +226,9 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
     stop = min(stop, until) if until is not None else stop
     t_start = clock()
+    # a resumed run whose schedule was already fitted finishes that schedule (not refitted)
     fit = (BudgetFit(60 * cfg.max_minutes, cfg.steps, t_start, cfg.optim.warmup_steps, cfg.log_every)
-           if cfg.max_minutes and cfg.fit_schedule else None)
+           if cfg.max_minutes and cfg.fit_schedule and not sched.budget_fitted else None)
     while step < stop:
         micro = []
         for _ in range(cfg.grad_accum):

@@ -70,7 +70,8 @@ class MLEConfig:
     max_minutes: time budget of this process's training (0 = none). The step rate is measured
         after the warm-up (at most 100 steps) and the schedule's length set to the steps that
         fit in the budget (at most ``steps``), so a cosine decays fully by the end; the run
-        stops there (with a checkpoint), or at the budget if it slowed down.
+        stops there (with a checkpoint), or at the budget if it slowed down. ``--resume`` of an
+        interrupted fitted run finishes that fitted schedule.
     fit_schedule: false: the schedule spans ``steps`` and the budget only stops the run where
         the schedule happens to be (the behaviour before the fit: a cosine cut at 73 % of peak).
     """
