@@ -21,7 +21,6 @@ frames, s*A tokens):
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from dataclasses import asdict
@@ -34,22 +33,21 @@ from worldmodels.tasks.base import IGNORE_INDEX, RolloutRequest, Segment, Task
 from worldmodels.tasks.video_data import (
     ACTION_BINS,
     ActionCodec,
-    TokenClipDataset,
     encode_compressive,
     encode_frames,
     load_video_tokenizer,
 )
+from worldmodels.tasks.video_datasets import VideoDataMixin
 from worldmodels.tasks.video_metrics import VideoMetricsMixin
 from worldmodels.tasks.video_spec import VideoSpec
 
-log = logging.getLogger(__name__)
 
-
-class VideoTask(VideoMetricsMixin, Task):
+class VideoTask(VideoDataMixin, VideoMetricsMixin, Task):
     """Frames + actions <-> token sequences, rollout requests, decoding through the tokenizer.
 
     Predictions (``decode``) are ``{"frames": (B,T,3,H,W) in [0,1], "ids": (B,T,N)}``; frame
-    rewards read ``frames``. Metrics, baselines and reports: ``tasks/video_metrics.py``.
+    rewards read ``frames``. Metrics, baselines and reports: ``tasks/video_metrics.py``; the
+    episode datasets (split, key map, crop/resize, token cache): ``tasks/video_datasets.py``.
     """
 
     name = "video"
@@ -283,12 +281,6 @@ class VideoTask(VideoMetricsMixin, Task):
                 "layout": self.layout(), "data_root": str(self.data_root) if self.data_root else None,
                 "episodes": self.episodes_record()}
 
-    def episodes_record(self) -> dict:
-        """The episodes section as used (key map spelled out, frame size), for outputs."""
-        from worldmodels.episode_config import EpisodeConfig
-
-        return (self.episodes or EpisodeConfig()).resolved(getattr(self.tokenizer, "image_size", None))
-
     def save_assets(self, directory: str | Path) -> None:
         """Copy the tokenizer into ``directory/tokenizer`` (once; written aside, then renamed)."""
         d = Path(directory)
@@ -322,74 +314,6 @@ class VideoTask(VideoMetricsMixin, Task):
     def to(self, device) -> VideoTask:
         self.tokenizer.to(device)
         return self
-
-    # ----- data -----------------------------------------------------------------------------
-    def _split(self, split: str) -> tuple[list, slice | None]:
-        """(files, steps) of ``split`` under the episodes section's rule (see EpisodeConfig.split)."""
-        from worldmodels.episode_config import EpisodeConfig
-
-        if self.data_root is None:
-            raise ValueError("this video task has no episode folder (data_root): pass --data")
-        if not Path(self.data_root).exists():
-            raise FileNotFoundError(f"episode folder {self.data_root!r} not found: pass --data "
-                                    f"(e.g. data/robot, built by `wm data build robot`)")
-        return (self.episodes or EpisodeConfig()).split(self.data_root, split)
-
-    def _files(self, split: str) -> list:
-        return self._split(split)[0]
-
-    def _token_dataset(self, clips, files, with_frames: bool, progress: bool, split: str
-                       ) -> TokenClipDataset:
-        """Token ids of ``clips``, cached under ``cache_dir`` (else the user cache directory,
-        ``video_data.default_cache_dir``: never the data folder)."""
-        import sys
-
-        from worldmodels.tasks.video_data import default_cache_dir
-
-        note = clips.preprocessing()
-        if note and note not in self._notes:
-            self._notes.add(note)
-            print(f"episodes {self.data_root}: frames {note}", file=sys.stderr)
-        cache = self.cache_dir if self.cache_dir is not None else default_cache_dir()
-        ds = TokenClipDataset(clips, self.tokenizer, self.codec, tokenizer_dir=self.tokenizer_dir,
-                              cache_dir=cache, files=files, with_frames=with_frames,
-                              progress=progress)
-        if split == "test":
-            from worldmodels.episode_config import SMALL_TEST_SET
-
-            if len(ds) < SMALL_TEST_SET:
-                log.warning("only %d held-out clips in %s: their 95%% intervals are wide (fewer "
-                            "than %d; hold out more with --test-every / --held-out)", len(ds),
-                            self.data_root, SMALL_TEST_SET)
-        return ds
-
-    @property
-    def _notes(self) -> set:
-        if not hasattr(self, "_notes_seen"):
-            self._notes_seen = set()
-        return self._notes_seen
-
-    def dataset(self, split: str, with_frames: bool = True, progress: bool = True) -> TokenClipDataset:
-        """Clips of ``split`` every ``spec.stride`` recorded steps (frames and token ids)."""
-        from worldmodels.clips import ClipDataset
-
-        files, steps = self._split(split)
-        clips = ClipDataset(files, self.spec.clip_len, keymap=self.keymap, stride=self.spec.stride,
-                            frame_skip=self.spec.frame_skip, steps=steps)
-        return self._token_dataset(clips, files, with_frames, progress, split)
-
-    def lm_dataset(self, split: str, progress: bool = True) -> TokenClipDataset:
-        """Token ids only (MLE needs no pixels)."""
-        return self.dataset(split, with_frames=False, progress=progress)
-
-    def eval_dataset(self, split: str = "test", progress: bool = True) -> TokenClipDataset:
-        """Non-overlapping windows of ``context + horizon`` kept frames (``wm eval video``)."""
-        from worldmodels.clips import ClipDataset
-
-        files, steps = self._split(split)
-        clips = ClipDataset.non_overlapping(files, self.spec.context_frames + self.horizon,
-                                            self.spec.frame_skip, keymap=self.keymap, steps=steps)
-        return self._token_dataset(clips, files, True, progress, split="eval")
 
     def config_section(self, section):
         """``section`` with the layout actually trained (an init's, not the default's) and the
