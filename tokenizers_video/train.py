@@ -161,9 +161,11 @@ class FittedSchedule(torch.optim.lr_scheduler.LambdaLR):
 def fitted_steps(cfg: TrainConfig, step: int, mark: tuple[int, float], now: float,
                  start: float) -> int | None:
     """Steps that fit in ``cfg.max_minutes`` at the rate measured since ``mark`` (step, time),
-    at most ``cfg.steps``; None until ``max(5, min(warmup, 100))`` steps have been measured."""
+    at most ``cfg.steps``; None until ``max(5, min(warmup, 100))`` steps have been measured (or,
+    for slow steps, 2 steps and 5 % of the budget)."""
     done = step - mark[0]
-    if done < max(5, min(cfg.warmup_steps, 100)):
+    early = done >= 2 and now - mark[1] >= 3 * cfg.max_minutes  # 5 % of the budget, in seconds
+    if done < max(5, min(cfg.warmup_steps, 100)) and not early:
         return None
     rate = done / max(now - mark[1], 1e-9)
     return min(cfg.steps, step + max(0, int(rate * (60 * cfg.max_minutes - (now - start)))))

@@ -32,12 +32,15 @@ class FakeClock:
 
 
 def test_budget_fit_by_hand():
-    fit = BudgetFit(budget_s=60, max_steps=1000, start_time=0.0, warmup=2, every=10)
+    fit = BudgetFit(budget_s=600, max_steps=1000, start_time=0.0, warmup=2, every=10)
     assert fit.update(1, 1.0) is None  # the first step is the mark (compilation, caches)
     assert [fit.update(s, float(s)) for s in range(2, 6)] == [None] * 4  # 4 steps measured < 5
-    assert fit.update(6, 6.0) == 60  # 1 step/s, 54 s left -> 6 + 54
+    assert fit.update(6, 6.0) == 600  # 1 step/s, 594 s left -> 6 + 594
     assert fit.update(7, 7.0) is None  # refitted every 10 steps only
-    assert fit.update(20, 30.0) == 20 + int(19 / 29 * 30)  # slowed: 19 steps in 29 s, 30 s left
+    assert fit.update(20, 300.0) == 20 + int(19 / 299 * 300)  # slowed: 19 steps in 299 s
+    slow = BudgetFit(budget_s=600, max_steps=1000, start_time=0.0, warmup=100, every=10)
+    slow.update(1, 10.0)  # 10 s per step: fitted once 5 % of the budget (30 s) is measured
+    assert [slow.update(s, 10.0 * s) for s in (2, 3, 4)] == [None, None, 4 + 56]  # 0.1/s, 560 s left
     capped = BudgetFit(budget_s=1e6, max_steps=100, start_time=0.0, warmup=0, every=1)
     capped.update(1, 1.0)
     assert [capped.update(s, float(s)) for s in range(2, 7)][-1] == 100  # never past train.steps

@@ -74,7 +74,8 @@ class BudgetFit:
 
     ``update(step, now)`` after every optimizer step (``now`` from the run's clock): the rate
     is measured from the end of this process's first step (which pays for compilation and
-    caches); from ``measure`` steps later on (the warm-up, at most 100, at least 5) it returns
+    caches); from ``measure`` steps later on (the warm-up, at most 100, at least 5; or, for slow
+    steps, once 5 % of the budget and 2 steps are measured) it returns
     ``min(max_steps, step + floor(rate * time_left))`` -- refitted every ``every`` steps --
     else None."""
 
@@ -89,7 +90,8 @@ class BudgetFit:
             self.mark = (step, now)
             return None
         done = step - self.mark[0]
-        if done < self.measure or (self.fitted is not None and step % self.every):
+        early = done >= 2 and now - self.mark[1] >= 0.05 * self.budget_s  # slow steps
+        if (done < self.measure and not early) or (self.fitted is not None and step % self.every):
             return None
         rate = done / max(now - self.mark[1], 1e-9)
         left = self.budget_s - (now - self.start)
