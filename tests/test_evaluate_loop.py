@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodels.evaluate import EvalConfig, _summary, bootstrap_ci, flat, pick_items
+from worldmodels.evaluate import (
+    EvalConfig,
+    _summary,
+    bootstrap_ci,
+    flat,
+    paired_difference,
+    pick_items,
+)
 
 
 def test_pick_items_are_evenly_spaced_and_unique():
@@ -41,3 +48,15 @@ def test_summary_best_of_n_follows_the_metric_direction():
 def test_eval_config_rejects_values_that_cannot_run(bad):
     with pytest.raises(ValueError, match="eval"):
         EvalConfig(**bad)
+
+
+def test_paired_difference_removes_the_between_item_spread():
+    """Items differ a lot, the model is always 0.01 better: the paired interval excludes 0
+    while the two unpaired intervals overlap."""
+    base = torch.tensor([[0.1], [0.5], [0.9], [0.3], [0.7], [0.2]], dtype=torch.float64)
+    model = (base - 0.01).repeat(1, 2)            # 2 samples per item, each 0.01 lower
+    d = paired_difference(model, base, resamples=400)
+    assert d["mean"] == pytest.approx(-0.01)
+    assert d["ci95"][0] == pytest.approx(-0.01) and d["ci95"][1] == pytest.approx(-0.01)
+    m_ci, b_ci = bootstrap_ci(model.mean(1), 400), bootstrap_ci(base.reshape(-1), 400)
+    assert m_ci[1] > b_ci[0]                        # unpaired: the intervals overlap

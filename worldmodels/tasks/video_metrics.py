@@ -121,6 +121,8 @@ class VideoMetricsMixin:
                 r["copy_last_tokens"]["token_acc"] = b["copy_last_tokens"]["token_acc" + suffix]["mean"]
             for base in BASELINES:
                 r[base] = {k: (v["mean"] if isinstance(v, dict) else v) for k, v in r[base].items()}
+            vs = res.get("vs_baselines", {}).get("copy_last", {})
+            r["vs_copy_last"] = {k: vs[k + suffix] for k in names if k + suffix in vs}
             out[block] = r
         rep = m.get("repetition_rate")
         out["multi"]["repetition_rate"] = rep["mean"] if rep else None
@@ -149,6 +151,10 @@ def markdown_table(res: dict) -> str:
                      + (f" | {tok:.4f} |" if tok is not None else " | – |"))
         lines.append(f"| {label}: tokenizer reconstruction (ceiling) | "
                      + " | ".join(f"{r['tokenizer'][m]:.4f}" for m in ms) + " | 1 |")
+        if r.get("vs_copy_last"):
+            lines.append(f"| {label}: model − copy last frame, paired (95% CI over clips) | "
+                         + " | ".join(_mean_ci(r["vs_copy_last"][m]) if m in r["vs_copy_last"] else "–"
+                                      for m in ms) + " | – |")
     nets = [f"{k} = {label}({res[k + '_net']})" for k, label in (("lpips", "LPIPS"), ("stlpips", "ST-LPIPS"))
             if k in ms and res.get(k + "_net")]
     if nets:
