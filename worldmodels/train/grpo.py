@@ -124,6 +124,7 @@ class GRPOTrainer:
         batch = task.collate([self.dataset[i] for i in prompt_ids])
         batch = task.repeat(batch, cfg.num_generations)
         req = task.rollout_request(batch).to(self.device)
+        req.group_size = cfg.num_generations  # adjacent copies of one prompt: prefilled once
         prompt, segments = req.prompt_ids, req.segments
         gen = torch.Generator(device=self.device).manual_seed(
             (cfg.seed * 1_000_003 + step) * 100_003 + index)
@@ -198,7 +199,7 @@ class GRPOTrainer:
         denom = float(dist.all_reduce_sum(torch.tensor([local_den], dtype=torch.float64))[0])
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
-        sums = torch.zeros(5, dtype=torch.float64)  # clip, dual, kl, ratio (token-weighted), tokens
+        sums = torch.zeros(6, dtype=torch.float64)  # clip, dual, kl, ratio, entropy (token-weighted), tokens
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # dropout: a stream per update, for resume
             torch.manual_seed(seed)
@@ -214,27 +215,33 @@ class GRPOTrainer:
         self.optimizer.step()
         self.optimizer_steps += 1
         sums = dist.all_reduce_sum(sums)
-        n = float(sums[4].clamp(min=1))
+        n = float(sums[5].clamp(min=1))
         return {"clip_ratio": float(sums[0]) / n, "dual_clip_ratio": float(sums[1]) / n,
-                "kl": float(sums[2]) / n, "ratio_mean": float(sums[3]) / n, "grad_norm": float(gn)}
+                "kl": float(sums[2]) / n, "ratio_mean": float(sums[3]) / n,
+                "entropy": float(sums[4]) / n, "grad_norm": float(gn)}
 
     def _forward_backward(self, c: Chunk, rows: slice, denom: float) -> Tensor:
         """Backward of the GRPO loss of chunk ``c``'s ``rows`` (normalised by the mini-batch's
-        global ``denom``); returns token-weighted metric sums (clip, dual, kl, ratio, tokens)."""
+        global ``denom``); returns token-weighted metric sums (clip, dual, kl, ratio, entropy,
+        tokens). The full-vocabulary entropy is always computed (logged); it carries gradient
+        only when ``entropy_coef > 0``."""
         cfg = self.cfg
         am = c.attention_mask[rows] if c.attention_mask is not None else None
-        logp = sequence_logprobs(self.model, c.sequences[rows], c.prompt_len,
-                                 segment_rows(c.segments, rows), temperature=cfg.temperature,
-                                 attention_mask=am)
+        logp, ent = sequence_logprobs(self.model, c.sequences[rows], c.prompt_len,
+                                      segment_rows(c.segments, rows), temperature=cfg.temperature,
+                                      attention_mask=am, return_entropy=True)
+        if cfg.entropy_coef == 0:
+            ent = ent.detach()
         ref = c.ref_logprobs[rows] if c.ref_logprobs is not None else None
         loss, m = grpo_loss(logp.float(), c.old_logprobs[rows], c.advantages[rows], c.loss_mask[rows],
                             ref_logprobs=ref, beta=cfg.beta, epsilon=cfg.epsilon,
                             epsilon_high=cfg.epsilon_high, dual_clip=cfg.dual_clip,
-                            loss_type=cfg.loss_type, normalizer=denom)
+                            loss_type=cfg.loss_type, normalizer=denom, entropy=ent.float(),
+                            entropy_coef=cfg.entropy_coef)
         loss.backward()
         t = m["tokens"]
         return torch.tensor([m["clip_ratio"] * t, m["dual_clip_ratio"] * t, m["kl"] * t,
-                             m["ratio_mean"] * t, t], dtype=torch.float64)
+                             m["ratio_mean"] * t, m["entropy"] * t, t], dtype=torch.float64)
 
     def train_step(self) -> dict[str, float]:
         """One GRPO step (rollouts + updates); returns the step's global metrics."""
@@ -261,7 +268,9 @@ class GRPOTrainer:
             [sum(c.gen_tokens for c in chunks), sum(c.neg_logp for c in chunks), t_roll,
              sum(float(c.truncated.sum()) for c in chunks), sum(float(c.lengths.sum()) for c in chunks),
              sum(c.lengths.numel() for c in chunks)], dtype=torch.float64))
-        metrics["entropy"] = float(gen[1] / gen[0].clamp(min=1))  # MC estimate: mean -log p
+        # "entropy" (full vocabulary, at update time) comes from the updates; this is the
+        # Monte-Carlo estimate at rollout time: mean -log p of the sampled tokens
+        metrics["entropy_sampled"] = float(gen[1] / gen[0].clamp(min=1))
         metrics["completions/clipped_ratio"] = float(gen[3] / gen[5].clamp(min=1))  # TRL names
         metrics["completions/mean_length"] = float(gen[4] / gen[5].clamp(min=1))
         metrics["gen_tokens_per_s"] = float(gen[0] / (gen[2] / self.world))

@@ -3,6 +3,8 @@
     from worldmodels.train.grpo_config import GRPOConfig, grpo_preset
     cfg = grpo_preset("tiny", max_steps=50)            # CPU-sized
     cfg = GRPOConfig()                                 # RLVR-World video settings
+    cfg = grpo_preset("text-game")                     # RLVR-World's text-game run (language.md 1.5)
+    cfg = grpo_preset("text-game-tiny")                # the same knobs, CPU-sized
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ class GRPOConfig:
     epsilon: PPO clip range below (and above unless ``epsilon_high``). 0.2.
     epsilon_high: upper clip range (asymmetric, "clip-higher"); null = ``epsilon``.
     dual_clip: dual-clip constant c > 1 bounding the loss of negative-advantage tokens by
-        ``-A*c``; null disables. RLVR-World: 3.0.
+        ``-A*c``; null disables. RLVR-World: 3.0 (video); none in their text fork.
+    entropy_coef: entropy bonus: the loss subtracts ``entropy_coef`` times the mean token
+        entropy of the policy's full (vocab-masked, temperature-scaled) distribution over the
+        generated tokens, aggregated like the policy loss (verl ``entropy_coeff``), >= 0.
+        0 = none (RLVR-World video); their text runs keep verl's 0.001. The full-vocabulary
+        entropy is logged as ``entropy`` either way, the sampled estimate as ``entropy_sampled``.
     mask_truncated_completions: completions that reach a generate segment's length limit
         without one of its ``stop_ids`` get no loss (TRL); their rewards still count in their
         group's statistics. No effect on tasks whose segments have no stop ids.
@@ -82,6 +89,7 @@ class GRPOConfig:
     epsilon: float = 0.2
     epsilon_high: float | None = None
     dual_clip: float | None = 3.0
+    entropy_coef: float = 0.0
     mask_truncated_completions: bool = False
     temperature: float = 1.0
     top_k: int | None = None
@@ -124,6 +132,8 @@ class GRPOConfig:
              f"epsilon_high must be > 0 or null, got {self.epsilon_high}")
         need(self.dual_clip is None or self.dual_clip > 1,
              f"dual_clip must be > 1 or null, got {self.dual_clip}")
+        need(self.entropy_coef >= 0 and math.isfinite(self.entropy_coef),
+             f"entropy_coef must be a finite number >= 0, got {self.entropy_coef}")
         need(MIN_TEMPERATURE <= self.temperature < math.inf,
              f"temperature must be finite and >= {MIN_TEMPERATURE} (logits / temperature overflows "
              f"below), got {self.temperature}")
@@ -149,6 +159,24 @@ PRESETS: dict[str, dict] = {
     # the tiny pretraining recipe decays from 1e-3 to 1e-4, so 1e-4 here.
     "tiny": dict(num_generations=8, prompts_per_step=8, mini_batch_prompts=8,
                  learning_rate=1e-4, max_steps=300, eval_steps=25, save_steps=50),
+    # RLVR-World's text-game GRPO run (reference language.md 1.5, run_text_game_rl.sh): group 5,
+    # 128 prompts/step, PPO mini-batch 64, 1 epoch, lr 1e-6 constant, k3 KL loss 1e-3, entropy
+    # 1e-3, clip 0.2, no dual clip, temperature 1, top-p 1 / top-k off, token-mean, grad clip 1,
+    # test/save every 20 steps. AdamW weight decay 0.01 and betas (0.9, 0.999) are verl's
+    # defaults of that time (fsdp_workers), not set by their script.
+    "text-game": dict(num_generations=5, prompts_per_step=128, mini_batch_prompts=64,
+                      num_iterations=1, learning_rate=1e-6, weight_decay=0.01, adam_beta1=0.9,
+                      adam_beta2=0.999, max_grad_norm=1.0, beta=1e-3, entropy_coef=1e-3,
+                      epsilon=0.2, epsilon_high=None, dual_clip=None, temperature=1.0, top_k=None,
+                      top_p=None, scale_rewards="group", loss_type="token_mean",
+                      eval_steps=20, save_steps=20),
+    # The same knobs sized for 2 CPU cores and the tiny from-scratch text-game model
+    # (data/recipes/text_game_rlvr_tiny.yaml): 8 prompts/step, one mini-batch; the tiny model's
+    # learning rate (5e-5, not tuned) instead of 1e-6, which suits a 1.5B LoRA-SFT model.
+    "text-game-tiny": dict(num_generations=5, prompts_per_step=8, mini_batch_prompts=8,
+                           num_iterations=1, learning_rate=5e-5, weight_decay=0.01, beta=1e-3,
+                           entropy_coef=1e-3, epsilon=0.2, dual_clip=None, temperature=1.0,
+                           top_k=None, top_p=None, max_steps=200, eval_steps=25, save_steps=25),
 }
 
 

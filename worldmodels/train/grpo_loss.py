@@ -1,11 +1,13 @@
-"""GRPO loss math: group advantages, PPO-clip (asymmetric + dual-clip), k3 KL, aggregation.
+"""GRPO loss math: group advantages, PPO-clip (asymmetric + dual-clip), k3 KL, entropy bonus,
+aggregation.
 
 Pure tensor functions, no model and no modality. The trainer (``worldmodels/train/grpo.py``)
 calls them; the tests check them against numbers computed by hand::
 
     adv, valid, stats = group_advantages(rewards, group_size=16, scale_rewards="group")
     loss, m = grpo_loss(logp, old_logp, adv, loss_mask, ref_logprobs=ref, beta=1e-3,
-                        epsilon=0.2, dual_clip=3.0, loss_type="token_mean")
+                        epsilon=0.2, dual_clip=3.0, loss_type="token_mean",
+                        entropy=ent, entropy_coef=1e-3)     # ent: sequence_logprobs(..., return_entropy=True)
 
 Conventions (RLVR-World / verl, TRL knob names):
 - advantage ``(r - mean_group) / (std_group + 1e-6)``, unbiased std (``scale_rewards="group"``);
@@ -13,6 +15,11 @@ Conventions (RLVR-World / verl, TRL knob names):
 - per-token policy loss ``max(-A*ratio, -A*clip(ratio, 1-eps, 1+eps_high))``; with dual-clip
   ``c`` and ``A < 0`` it is further capped at ``-A*c``.
 - KL to the reference: k3 / "low_var_kl" ``exp(ref-logp) - (ref-logp) - 1`` clamped to [-10, 10].
+- entropy bonus (verl ``entropy_coeff``; RLVR-World's text runs 1e-3, video 0): per token
+  ``- entropy_coef * H_t`` with ``H_t`` the entropy of the policy's full (vocab-masked,
+  temperature-scaled) distribution at that position, aggregated like the policy loss, so
+  ``loss = agg(pg + beta*kl) - entropy_coef * agg(H)`` (verl: ``pg_loss - entropy_loss *
+  entropy_coeff``).
 - ``token_mean``: sum over unmasked tokens / number of unmasked tokens; ``sequence_mean``: mean
   per sequence, then over sequences that have any unmasked token. ``normalizer`` overrides the
   denominator (the trainer passes the global count so data-parallel ranks sum exactly).
@@ -152,6 +159,8 @@ def grpo_loss(
     dual_clip: float | None = None,
     loss_type: LossType = "token_mean",
     normalizer: float | None = None,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO-clip GRPO loss (to minimise) and detached metrics.
 
@@ -161,7 +170,11 @@ def grpo_loss(
     reference (required when ``beta > 0``). Inputs may be float16/bfloat16/float32/float64;
     the loss is float32 (float64 for float64 log-probs). Values at positions where
     ``loss_mask`` is False may be anything, NaN and +-inf included: they change neither the
-    loss nor the gradient (which is exactly 0 there).
+    loss nor the gradient (which is exactly 0 there). entropy: (B, L) per-token entropy (nats)
+    of the current policy's full distribution (``sequence_logprobs(..., return_entropy=True)``;
+    differentiable when ``entropy_coef > 0``, which requires it); logged as ``entropy`` (the
+    masked token mean; absent without it). Raises ValueError for mismatched shapes or a missing
+    input a coefficient needs.
     """
     if logprobs.shape != old_logprobs.shape or logprobs.shape != loss_mask.shape:
         raise ValueError(
@@ -170,6 +183,12 @@ def grpo_loss(
         )
     if beta > 0 and ref_logprobs is None:
         raise ValueError("beta > 0 needs ref_logprobs (log-probs under the reference model)")
+    if entropy_coef != 0 and entropy is None:
+        raise ValueError("entropy_coef != 0 needs entropy (per-token entropy of the policy, "
+                         "sequence_logprobs(..., return_entropy=True))")
+    if entropy is not None and entropy.shape != logprobs.shape:
+        raise ValueError(f"entropy {tuple(entropy.shape)} must have the (B, L) shape of logprobs "
+                         f"{tuple(logprobs.shape)}")
     eps_hi = epsilon if epsilon_high is None else epsilon_high
     mask = loss_mask.to(torch.bool)
     dtype = _at_least_f32(logprobs.dtype)
@@ -198,6 +217,9 @@ def grpo_loss(
         kl = k3_kl(lp, keep(ref_logprobs.detach()))
         if beta > 0:
             per_token = per_token + beta * kl
+    ent = keep(entropy) if entropy is not None else None
+    if ent is not None and entropy_coef != 0:
+        per_token = per_token - entropy_coef * ent  # aggregation is linear: agg(pg) - c * agg(H)
     loss = _aggregate(per_token, mask, loss_type, normalizer)
 
     with torch.no_grad():
@@ -214,6 +236,8 @@ def grpo_loss(
             "kl": mmean(kl) if kl is not None else 0.0,
             "tokens": float(mask.sum()),
         }
+        if ent is not None:
+            metrics["entropy"] = mmean(ent)
     return loss, metrics
 
 

@@ -40,7 +40,8 @@ from torch import Tensor
 from worldmodels.tasks.base import RolloutRequest, Segment
 
 __all__ = ["RolloutOutput", "RolloutRequest", "Segment", "cache_keyword",
-           "completion_attention_mask", "completion_length", "positions_from_mask", "rollout",
+           "completion_attention_mask", "completion_length", "entropy_from_logits",
+           "positions_from_mask", "rollout",
            "segment_masks", "sequence_logprobs"]
 
 
@@ -329,8 +330,27 @@ def _completion_flags(completion_ids: Tensor, segments: list[Segment], forced: b
     return torch.cat(parts, 1)
 
 
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """Entropy (nats) of ``softmax(logits)`` over the last axis: (..., V) -> (...), float32
+    (float64 stays float64). ``-inf`` logits (masked-out tokens) contribute 0, so a masked
+    distribution's entropy is that of its allowed tokens; differentiable. ``H = logsumexp(z)
+    - sum(softmax(z) * z)`` as verl's ``entropy_from_logits``, written as ``-sum p log p``
+    with ``p log p`` taken as 0 where ``p = 0``."""
+    return _entropy_from_logprobs(F.log_softmax(
+        logits.float() if logits.dtype != torch.float64 else logits, -1))
+
+
+def _entropy_from_logprobs(logp: Tensor) -> Tensor:
+    """``-sum exp(logp) * logp`` over the last axis for normalised log-probs (..., V)."""
+    # p = 0 at -inf; log p replaced by 0 there *before* the product, so neither the value nor
+    # the gradient meets 0 * inf
+    finite_logp = torch.where(torch.isfinite(logp), logp, torch.zeros_like(logp))
+    return -(logp.exp() * finite_logp).sum(-1)
+
+
 def sequence_logprobs(model, sequences: Tensor, prompt_len: int, segments: list[Segment],
-                      temperature: float = 1.0, attention_mask: Tensor | None = None) -> Tensor:
+                      temperature: float = 1.0, attention_mask: Tensor | None = None,
+                      return_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Per-token log-probs (B,L) float32 of the completion in ``sequences`` (B,P+L), one forward.
 
     Same vocab masks and temperature as ``rollout``; 0 on forced / post-stop tokens;
@@ -339,6 +359,10 @@ def sequence_logprobs(model, sequences: Tensor, prompt_len: int, segments: list[
     prompts); position ids come from it via :func:`positions_from_mask`. Without one, and with
     stop ids in ``segments``, the completion part is recomputed from the ids
     (:func:`completion_attention_mask`) and the prompt counts as unpadded.
+    ``return_entropy``: also return the entropy (B,L) float32 (nats) of the policy's full
+    distribution over the vocabulary at each completion position, under the same vocab mask
+    and temperature (:func:`entropy_from_logits`; GRPO's entropy bonus), 0 where the
+    log-probs are 0; differentiable like them.
     Raises ValueError when the lengths or the mask's shape do not match.
     """
     L = completion_length(segments)
@@ -358,15 +382,22 @@ def sequence_logprobs(model, sequences: Tensor, prompt_len: int, segments: list[
         kwargs = {"attention_mask": am, "position_ids": positions_from_mask(am)}
     # logits at positions P-1 .. P+L-2 predict completion tokens 0 .. L-1
     logits = model(input_ids=sequences, logits_to_keep=L + 1, **kwargs).logits[:, :-1]  # (B,L,V)
-    out, start = [], 0
+    out, ents, start = [], [], 0
     for seg in segments:
         sl = slice(start, start + seg.length)
         if seg.kind == "force":
             out.append(torch.zeros(B, seg.length, device=logits.device))
+            ents.append(torch.zeros(B, seg.length, device=logits.device))
         else:
-            lg = _mask_logits(logits[:, sl], seg.allowed) / temperature
-            out.append(F.log_softmax(lg, -1).gather(-1, target[:, sl, None]).squeeze(-1))
+            logp = F.log_softmax(_mask_logits(logits[:, sl], seg.allowed) / temperature, -1)
+            out.append(logp.gather(-1, target[:, sl, None]).squeeze(-1))
+            if return_entropy:
+                ents.append(_entropy_from_logprobs(logp))
         start += seg.length
     lp = torch.cat(out, 1)
     keep = segment_masks(target, segments)
-    return torch.where(keep, lp, torch.zeros_like(lp))
+    lp = torch.where(keep, lp, torch.zeros_like(lp))
+    if not return_entropy:
+        return lp
+    ent = torch.cat(ents, 1)
+    return lp, torch.where(keep, ent, torch.zeros_like(ent))
