@@ -2,7 +2,7 @@
 
     model:                       # a run config's backbone section (BackboneConfig)
       family: hf                 # llama (built from a preset) | hf (a local HF directory) | ...
-      path: runs/base_lm         # hf: config.json + weights, loaded without downloading
+      path: runs/base_lm         # hf: config.json + weights (or a .gguf file), never downloaded
       lora: {enabled: true, r: 16, lora_alpha: 32, target_modules: [q_proj, v_proj]}
 
 Field names follow peft's ``LoraConfig`` (``r``, ``lora_alpha``, ``lora_dropout``,
@@ -82,8 +82,11 @@ class BackboneConfig:
         downloaded), another registered family, or a dotted ``pkg.module:function``.
     preset: llama: backbone size: test | tiny | small (see ``worldmodels/models/llama.py``);
         ignored by other families.
-    path: hf: the directory holding config.json + weights (``save_pretrained`` output); its
-        vocabulary must cover the task's (see ``resize_embeddings``). null for llama.
+    path: hf: the directory holding config.json + weights (``save_pretrained`` output), or a
+        ``.gguf`` file (transformers' GGUF loading, dequantized into a plain trainable model;
+        needs the gguf package, ``models/gguf.py``); its vocabulary must cover the task's
+        (see ``resize_embeddings``); text tasks read the tokenizer from the same place. null
+        for llama.
     resize_embeddings: hf: when the directory's vocabulary is smaller than the task's, grow
         the input and output embeddings to it (``resize_token_embeddings``; the new rows start
         untrained, and with LoRA they must be in ``lora.modules_to_save``); false = an error.
@@ -119,7 +122,7 @@ class BackboneConfig:
                                  f"from model.preset); use model.family=hf to load a directory")
         if self.family == "hf" and not self.path:
             raise ValueError("model.family=hf needs model.path (a local Hugging Face causal-LM "
-                             "directory with config.json and weights)")
+                             "directory with config.json and weights, or a .gguf file)")
         if self.max_positions < 1:
             raise ValueError(f"model.max_positions must be >= 1, got {self.max_positions}")
         if self.attn_implementation is not None and not self.attn_implementation:

@@ -5,7 +5,8 @@
 
 ``load_backbone`` reads ``config.json`` + weights with ``AutoModelForCausalLM`` and
 ``local_files_only=True``; it passes ``attn_implementation`` only when asked for one (models
-without attention, e.g. RWKV, reject "sdpa"). A directory written by
+without attention, e.g. RWKV, reject "sdpa"). A ``.gguf`` file loads through transformers'
+GGUF reader, dequantized into a plain trainable model (``models/gguf.py``). A directory written by
 ``worldmodels.models.lora.export(..., merge=False)`` (a peft adapter plus ``lora_base.json``)
 loads as its base backbone with the adapter attached. Importing this module does not import torch.
 """
@@ -42,7 +43,9 @@ def load_backbone(directory: str | Path, attn_implementation: str | None = None,
                   dtype=None):
     """A transformers causal LM (``AutoModelForCausalLM``) from a local ``save_pretrained``
     directory (never downloads; safetensors, or ``torch.load(weights_only=True)`` for ``.bin``),
-    or a base backbone with its LoRA adapter from a ``lora.export(merge=False)`` directory.
+    or a base backbone with its LoRA adapter from a ``lora.export(merge=False)`` directory, or
+    a ``.gguf`` file (:func:`worldmodels.models.gguf.load_gguf_backbone`: dequantized into
+    ``dtype``, float32 by default for quantized files; needs the gguf package).
 
     ``attn_implementation``: None = transformers' default for that model; "wm_triton" falls
     back to "sdpa" without CUDA. Strict: a weight that is missing from the files (which
@@ -50,18 +53,23 @@ def load_backbone(directory: str | Path, attn_implementation: str | None = None,
     :class:`~worldmodels.strict_load.WeightsMismatch` naming ``directory`` and the keys. Only
     the output embedding of a model that really ties it to the input embedding may be absent;
     files holding a distinct ``lm_head.weight`` under a tying config load untied, as saved.
-    Raises FileNotFoundError when ``directory`` has no ``config.json`` (nor an adapter).
+    Raises FileNotFoundError when ``directory`` has no ``config.json`` (nor an adapter), naming
+    the ``.gguf`` files it holds, if any.
     """
-    from worldmodels.models import lora
+    from worldmodels.models import gguf, lora
 
     d = Path(directory)
+    if gguf.is_gguf(d):
+        return gguf.load_gguf_backbone(d, attn_implementation, device=device, dtype=dtype)
     if lora.is_adapter_dir(d):
         return lora.load_adapter_dir(d, attn_implementation=attn_implementation, device=device,
                                      dtype=dtype)
     if not (d / "config.json").is_file():
+        ggufs = sorted(p.name for p in d.glob("*.gguf")) if d.is_dir() else []
+        hint = f"; for a GGUF file pass its path, e.g. {d / ggufs[0]}" if ggufs else ""
         raise FileNotFoundError(f"{d}: no backbone here (expected config.json + model.safetensors "
-                                f"written by save_pretrained, or a LoRA adapter with "
-                                f"{lora.BASE_FILE})")
+                                f"written by save_pretrained, a LoRA adapter with "
+                                f"{lora.BASE_FILE}, or a .gguf file){hint}")
     from transformers import AutoModelForCausalLM
 
     from worldmodels.strict_load import check_loading_info

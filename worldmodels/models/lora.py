@@ -9,7 +9,7 @@
     model = load_backbone("runs/wm/backbone")             # either kind (worldmodels.models)
 
 An adapter directory holds peft's ``adapter_config.json`` and ``adapter_model.safetensors`` and
-our ``lora_base.json``: ``{"base": <absolute path of the base backbone directory>,
+our ``lora_base.json``: ``{"base": <absolute path of the base backbone directory or .gguf file>,
 "vocab_size": <token ids after any embedding resize>}``. Loading is strict: the adapter's keys
 and shapes must be exactly the model's, and its LoRA settings (r, lora_alpha, target modules,
 ...) those of the model it goes into (:class:`~worldmodels.strict_load.WeightsMismatch`
@@ -93,10 +93,10 @@ def base_path(model, base: str | Path | None = None) -> Path:
     m = unwrap(model)
     recorded = getattr(m.peft_config[m.active_adapter], "base_model_name_or_path", None)
     p = Path(base) if base is not None else (Path(recorded) if recorded else None)
-    if p is None or not (p / "config.json").is_file():
+    if p is None or not ((p / "config.json").is_file() or (p.suffix == ".gguf" and p.is_file())):
         raise ValueError(f"LoRA export without merging needs the base backbone's directory (got "
-                         f"{str(p) if p else 'none recorded'}); pass base=<dir with config.json> "
-                         f"or export with merge=True")
+                         f"{str(p) if p else 'none recorded'}); pass base=<dir with config.json "
+                         f"or a .gguf file> or export with merge=True")
     return p.resolve()
 
 
@@ -198,9 +198,10 @@ def load_adapter_dir(directory: str | Path, attn_implementation: str | None = No
                          f"<int>}} ({type(e).__name__}: {e})") from e
     if not base_dir.is_absolute():
         base_dir = d / base_dir
-    if not (base_dir / "config.json").is_file():
+    if not ((base_dir / "config.json").is_file() or (base_dir.suffix == ".gguf" and base_dir.is_file())):
         raise FileNotFoundError(f"{rec_file}: base backbone {base_dir} (field 'base') has no "
-                                f"config.json; restore it there or export the adapter merged")
+                                f"config.json (nor is it a .gguf file); restore it there or "
+                                f"export the adapter merged")
     if not (d / ADAPTER_CONFIG).is_file():
         raise FileNotFoundError(f"{d / ADAPTER_CONFIG}: missing (not a LoRA adapter directory)")
     base = load_backbone(base_dir, attn_implementation, dtype=dtype)
