@@ -82,6 +82,9 @@ class RolloutRequest:
     segments: the completion's layout (a list of :class:`Segment`).
     prompt_mask: (B, P) bool, False on left padding; None when every prompt is full length.
     pad_id: id written after a row stops (never attended to, never in the loss).
+    group_size: the number of adjacent rows that share one prompt (``task.repeat(batch, G)``
+        gives G; set by GRPO); the rollout engine prefills each such prompt once. 1 (default):
+        no sharing. B must be a multiple of it.
     """
 
     prompt_ids: Tensor
@@ -89,6 +92,7 @@ class RolloutRequest:
     prompt_mask: Tensor | None = None
     pad_id: int = 0
     meta: dict = field(default_factory=dict)  # task-private extras (never read by engines)
+    group_size: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt_ids, Tensor) or self.prompt_ids.dim() != 2:
@@ -103,6 +107,9 @@ class RolloutRequest:
         for s in self.segments:
             if s.kind == "force" and s.tokens.shape[0] != B:
                 raise ValueError(f"force Segment tokens have batch {s.tokens.shape[0]}, prompts have {B}")
+        if not isinstance(self.group_size, int) or self.group_size < 1 or B % self.group_size:
+            raise ValueError(f"RolloutRequest.group_size must be an int >= 1 dividing the batch {B}, "
+                             f"got {self.group_size!r}")
 
     @property
     def batch_size(self) -> int:
@@ -119,7 +126,8 @@ class RolloutRequest:
                         s.tokens.to(device) if s.tokens is not None else None, s.stop_ids)
                 for s in self.segments]
         mask = self.prompt_mask.to(device) if self.prompt_mask is not None else None
-        return RolloutRequest(self.prompt_ids.to(device), segs, mask, self.pad_id, self.meta)
+        return RolloutRequest(self.prompt_ids.to(device), segs, mask, self.pad_id, self.meta,
+                              self.group_size)
 
 
 class Task:

@@ -25,12 +25,17 @@ Variable-length completions (the defaults give fixed-length segments and no atte
 Position ids then come from the attention mask (:func:`positions_from_mask`), so a row's
 tokens sit at the same positions whatever padding surrounds them; ``mle.py`` uses the same
 helper, so training and sampling agree.
+
+Speed (:mod:`worldmodels.train.rollout_cache`, knobs in :class:`DecodeConfig`): with
+``group_size`` G (``RolloutRequest.group_size``; GRPO's G adjacent samples of one prompt) each
+distinct prompt is prefilled once and its KV cache shared by the group's rows; decode steps run
+on a static cache with preallocated buffers, leaving rows that have stopped out of the batch;
+the one-token step can be compiled (CUDA graphs on GPU). The samples are the same with and
+without these, the log-probs too up to float rounding (``docs/rollout.md``).
 """
 
 from __future__ import annotations
 
-import inspect
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodels.tasks.base import RolloutRequest, Segment
+from worldmodels.train.rollout_cache import DecodeConfig, Stepper, cache_keyword
 
 __all__ = ["RolloutOutput", "RolloutRequest", "Segment", "cache_keyword",
            "completion_attention_mask", "completion_length", "entropy_from_logits",
@@ -96,53 +102,6 @@ def positions_from_mask(attention_mask: Tensor) -> Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-# ------------------------------------------------------------------------ cache keyword
-_CACHE_KEYWORD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _forward_params(module) -> dict:
-    try:
-        return dict(inspect.signature(type(module).forward).parameters)
-    except (TypeError, ValueError, AttributeError):
-        return {}
-
-
-def cache_keyword(model) -> str:
-    """The keyword under which ``model.forward`` takes (and its output returns) the KV cache.
-
-    transformers >= 5.2x names it ``cache`` and deprecates ``past_key_values`` (one
-    FutureWarning per forward); earlier versions know only ``past_key_values``. Decided once
-    per model from the forward signature, looking through wrappers whose forward takes
-    ``**kwargs`` (peft's ``get_base_model()``, DDP/FSDP's ``.module``, ``torch.compile``'s
-    ``_orig_mod``); ``past_key_values`` when nothing names either.
-    """
-    try:
-        return _CACHE_KEYWORD[model]
-    except (KeyError, TypeError):
-        pass
-    key, m = "past_key_values", model
-    for _ in range(8):
-        params = _forward_params(m)
-        if "cache" in params:
-            key = "cache"
-            break
-        if "past_key_values" in params:
-            break
-        if hasattr(m, "get_base_model"):
-            m = m.get_base_model()
-        elif isinstance(getattr(m, "module", None), torch.nn.Module):
-            m = m.module
-        elif isinstance(getattr(m, "_orig_mod", None), torch.nn.Module):
-            m = m._orig_mod
-        else:
-            break
-    try:
-        _CACHE_KEYWORD[model] = key
-    except TypeError:  # not weak-referenceable: decide again next time
-        pass
-    return key
-
-
 # ------------------------------------------------------------------------------ logits
 def _mask_logits(logits: Tensor, allowed: tuple[int, int] | None) -> Tensor:
     """logits (..., V) with everything outside [lo, hi) set to -inf (float32)."""
@@ -190,116 +149,96 @@ def _model_device(model, fallback: torch.device) -> torch.device:
     return p.device if p is not None else fallback
 
 
-class _Stepper:
-    """Feeds tokens through the model with a growing KV cache and (optional) attention mask.
-
-    ``mask`` covers exactly the tokens fed so far, so positions skipped by early exit are
-    simply absent from the cache (they would be masked out anyway).
-    """
-
-    def __init__(self, model, masked: bool):
-        self.model, self.key, self.masked = model, cache_keyword(model), masked
-        self.cache = None
-        self.mask: Tensor | None = None  # (B, fed) int64
-
-    def feed(self, ids: Tensor, mask: Tensor) -> Tensor:
-        """ids (B,n), mask (B,n) int64 (1 = real) -> float logits (B,V) at the last position."""
-        kwargs = {self.key: self.cache}
-        if self.masked:
-            self.mask = mask if self.mask is None else torch.cat([self.mask, mask], 1)
-            kwargs["attention_mask"] = self.mask
-            kwargs["position_ids"] = positions_from_mask(self.mask)[:, -ids.shape[1]:]
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
-        self.cache = getattr(out, self.key)
-        return out.logits[:, -1]
-
-
 @torch.no_grad()
 def rollout(model, prompt_ids: Tensor | RolloutRequest, segments: list[Segment] | None = None,
             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             generator: torch.Generator | None = None,
-            prompt_mask: Tensor | None = None, pad_id: int = 0) -> RolloutOutput:
+            prompt_mask: Tensor | None = None, pad_id: int = 0, group_size: int = 1,
+            decode: DecodeConfig | None = None) -> RolloutOutput:
     """Sample the completion described by ``segments`` after ``prompt_ids`` (B,P); or pass one
     :class:`RolloutRequest` (``rollout(model, task.rollout_request(batch), temperature=...)``).
 
+    ``group_size``: the number of adjacent rows that share one prompt (GRPO: ``task.repeat``'s
+    item-major copies; a request brings its own); each such prompt is prefilled once (rows
+    that turn out to differ are prefilled one by one, with a warning). ``decode``: how the
+    model is run (:class:`DecodeConfig`; default: shared prefill, static cache where
+    supported, not compiled). Neither changes the samples.
     Inputs are moved to the model's device (``generator`` must live there). Returns a
     :class:`RolloutOutput` on that device. Raises ValueError on bad arguments (temperature
     <= 0, no segments, a force segment or prompt mask whose shape does not match the prompts,
-    an ``allowed`` range beyond the vocabulary).
+    an ``allowed`` range beyond the vocabulary, ``group_size`` < 1).
     """
     if isinstance(prompt_ids, RolloutRequest):
         req = prompt_ids
         if segments is not None:
             raise ValueError("pass either a RolloutRequest or prompt_ids + segments, not both")
         prompt_ids, segments, prompt_mask, pad_id = req.prompt_ids, req.segments, req.prompt_mask, req.pad_id
+        group_size = getattr(req, "group_size", 1)
     if segments is None:
         raise ValueError("rollout needs segments (or a RolloutRequest)")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature} (use top_k=1 for greedy)")
     if not segments:
         raise ValueError("rollout needs at least one segment")
+    if not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be an int >= 1, got {group_size!r}")
     device = _model_device(model, prompt_ids.device)
     prompt_ids = prompt_ids.to(device=device, dtype=torch.long)
     B, P = prompt_ids.shape
+    L = completion_length(segments)
     if prompt_mask is not None and tuple(prompt_mask.shape) != (B, P):
         raise ValueError(f"prompt_mask has shape {tuple(prompt_mask.shape)}, prompt_ids {(B, P)}")
     stopping = any(s.kind == "generate" and s.stop_ids for s in segments)
     masked = prompt_mask is not None or stopping
     pmask = (prompt_mask.to(device).long() if prompt_mask is not None
              else torch.ones(B, P, dtype=torch.long, device=device))
-    step = _Stepper(model, masked)
+    step = Stepper(model, B, P + L, masked, group_size, decode or DecodeConfig(), device)
     pend_ids, pend_mask = prompt_ids, pmask  # tokens not yet fed through the model
-    ids, lps, loss, real = [], [], [], []
+    ids = torch.full((B, L), pad_id, dtype=torch.long, device=device)
+    lps = torch.zeros(B, L, device=device)
+    loss = torch.zeros(B, L, dtype=torch.bool, device=device)
+    real = torch.zeros(B, L, dtype=torch.bool, device=device)
     stopped = torch.full((B,), stopping, dtype=torch.bool, device=device)
-
-    def pad(n: int) -> None:
-        ids.append(torch.full((B, n), pad_id, dtype=torch.long, device=device))
-        lps.append(torch.zeros(B, n, device=device))
-        loss.append(torch.zeros(B, n, dtype=torch.bool, device=device))
-        real.append(torch.zeros(B, n, dtype=torch.bool, device=device))
-
+    col = 0  # completion column of the segment's first token
     for seg in segments:
         if seg.kind == "force":
             tok = seg.tokens.to(device=device, dtype=torch.long)
             if tok.shape[0] != B:
                 raise ValueError(f"force Segment tokens have batch {tok.shape[0]}, prompts have {B}")
-            ids.append(tok)
-            lps.append(torch.zeros(B, seg.length, device=device))
-            loss.append(torch.zeros(B, seg.length, dtype=torch.bool, device=device))
-            real.append(torch.ones(B, seg.length, dtype=torch.bool, device=device))
+            ids[:, col:col + seg.length] = tok
+            real[:, col:col + seg.length] = True
             pend_ids = torch.cat([pend_ids, tok], 1)
             pend_mask = torch.cat([pend_mask, torch.ones_like(tok)], 1)
+            col += seg.length
             continue
         stops = torch.tensor(seg.stop_ids, device=device) if seg.stop_ids else None
         done = torch.zeros(B, dtype=torch.bool, device=device)
         for i in range(seg.length):
-            logits = _mask_logits(step.feed(pend_ids, pend_mask), seg.allowed) / temperature  # (B,V)
+            logits = _mask_logits(step.feed(pend_ids, pend_mask, need=~done), seg.allowed) / temperature
             tok = _sample(logits, top_k, top_p, generator)  # (B,1)
             lp = logits.log_softmax(-1).gather(-1, tok)
             live = ~done[:, None]
             tok = torch.where(live, tok, torch.full_like(tok, pad_id))
-            ids.append(tok)
-            lps.append(torch.where(live, lp, torch.zeros_like(lp)))
-            loss.append(live)
-            real.append(live)
+            ids[:, col + i] = tok[:, 0]
+            lps[:, col + i] = torch.where(live, lp, torch.zeros_like(lp))[:, 0]
+            loss[:, col + i] = live[:, 0]
+            real[:, col + i] = live[:, 0]
             pend_ids, pend_mask = tok, live.long()
             if stops is not None:
                 done = done | (live[:, 0] & torch.isin(tok[:, 0], stops))
-                if i + 1 < seg.length and bool(done.all()):  # early exit: nothing left to sample
-                    pad(seg.length - i - 1)
+                if i + 1 < seg.length and bool(done.all()):  # early exit: the rest stays padding
                     break
         if stops is not None:
             stopped &= done
-    completion = torch.cat(ids, 1)
-    real_c = torch.cat(real, 1)
+        col += seg.length
     return RolloutOutput(
-        sequences=torch.cat([prompt_ids, completion], 1),
-        completion_ids=completion,
-        logprobs=torch.cat(lps, 1).float(),
-        loss_mask=torch.cat(loss, 1),
+        sequences=torch.cat([prompt_ids, ids], 1),
+        completion_ids=ids,
+        logprobs=lps,
+        loss_mask=loss,
         stopped=stopped,
-        lengths=real_c.sum(1),
-        attention_mask=torch.cat([pmask, real_c.long()], 1) if masked else None,
+        lengths=real.sum(1),
+        attention_mask=torch.cat([pmask, real.long()], 1) if masked else None,
     )
 
 
