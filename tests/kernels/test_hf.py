@@ -4,6 +4,7 @@
 """
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -67,7 +68,9 @@ def test_decode_steps_with_kv_cache_fall_back(models):
         pre = ours(ids, use_cache=True)  # prefill: q_len == k_len, causal -> kernel
         before, before_sdpa = CALLS["triton"], CALLS["sdpa"]
         nxt = pre.logits[:, -1:].argmax(-1)  # (B,1)
-        step = ours(nxt, past_key_values=pre.past_key_values, use_cache=True)
+        # the cache keyword of the installed transformers (5.24: cache=, older: past_key_values=)
+        kw = "cache" if "cache" in inspect.signature(ours.forward).parameters else "past_key_values"
+        step = ours(nxt, **{kw: getattr(pre, kw)}, use_cache=True)
         assert CALLS["triton"] == before and CALLS["sdpa"] == before_sdpa + 2
         full = ref(torch.cat([ids, nxt], 1)).logits[:, -1]
         torch.testing.assert_close(step.logits[:, -1], full, rtol=1e-5, atol=1e-5)
