@@ -18,12 +18,14 @@ JSON is rewritten after every stage, so a run cut short still reports what it fi
    bf16, B=4, H=32, head dim 64 and 128, N 1k-16k, causal and not (``kernels/bench/attention.py``).
 3. ``vq``: fused VQ nearest-code search vs chunked torch and cdist+argmin (``kernels/bench/vq.py``).
 4. ``rollout``: the rollout engine vs ``model.generate`` on the same batch and model, bf16
-   (``worldmodels/train/rollout_bench.py``), tiny and small presets.
+   (``worldmodels/train/rollout_bench.py``), tiny and small presets; then the GRPO-like text
+   line (group 5, sampled answers of mixed lengths; engine eager and with CUDA graphs).
 5. ``gpu_tests``: ``pytest -m gpu`` with ``TRITON_INTERPRET=0``.
 
 The targets the kernels issue set are checked in the summary (``targets``): forward >= 0.9x
 SDPA and >= 400 TFLOP/s (bf16, head dim 64 and 128, the largest N measured), backward >= 0.8x
-SDPA, VQ >= 3x chunked torch (largest N, K), and the rollout / generate ratio (reported).
+SDPA, VQ >= 3x chunked torch (largest N, K), the rollout / generate ratio (reported) and the
+GRPO-like text rollout >= 2x generate (issue 20).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ TARGETS = {
     "attention_fwd_tflops": 400.0,
     "attention_bwd_vs_sdpa": 0.8,
     "vq_vs_chunked": 3.0,
+    "rollout_group_vs_generate": 2.0,  # issue 20: GRPO-like text rollouts (group 5) vs generate
 }
 
 
@@ -98,7 +101,11 @@ def _vq(tiny: bool) -> list[dict]:
 
 
 def _rollout(tiny: bool, out: Path) -> list[dict]:
+    """Fixed-length / stop-id / interleaved lines per preset and batch, then the GRPO-like text
+    line (8 prompts x group 5, prompt 124, answers of mixed lengths <= 96 tokens, vocab 2048:
+    the text-game tiny recipe's shape) with the engine eager and with CUDA graphs."""
     from worldmodels.train import rollout_bench
+    from worldmodels.train.rollout_cache import DecodeConfig
 
     rows = []
     runs = ([("test", 8, 16, 16)] if tiny else
@@ -106,8 +113,17 @@ def _rollout(tiny: bool, out: Path) -> list[dict]:
     for preset, batch, prompt_len, new_tokens in runs:
         res = rollout_bench.run(out / f"rollout_{preset}_b{batch}", preset=preset, batch=batch,
                                 prompt_len=prompt_len, new_tokens=new_tokens,
-                                frame_tokens=8 if tiny else 64, repeats=1 if tiny else 3)
+                                segment_tokens=8 if tiny else 64, repeats=1 if tiny else 3)
         rows.append({"op": "rollout", "preset": preset, **res})
+    text = ([("test", 6, 8, 12, 3, None)] if tiny else
+            [("tiny", 40, 124, 96, 5, None), ("small", 40, 124, 96, 5, None),
+             ("small", 40, 124, 96, 5, DecodeConfig(cuda_graphs=True))])
+    for preset, batch, prompt_len, new_tokens, group, decode in text:
+        tag = f"rollout_text_{preset}_g{group}" + ("_graphs" if decode else "")
+        res = rollout_bench.run(out / tag, preset=preset, vocab_size=300 if tiny else 2048, batch=batch,
+                                prompt_len=prompt_len, new_tokens=new_tokens, segment_tokens=4 if tiny else 32,
+                                repeats=1, group=group, rounds=2 if tiny else 5, decode=decode)
+        rows.append({"op": "rollout_group", "preset": preset, "cuda_graphs": decode is not None, **res})
     return rows
 
 
@@ -159,6 +175,12 @@ def targets(rows: list[dict], dry_run: bool = False) -> list[dict]:
         if r.get("op") == "rollout":
             out.append({"target": f"rollout / generate, {r['preset']} batch {r['batch']}",
                         "bar": None, "value": round(r["ratio"], 3), "met": None})
+        if r.get("op") == "rollout_group":
+            v = round(r["group_ratio"], 3)
+            out.append({"target": f"rollout / generate, text group {r['group']}, {r['preset']}"
+                                  + (", CUDA graphs" if r["cuda_graphs"] else ""),
+                        "bar": TARGETS["rollout_group_vs_generate"], "value": v,
+                        "met": None if dry_run else v >= TARGETS["rollout_group_vs_generate"]})
     return out
 
 
@@ -181,6 +203,16 @@ def markdown(result: dict) -> str:
         if r.get("op") == "rollout":
             lines.append(f"| {r['preset']} | {r['batch']} | {r['params_M']} | {r['rollout_tok_s']:.0f} | "
                          f"{r['generate_tok_s']:.0f} | {r['ratio']:.2f} | {r['interact_tok_s']:.0f} |")
+    lines += ["", "## Rollout vs generate, GRPO-like text (group, sampled, mixed lengths)", "",
+              "| preset | CUDA graphs | batch | answers mean (min-max) | engine tok/s | plain engine tok/s | "
+              "generate tok/s | ratio (median) | same tokens |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("op") == "rollout_group":
+            ln = r["group_lengths"]
+            lines.append(f"| {r['preset']} | {'yes' if r['cuda_graphs'] else 'no'} | {r['group_batch']} | "
+                         f"{ln['mean']} ({ln['min']}-{ln['max']}) | {r['group_rollout_tok_s']:.0f} | "
+                         f"{r['group_plain_tok_s']:.0f} | {r['group_generate_tok_s']:.0f} | "
+                         f"{r['group_ratio']:.2f} | {r['group_same_tokens']} |")
     lines += ["", "## Stages", "", "| stage | seconds | status |", "|---|---|---|"]
     for s in result["stages"]:
         lines.append(f"| {s['stage']} | {s['seconds']} | {s['status']} |")

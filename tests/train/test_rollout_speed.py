@@ -194,3 +194,18 @@ def test_static_cache_required_but_unsupported_raises():
     req = grouped_request(G=3)
     with pytest.raises(ValueError, match="StaticCache"):
         rollout(NoConfigLM(tiny_lm()), req, decode=DecodeConfig(cache="static"))
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_equals_eager():
+    """``DecodeConfig(compile=True)`` (inductor on CPU; minutes of compilation, hence slow):
+    the same greedy tokens and, at temperature 1 with one generator, the same samples as the
+    eager static path; a second call reuses the compiled step and the cache."""
+    model = tiny_lm("llama", 7)
+    req = grouped_request(G=3, seed=6)
+    comp = DecodeConfig(compile=True)
+    for kw in ({"top_k": 1}, {"temperature": 1.0}):
+        eager = rollout(model, req, generator=torch.Generator().manual_seed(3), **kw)
+        for _ in range(2):
+            out = rollout(model, req, generator=torch.Generator().manual_seed(3), decode=comp, **kw)
+            assert_same(out, eager, atol=1e-5)

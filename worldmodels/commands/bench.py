@@ -41,6 +41,9 @@ def rollout_cmd(
     model: str | None = typer.Option(None, "--model", help="world-model directory; default: a "
                                      "randomly initialised backbone of --preset"),
     preset: str = typer.Option("tiny", "--preset", help="backbone preset without --model"),
+    vocab_size: int = typer.Option(4635, "--vocab-size", min=2,
+                                   help="vocabulary of the --preset backbone (4635: the video layout; "
+                                   "the text-game BPE: 2048)"),
     batch: int = typer.Option(32, "--batch", min=1),
     prompt_len: int = typer.Option(64, "--prompt-len", min=1),
     new_tokens: int = typer.Option(128, "--new-tokens", min=1),
@@ -49,21 +52,46 @@ def rollout_cmd(
                                       "at stop ids (both paths exit early)"),
     repeats: int = typer.Option(3, "--repeats", min=1),
     device: str = typer.Option("auto", "--device"),
+    group: int = typer.Option(0, "--group", min=0,
+                              help="also time GRPO-like rollouts: batch//GROUP prompts x GROUP samples "
+                              "each (temperature 1, answers of mixed lengths), the engine with one "
+                              "prefill per prompt vs generate, alternated (e.g. --group 5)"),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="alternations of the --group line (median)"),
+    compile_step: bool = typer.Option(False, "--compile", help="torch.compile the engine's decode step"),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="CUDA graphs for the decode step (GPU)"),
+    threads: int = typer.Option(0, "--threads", min=0,
+                                help="torch threads (0: leave as is; 1 gives steadier CPU numbers)"),
 ) -> None:
     """KV-cached rollout engine vs `model.generate` on the same batch: tokens/s and their ratio
-    (fixed length; answers with stop ids; the interleaved generate/force pattern).
+    (fixed length; answers with stop ids; GRPO-like groups with --group; the interleaved
+    generate/force pattern).
 
         wm bench rollout --out runs/bench --model runs/wm_video
+        wm bench rollout --out runs/bench_text --vocab-size 2048 --batch 40 --prompt-len 124 \\
+            --new-tokens 96 --group 5 --rounds 7 --threads 1
     """
     from worldmodels.train.rollout_bench import run
+    from worldmodels.train.rollout_cache import DecodeConfig
 
-    kw = _model_sizes(model) if model else {}
+    if group > batch:
+        raise typer.BadParameter(f"--group {group} exceeds --batch {batch}", param_hint="--group")
+    import torch
+
+    if cuda_graphs and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA graphs need a CUDA device", param_hint="--cuda-graphs")
+    if threads:
+        torch.set_num_threads(threads)
+    kw = _model_sizes(model) if model else {"vocab_size": vocab_size}
+    decode = DecodeConfig(compile=compile_step, cuda_graphs=cuda_graphs) if compile_step or cuda_graphs else None
     result = run(out, preset=preset, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
-                 stop_answers=stop_answers, repeats=repeats, device=device, **kw)
+                 stop_answers=stop_answers, repeats=repeats, device=device, group=group,
+                 rounds=rounds, decode=decode, **kw)
     line = (f"rollout {result['rollout_tok_s']:.0f} tok/s, generate "
             f"{result['generate_tok_s']:.0f} tok/s, ratio {result['ratio']:.2f}")
     if "stop_ratio" in result:
         line += f"; with stop ids ratio {result['stop_ratio']:.2f}"
+    if "group_ratio" in result:
+        line += f"; group {group} (sampled, mixed lengths) ratio {result['group_ratio']:.2f}"
     typer.echo(f"{line} -> {out}")
 
 

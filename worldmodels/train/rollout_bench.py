@@ -18,12 +18,22 @@ Three measurements on the same random prompts and model:
 - interleaved: only the rollout engine supports it: generated stretches of ``segment_tokens``
   (restricted to ``allowed``) with ``forced_tokens`` given ids (drawn from ``forced_range``)
   between them.
+- GRPO-like groups (``group`` G > 1): ``batch // G`` prompts, each repeated G times
+  item-major (``task.repeat``), sampled at temperature 1 (GRPO's rollouts) with answers of
+  mixed lengths (stop ids as above, from a first sampled run, so the G samples of a prompt end
+  at different lengths too). Both paths draw from the global RNG seeded alike, so they sample
+  the same tokens (``group_same_tokens``). The engine runs with the request's ``group_size``
+  (one prefill per prompt); the engine without its speed paths (plain prefill, dynamic
+  cache, no compaction: the engine before them) is timed too. The paths alternate ``rounds``
+  times in this process; ``group_ratio`` is the median of the per-round time ratios
+  generate / engine (the machine may be shared and noisy).
 
 Writes ``bench_rollout.json`` and ``bench_rollout.md`` into ``out_dir``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -65,15 +75,21 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
         segment_tokens: int = 64, forced_tokens: int = 2, allowed: tuple[int, int] | None = None,
         forced_range: tuple[int, int] | None = None, stop_answers: bool = True, repeats: int = 3,
         device: str = "auto", dtype: str = "auto", attn_implementation: str = "sdpa",
-        seed: int = 0) -> dict:
+        seed: int = 0, group: int = 0, rounds: int = 5, decode=None) -> dict:
     """Time the paths above; returns and writes a dict with ``rollout_tok_s``,
     ``generate_tok_s``, ``ratio``, ``interact_tok_s`` and, with ``stop_answers``,
     ``stop_rollout_tok_s``, ``stop_generate_tok_s``, ``stop_ratio``, ``stop_lengths``
     (mean/min/max answer tokens) and ``stop_same_tokens``.
 
+    With ``group`` > 1 also ``group_rollout_tok_s``, ``group_generate_tok_s``,
+    ``group_plain_tok_s``, ``group_ratio``, ``group_plain_ratio``, ``group_same_tokens`` and
+    ``group_lengths`` (the GRPO-like line above).
+
     ``backbone_dir``: a saved causal LM (default: a fresh ``preset`` Llama with ``vocab_size``
     ids). ``allowed`` / ``forced_range``: [lo, hi) id ranges of the interleaved pattern
-    (default: the whole vocabulary). Raises ValueError on an unknown ``dtype``.
+    (default: the whole vocabulary). ``decode``: the engine's
+    :class:`~worldmodels.train.rollout_cache.DecodeConfig` (e.g. ``compile=True``). Raises
+    ValueError on an unknown ``dtype`` or ``group`` > ``batch``.
     """
     import torch
 
@@ -86,6 +102,8 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
     if dtype not in dtypes:
         raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
     dt = dtypes[dtype]
+    if group > batch:
+        raise ValueError(f"group {group} exceeds the batch {batch}")
     torch.manual_seed(seed)
     model = _load(backbone_dir, preset, vocab_size, prompt_len + new_tokens + 8, attn_implementation)
     model = model.to(dev, dt).eval()
@@ -100,8 +118,8 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
             return model.generate(prompt, attention_mask=ones, max_new_tokens=new_tokens,
                                   pad_token_id=0, **kw)
 
-    t_ours = _timed(lambda: rollout(model, prompt, [Segment("generate", new_tokens)], generator=gen),
-                    repeats, sync)
+    t_ours = _timed(lambda: rollout(model, prompt, [Segment("generate", new_tokens)], generator=gen,
+                                    decode=decode), repeats, sync)
     t_hf = _timed(lambda: hf(do_sample=True, min_new_tokens=new_tokens, top_k=0, top_p=1.0,
                              temperature=1.0, eos_token_id=None), repeats, sync)
     res = {
@@ -112,10 +130,14 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
         "rollout_tok_s": batch * new_tokens / t_ours, "generate_tok_s": batch * new_tokens / t_hf,
         "ratio": t_hf / t_ours,
     }
+    if decode is not None:
+        res["decode"] = dataclasses.asdict(decode)
     if stop_answers:
-        res.update(_stop_bench(model, prompt, new_tokens, repeats, sync, hf))
+        res.update(_stop_bench(model, prompt, new_tokens, repeats, sync, hf, decode))
+    if group > 1:
+        res.update(_group_bench(model, prompt, new_tokens, group, rounds, sync, decode, seed))
     res.update(_interact_bench(model, prompt, new_tokens, segment_tokens, forced_tokens, allowed,
-                               forced_range, repeats, sync, gen))
+                               forced_range, repeats, sync, gen, decode))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_rollout.json").write_text(json.dumps(res, indent=1) + "\n")
@@ -123,18 +145,18 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
     return res
 
 
-def _stop_bench(model, prompt, new_tokens, repeats, sync, hf) -> dict:
+def _stop_bench(model, prompt, new_tokens, repeats, sync, hf, decode=None) -> dict:
     from worldmodels.train.rollout import Segment, rollout
 
     free = rollout(model, prompt, [Segment("generate", new_tokens)], top_k=1).completion_ids
     stops = _stop_ids_for_mixed_lengths(free, new_tokens)
     seg = [Segment("generate", new_tokens, stop_ids=stops)]
-    ours = rollout(model, prompt, seg, top_k=1)
+    ours = rollout(model, prompt, seg, top_k=1, decode=decode)
     theirs = hf(do_sample=False, eos_token_id=list(stops))[:, prompt.shape[1]:]
     n = int(ours.lengths.sum())
     same = theirs.shape[1] == int(ours.lengths.max()) and bool(
         (theirs == ours.completion_ids[:, : theirs.shape[1]])[ours.loss_mask[:, : theirs.shape[1]]].all())
-    t_ours = _timed(lambda: rollout(model, prompt, seg, top_k=1), repeats, sync)
+    t_ours = _timed(lambda: rollout(model, prompt, seg, top_k=1, decode=decode), repeats, sync)
     t_hf = _timed(lambda: hf(do_sample=False, eos_token_id=list(stops)), repeats, sync)
     lengths = ours.lengths.float()
     return {"stop_rollout_tok_s": n / t_ours, "stop_generate_tok_s": n / t_hf, "stop_ratio": t_hf / t_ours,
@@ -144,8 +166,62 @@ def _stop_bench(model, prompt, new_tokens, repeats, sync, hf) -> dict:
             "stop_rows_stopped": int(ours.stopped.sum())}
 
 
+def _group_bench(model, prompt, new_tokens, group, rounds, sync, decode, seed) -> dict:
+    import statistics
+
+    import torch
+
+    from worldmodels.train.rollout import DecodeConfig, Segment, rollout
+
+    n = prompt.shape[0] // group
+    grouped = prompt[:n].repeat_interleave(group, 0)  # (n*G, P), item-major like task.repeat
+    ones, P = torch.ones_like(grouped), grouped.shape[1]
+    plain = DecodeConfig(share_prefill=False, cache="dynamic", compact=False)
+
+    def ours(segs, cfg=decode):
+        torch.manual_seed(seed)  # temperature-1 draws from the global RNG, as generate's
+        return rollout(model, grouped, segs, group_size=group, decode=cfg)
+
+    free = ours([Segment("generate", new_tokens)]).completion_ids
+    stops = _stop_ids_for_mixed_lengths(free, new_tokens)
+    seg = [Segment("generate", new_tokens, stop_ids=stops)]
+
+    def theirs():
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return model.generate(grouped, attention_mask=ones, max_new_tokens=new_tokens, do_sample=True,
+                                  top_k=0, top_p=1.0, temperature=1.0, eos_token_id=list(stops),
+                                  pad_token_id=0)[:, P:]
+
+    out, gen_ids = ours(seg), theirs()
+    n_tok = int(out.lengths.sum())
+    same = gen_ids.shape[1] == int(out.lengths.max()) and bool(
+        (gen_ids == out.completion_ids[:, : gen_ids.shape[1]])[out.loss_mask[:, : gen_ids.shape[1]]].all())
+    paths = {"engine": lambda: ours(seg), "plain": lambda: ours(seg, plain), "generate": theirs}
+    times = {k: [] for k in paths}
+    for _ in range(rounds):
+        for k, fn in paths.items():
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            times[k].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    lengths = out.lengths.float()
+    return {"group": group, "group_batch": n * group, "group_rounds": rounds,
+            "group_rollout_tok_s": n_tok / med["engine"], "group_plain_tok_s": n_tok / med["plain"],
+            "group_generate_tok_s": n_tok / med["generate"],
+            "group_ratio": statistics.median(g / e for g, e in zip(times["generate"], times["engine"], strict=True)),
+            "group_plain_ratio": statistics.median(
+                g / e for g, e in zip(times["generate"], times["plain"], strict=True)),
+            "group_same_tokens": same,
+            "group_lengths": {"mean": round(float(lengths.mean()), 1), "min": int(lengths.min()),
+                              "max": int(lengths.max())},
+            "group_seconds": {k: round(v, 4) for k, v in med.items()}}
+
+
 def _interact_bench(model, prompt, new_tokens, segment_tokens, forced_tokens, allowed,
-                    forced_range, repeats, sync, gen) -> dict:
+                    forced_range, repeats, sync, gen, decode=None) -> dict:
     import torch
 
     from worldmodels.train.rollout import Segment, rollout
@@ -159,7 +235,7 @@ def _interact_bench(model, prompt, new_tokens, segment_tokens, forced_tokens, al
         if i < n_seg - 1 and forced_tokens:
             segs.append(Segment("force", forced_tokens,
                                 tokens=torch.randint(lo, hi, (B, forced_tokens), device=dev)))
-    t = _timed(lambda: rollout(model, prompt, segs, generator=gen), repeats, sync)
+    t = _timed(lambda: rollout(model, prompt, segs, generator=gen, decode=decode), repeats, sync)
     where = f"in [{allowed[0]}, {allowed[1]})" if allowed else "full vocabulary"
     return {"interact_tok_s": B * sum(s.length for s in segs) / t,
             "interact_pattern": f"{n_seg} x ({segment_tokens} generated, {where}) + "
@@ -177,6 +253,17 @@ def _markdown(res: dict) -> str:
                  (f"model.generate, {what}", f"{res['stop_generate_tok_s']:.0f}"),
                  ("ratio with stop ids", f"{res['stop_ratio']:.2f}"
                   + ("" if res["stop_same_tokens"] else " (tokens differ!)"))]
+    if "group_ratio" in res:
+        ln = res["group_lengths"]
+        what = (f"{res['group_batch'] // res['group']} prompts x group {res['group']}, sampled (T=1), "
+                f"answers {ln['min']}-{ln['max']} tokens (mean {ln['mean']})")
+        rows += [(f"rollout engine, {what}", f"{res['group_rollout_tok_s']:.0f}"),
+                 ("rollout engine without its speed paths (plain prefill, dynamic cache)",
+                  f"{res['group_plain_tok_s']:.0f}"),
+                 (f"model.generate, {what}", f"{res['group_generate_tok_s']:.0f}"),
+                 (f"ratio, median of {res['group_rounds']} alternations (plain engine: "
+                  f"{res['group_plain_ratio']:.2f})", f"{res['group_ratio']:.2f}"
+                  + ("" if res["group_same_tokens"] else " (tokens differ!)"))]
     rows.append((f"rollout, interleaved ({res['interact_pattern']})", f"{res['interact_tok_s']:.0f}"))
     body = "".join(f"| {a} | {b} |\n" for a, b in rows)
     return (f"| path | tokens/s |\n|---|---|\n{body}\n{res['device']}, {res['threads']} threads, "

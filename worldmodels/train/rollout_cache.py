@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 CACHE_MODES = ("auto", "static", "dynamic")
+COMPILE_BUCKET = 64  # compiled steps see cache lengths rounded up to a multiple of this
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,11 @@ class Stepper:
         if cfg.cuda_graphs and device.type != "cuda":
             raise ValueError(f"DecodeConfig.cuda_graphs needs a CUDA model, got device {device}")
         self.model, self.key, self.cfg = model, cache_keyword(model), cfg
+        self.compiled = cfg.compile or cfg.cuda_graphs
+        if self.compiled:  # a compiled step is specialised to the cache length: round it up
+            capacity = -(-capacity // COMPILE_BUCKET) * COMPILE_BUCKET
         self.B, self.capacity, self.masked = batch, capacity, masked
         self.group = group_size if cfg.share_prefill and group_size > 1 and batch % group_size == 0 else 1
-        self.compiled = cfg.compile or cfg.cuda_graphs
         self.cache = None
         self.static = self.shared_prefill = False
         self.fed = 0
