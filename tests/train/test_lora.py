@@ -184,7 +184,7 @@ def test_adapter_dir_names_a_missing_base(base_dir, tmp_path):
     with pytest.raises(ValueError, match=r"lora_base\.json: expected"):
         load_backbone(out)
     built = lora.apply_lora(tiny_model(), lora_cfg())  # base not from a directory: say so
-    with pytest.raises(ValueError, match="pass base=<dir with config.json> or export with merge=True"):
+    with pytest.raises(ValueError, match=r"pass base=<dir with config.json or a .gguf file> or export with merge=True"):
         lora.export(built, tmp_path / "nowhere", merge=False)
 
 
