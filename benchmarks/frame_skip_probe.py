@@ -56,11 +56,11 @@ def probe(tok_dir: str, data: str | None, skips: list[int], futures: list[int],
     mse = lambda a, b: float(((a - b) ** 2).mean())  # noqa: E731
     out = {"tokenizer": tok_dir, "data": str(root), "files": [str(f) for f in files],
            "frames": int(sum(len(x) for x in frames)),
-           "ceiling_mse": float(np.mean([mse(r, x) for r, x in zip(recon, frames)])),
+           "ceiling_mse": float(np.mean([mse(r, x) for r, x in zip(recon, frames, strict=True)])),
            "skips": {}}
     for s in skips:
         row = {"copy_last_single": float(np.mean([mse(x[s:], x[:-s]) for x in frames if len(x) > s])),
-               "copy_tokens_single": float(np.mean([mse(r[:-s], x[s:]) for r, x in zip(recon, frames)
+               "copy_tokens_single": float(np.mean([mse(r[:-s], x[s:]) for r, x in zip(recon, frames, strict=True)
                                                     if len(x) > s]))}
         for F in futures:
             span, errs = F * s + 1, []
