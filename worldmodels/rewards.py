@@ -158,39 +158,30 @@ register_reward("psnr", per_frame=True)(_frame_reward(metrics.psnr_per_frame, 1.
 register_reward("ssim", per_frame=True)(_frame_reward(metrics.ssim_per_frame, 1.0))
 
 
-def _lpips_factory(net: str):
+def _perceptual_factory(builder: str, net: str):
+    """A reward factory for the perceptual distance ``metrics.<builder>(net)`` (``lpips_fn`` or
+    ``stlpips_fn``): the reward is its negated per-frame distance, (B,T). The network is built
+    when the reward is (a missing weight file or extra raises then, never mid-run)."""
     def make(options: dict):
-        lp = metrics.lpips_fn(net)  # raises metrics.LPIPSWeightsMissing at build time
+        dist = getattr(metrics, builder)(net)
 
         def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
-            return -lp.per_frame(predictions, target_frames(items))  # (B,T)
+            return -dist.per_frame(predictions, target_frames(items))  # (B,T)
 
         return fn
 
     return make
 
 
-register_reward("lpips_vgg", aliases=("lpips",), per_frame=True, factory=True)(_lpips_factory("vgg"))
-register_reward("lpips_alex", per_frame=True, factory=True)(_lpips_factory("alex"))
-register_reward("lpips_squeeze", per_frame=True, factory=True)(_lpips_factory("squeeze"))
-
-
-def _stlpips_factory(net: str):
-    def make(options: dict):
-        st = metrics.stlpips_fn(net)  # raises metrics.STLPIPSUnavailable at build time
-
-        def fn(predictions: Tensor, items: dict, **ctx) -> Tensor:
-            return -st.per_frame(predictions, target_frames(items))  # (B,T)
-
-        return fn
-
-    return make
+register_reward("lpips_vgg", aliases=("lpips",), per_frame=True, factory=True)(_perceptual_factory("lpips_fn", "vgg"))
+register_reward("lpips_alex", per_frame=True, factory=True)(_perceptual_factory("lpips_fn", "alex"))
+register_reward("lpips_squeeze", per_frame=True, factory=True)(_perceptual_factory("lpips_fn", "squeeze"))
 
 
 # ST-LPIPS (perceptual extra): its own names, never an alias of lpips. ``stlpips`` is the
 # AlexNet trunk, as in the package's README and the faster of the two on CPU.
-register_reward("stlpips_alex", aliases=("stlpips",), per_frame=True, factory=True)(_stlpips_factory("alex"))
-register_reward("stlpips_vgg", per_frame=True, factory=True)(_stlpips_factory("vgg"))
+register_reward("stlpips_alex", aliases=("stlpips",), per_frame=True, factory=True)(_perceptual_factory("stlpips_fn", "alex"))
+register_reward("stlpips_vgg", per_frame=True, factory=True)(_perceptual_factory("stlpips_fn", "vgg"))
 
 
 # ---------------------------------------------------------------- aggregation and the Reward
