@@ -10,8 +10,10 @@ Families (``BACKBONES``: name -> ``"module:function"``, the function taking
 ``(BackboneConfig, vocab_size)`` and returning an HF-style causal LM):
 - ``llama`` (``models/llama.py``): a fresh ``LlamaForCausalLM`` from a preset (``PRESETS``).
 - ``hf`` (``models/hf.py``): any local Hugging Face causal-LM directory (never downloaded).
-A new family (e.g. RWKV-7) registers a module here or with :func:`register_backbone`; the
-engines never name one. LoRA (``models/lora.py``, peft) wraps any family's model.
+- ``rwkv7`` (``models/rwkv7.py``): RWKV-7 from a preset, a BlinkDL ``.pth`` or an fla /
+  saved directory (``path``); its cache is a constant-size recurrent state.
+A new family registers a module here or with :func:`register_backbone`; the engines never
+name one. LoRA (``models/lora.py``, peft) wraps any family's model.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ from worldmodels.models.llama import PRESETS, Preset, build_backbone
 BACKBONES: dict[str, str] = {
     "llama": "worldmodels.models.llama:from_config",
     "hf": "worldmodels.models.hf:from_config",
+    "rwkv7": "worldmodels.models.rwkv7:from_config",
+}
+
+#: config.json ``model_type`` -> "module:function(directory, device=, dtype=)" loading a
+#: directory that transformers' Auto classes do not know (``load_backbone`` asks here first)
+MODEL_TYPE_LOADERS: dict[str, str] = {
+    "wm_rwkv7": "worldmodels.models.rwkv7_convert:load_rwkv7",  # ours (save_pretrained)
+    "rwkv7": "worldmodels.models.rwkv7_convert:load_rwkv7",  # fla's RWKV-7 checkpoints
 }
 
 
@@ -71,6 +81,6 @@ def make_backbone(cfg: BackboneConfig, vocab_size: int):
     return model
 
 
-__all__ = ["BACKBONES", "PRESETS", "BackboneConfig", "LoRAConfig", "Preset", "build_backbone",
+__all__ = ["BACKBONES", "MODEL_TYPE_LOADERS", "PRESETS", "BackboneConfig", "LoRAConfig", "Preset", "build_backbone",
            "count_params", "enable_gradient_checkpointing", "get_backbone_builder", "load_backbone",
            "make_backbone", "register_backbone", "resolve_attn_implementation"]

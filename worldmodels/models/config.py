@@ -81,12 +81,14 @@ class BackboneConfig:
         "hf" (any local Hugging Face causal-LM directory at ``path``, loaded strictly, never
         downloaded), another registered family, or a dotted ``pkg.module:function``.
     preset: llama: backbone size: test | tiny | small (see ``worldmodels/models/llama.py``);
-        ignored by other families.
+        rwkv7 (without ``path``): test | tiny | small (``models/rwkv7_presets.py``, sized
+        like llama's); ignored by other families.
     path: hf: the directory holding config.json + weights (``save_pretrained`` output), or a
         ``.gguf`` file (transformers' GGUF loading, dequantized into a plain trainable model;
         needs the gguf package, ``models/gguf.py``); its vocabulary must cover the task's
         (see ``resize_embeddings``); text tasks read the tokenizer from the same place. null
-        for llama.
+        for llama. rwkv7: a BlinkDL ``.pth`` file or an fla / saved RWKV-7 directory
+        (``models/rwkv7_convert.py``); null builds from ``preset``.
     resize_embeddings: hf: when the directory's vocabulary is smaller than the task's, grow
         the input and output embeddings to it (``resize_token_embeddings``; the new rows start
         untrained, and with LoRA they must be in ``lora.modules_to_save``); false = an error.
@@ -120,6 +122,12 @@ class BackboneConfig:
             if self.path is not None:
                 raise ValueError(f"model.path={self.path!r} is not used by family 'llama' (it builds "
                                  f"from model.preset); use model.family=hf to load a directory")
+        if self.family == "rwkv7" and self.path is None:
+            from worldmodels.models.rwkv7_presets import PRESETS as RWKV7_PRESETS
+
+            if self.preset not in RWKV7_PRESETS:
+                raise ValueError(f"model.preset must be one of {sorted(RWKV7_PRESETS)} for family "
+                                 f"rwkv7, got {self.preset!r}")
         if self.family == "hf" and not self.path:
             raise ValueError("model.family=hf needs model.path (a local Hugging Face causal-LM "
                              "directory with config.json and weights, or a .gguf file)")

@@ -70,6 +70,9 @@ def load_backbone(directory: str | Path, attn_implementation: str | None = None,
         raise FileNotFoundError(f"{d}: no backbone here (expected config.json + model.safetensors "
                                 f"written by save_pretrained, a LoRA adapter with "
                                 f"{lora.BASE_FILE}, or a .gguf file){hint}")
+    loader = _model_type_loader(d)
+    if loader is not None:  # e.g. RWKV-7 (ours or fla's): a loader of its own, strict too
+        return loader(d, device=device, dtype=dtype)
     from transformers import AutoModelForCausalLM
 
     from worldmodels.strict_load import check_loading_info
@@ -83,6 +86,25 @@ def load_backbone(directory: str | Path, attn_implementation: str | None = None,
         ignore_mismatched_sizes=True, weights_only=True, **kw)
     check_loading_info(info, d, type(model).__name__)
     return model.to(device) if device is not None else model
+
+
+def _model_type_loader(d: Path):
+    """The loader ``worldmodels.models.MODEL_TYPE_LOADERS`` names for ``d/config.json``'s
+    model_type, or None (transformers' Auto classes then load it)."""
+    import importlib
+    import json
+
+    from worldmodels.models import MODEL_TYPE_LOADERS
+
+    try:
+        kind = json.loads((d / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    target = MODEL_TYPE_LOADERS.get(kind) if isinstance(kind, str) else None
+    if target is None:
+        return None
+    mod, fn = target.split(":", 1)
+    return getattr(importlib.import_module(mod), fn)
 
 
 def vocab_capacity(model) -> int:
