@@ -31,6 +31,7 @@ too (:func:`token_shift`).
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 
 import torch
@@ -143,8 +144,11 @@ def wkv7(r: Tensor, log_w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor,
         chunk_rwkv7, fused_recurrent_rwkv7 = ops
         fn = chunk_rwkv7 if (mode == "chunk" and r.shape[1] > 1) else fused_recurrent_rwkv7
         h0 = None if state is None else state.float().transpose(-1, -2).contiguous()  # [k, v]
-        y, hT = fn(r=r.float(), w=log_w.float(), k=k.float(), v=v.float(), a=a.float(),
-                   b=b.float(), scale=1.0, initial_state=h0, output_final_state=True)
+        # fla >= 0.2: ``w`` is the log decay; some older releases named it ``log_w`` (and
+        # meant ``log_w = -exp(w)`` by ``w``)
+        decay = "log_w" if "log_w" in inspect.signature(fn).parameters else "w"
+        y, hT = fn(r=r.float(), k=k.float(), v=v.float(), a=a.float(), b=b.float(),
+                   scale=1.0, initial_state=h0, output_final_state=True, **{decay: log_w.float()})
         return y.float(), hT.float().transpose(-1, -2)
     if mode == "chunk" and r.shape[1] > 1:
         return wkv7_chunked(r, log_w, k, v, a, b, state, chunk_size)
