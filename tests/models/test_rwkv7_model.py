@@ -215,3 +215,44 @@ def test_gradient_checkpointing_and_lora_targets():
     assert {n[-3] for n in trained} == {"lora_A", "lora_B"}
     assert {n[-4] for n in trained} == {"r_proj", "k_proj", "v_proj", "o_proj"}
     assert isinstance(lora(x[:, :3], use_cache=True).cache, RWKV7State)
+
+
+@torch.no_grad()
+def test_generate_feeds_one_token_per_step_and_equals_greedy_rollout():
+    from worldmodels.train.rollout import Segment, rollout
+
+    model = random_model(8)
+    x = ids(2, 6, seed=9)
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
+    try:
+        gen = model.generate(x, max_new_tokens=5, do_sample=False, pad_token_id=0)
+    finally:
+        hook.remove()
+    assert seen == [6, 1, 1, 1, 1]  # the state carries the prefix
+    greedy = rollout(model, x, [Segment("generate", 5)], top_k=1)
+    assert torch.equal(gen[:, 6:], greedy.completion_ids)
+
+
+def test_bf16_autocast_keeps_the_time_mix_in_float32():
+    """Under CPU bf16 autocast (mle.py's precision=bf16) the WKV products stay float32 (bf16
+    matmuls there would be off by ~1e-2); the whole model stays close to float32."""
+    from worldmodels.models.rwkv7_ops import wkv7
+
+    g = torch.Generator().manual_seed(0)
+    r, k, v = (torch.randn(1, 64, 2, 16, generator=g) for _ in range(3))
+    log_w = -0.6 * torch.ones(1, 64, 2, 16)
+    kk = torch.nn.functional.normalize(torch.randn(1, 64, 2, 16, generator=g), dim=-1)
+    args = (r, log_w, k, v, -kk, kk * 0.5, None)
+    ref, _ = wkv7(*args, mode="chunk", chunk_size=64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, S = wkv7(*args, mode="chunk", chunk_size=64)
+    assert got.dtype == S.dtype == torch.float32
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    model = random_model(9)
+    x = ids(2, 70, seed=10)
+    with torch.no_grad():
+        full = model(x).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(x).logits.float()
+    assert (half - full).abs().max() < 0.05 * full.abs().max()

@@ -310,14 +310,14 @@ class RWKV7ForCausalLM(RWKV7PreTrainedModel, GenerationMixin):
         state = state if (use_cache or given is not None) else None
         return CausalLMOutputWithPast(loss=loss, logits=logits, **{_OUT_CACHE: state})
 
-    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
-                                      **kwargs):
-        """``generate``: after the first step only the newest token is fed (the state holds
-        the rest)."""
-        if past_key_values is not None and past_key_values.get_seq_length() > 0:
-            input_ids = input_ids[:, past_key_values.get_seq_length():]
-        return {"input_ids": input_ids, "attention_mask": attention_mask,
-                "past_key_values": past_key_values, "use_cache": kwargs.get("use_cache", True)}
+    def prepare_inputs_for_generation(self, input_ids, cache=None, past_key_values=None,
+                                      attention_mask=None, **kwargs):
+        """``generate``: once the state has seen tokens only the newer ones are fed."""
+        state = cache if cache is not None else past_key_values
+        if state is not None and state.get_seq_length() > 0:
+            input_ids = input_ids[:, state.get_seq_length():]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "cache": state,
+                "use_cache": kwargs.get("use_cache", True)}
 
 
 # ------------------------------------------------------------------------------ family

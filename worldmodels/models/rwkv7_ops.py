@@ -15,8 +15,8 @@ Two equal forms:
   triangular system), the float32 state is carried from chunk to chunk. Decays enter as
   ``exp(+-cumulative log decay)`` inside one chunk only, so with ``chunk_size <= 64`` and
   RWKV-7's decay bound (``log w >= -exp(-0.5)``) no factor exceeds ``e^39`` (float32 holds
-  ``e^88``); entries whose product would be ``e^{>0}`` are masked with ``where``, never
-  multiplied by 0.
+  ``e^88``); the upper triangles, whose products carry ``e^{>0}``, stay finite and are
+  selected away (``tril``), never multiplied by 0.
 
 Masked positions (``mask`` False: padding) must leave the state unchanged: callers pass
 ``log_w = 0``, ``k = 0``, ``a = b = 0`` there, i.e. the identity transition (both forms are
@@ -79,7 +79,7 @@ def wkv7_chunked(r: Tensor, log_w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: T
     B, T, H, N = r.shape
     S = r.new_zeros(B, H, N, N, dtype=torch.float32) if state is None else state.float()
     # (B,H,T,N) float32
-    r, log_w, k, v, a, b = (x.float().transpose(1, 2) for x in (r, log_w, k, v, a, b))
+    r, log_w, k, v, a, b = (x.float().transpose(1, 2).contiguous() for x in (r, log_w, k, v, a, b))
     ys = []
     for c0 in range(0, T, chunk_size):
         sl = slice(c0, min(c0 + chunk_size, T))
@@ -88,11 +88,6 @@ def wkv7_chunked(r: Tensor, log_w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: T
         ys.append(y)
     y = torch.cat(ys, 2) if ys else r.new_zeros(B, H, 0, N)
     return y.transpose(1, 2), S
-
-
-@functools.lru_cache(maxsize=16)
-def _tri(L: int, device: torch.device, strict: bool) -> Tensor:
-    return torch.ones(L, L, dtype=torch.bool, device=device).tril(-1 if strict else 0)
 
 
 def _chunk(r, log_w, k, v, a, b, S0):
@@ -106,12 +101,11 @@ def _chunk(r, log_w, k, v, a, b, S0):
     k_h, b_h = k * inv, b * inv
     tail = (g_last - g).exp()
     k_bar, b_bar = k * tail, b * tail
-    strict, incl = _tri(L, r.device, True), _tri(L, r.device, False)
-    zero = r.new_zeros(())
-    A_ab = torch.where(strict, a_t @ b_h.transpose(-1, -2), zero)
-    A_ak = torch.where(strict, a_t @ k_h.transpose(-1, -2), zero)
-    B_rb = torch.where(incl, r_t @ b_h.transpose(-1, -2), zero)
-    B_rk = torch.where(incl, r_t @ k_h.transpose(-1, -2), zero)
+    # the upper triangles hold e^{+g} products (finite for L <= 64): selected away by tril
+    A_ab = (a_t @ b_h.transpose(-1, -2)).tril(-1)
+    A_ak = (a_t @ k_h.transpose(-1, -2)).tril(-1)
+    B_rb = (r_t @ b_h.transpose(-1, -2)).tril()
+    B_rk = (r_t @ k_h.transpose(-1, -2)).tril()
     S0T = S0.transpose(-1, -2)  # (B,H,Nk,Nv)
     rhs = a_t @ S0T + A_ak @ v  # (B,H,L,Nv)
     eye = torch.eye(L, dtype=r.dtype, device=r.device)
@@ -138,7 +132,9 @@ def wkv7(r: Tensor, log_w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor,
     """WKV-7 by ``mode``: "chunk" (chunked for T > 1, the recurrence for one token) or
     "recurrent" (token by token always). On CUDA with fla installed and ``use_fla``, fla's
     kernels (``chunk_rwkv7`` for T > 1, ``fused_recurrent_rwkv7`` otherwise; scale 1) run
-    instead. Shapes as :func:`wkv7_recurrent`; y float32, state (B,H,N,N) float32 [v, k]."""
+    instead. Shapes as :func:`wkv7_recurrent`; y float32, state (B,H,N,N) float32 [v, k].
+    The PyTorch forms run with autocast off: their products stay float32 under bf16 autocast
+    (the chunked form's ``e^{+-g}`` factors need float32's range and precision)."""
     ops = fla_ops() if (use_fla and r.is_cuda) else None
     if ops is not None:
         chunk_rwkv7, fused_recurrent_rwkv7 = ops
@@ -150,9 +146,10 @@ def wkv7(r: Tensor, log_w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor,
         y, hT = fn(r=r.float(), k=k.float(), v=v.float(), a=a.float(), b=b.float(),
                    scale=1.0, initial_state=h0, output_final_state=True, **{decay: log_w.float()})
         return y.float(), hT.float().transpose(-1, -2)
-    if mode == "chunk" and r.shape[1] > 1:
-        return wkv7_chunked(r, log_w, k, v, a, b, state, chunk_size)
-    return wkv7_recurrent(r, log_w, k, v, a, b, state)
+    with torch.autocast(r.device.type, enabled=False):  # float32 math under bf16 autocast too
+        if mode == "chunk" and r.shape[1] > 1:
+            return wkv7_chunked(r, log_w, k, v, a, b, state, chunk_size)
+        return wkv7_recurrent(r, log_w, k, v, a, b, state)
 
 
 # ------------------------------------------------------------------------------ token shift
