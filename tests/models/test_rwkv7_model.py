@@ -256,3 +256,24 @@ def test_bf16_autocast_keeps_the_time_mix_in_float32():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             half = model(x).logits.float()
     assert (half - full).abs().max() < 0.05 * full.abs().max()
+
+
+def test_tied_round_trip_and_resized_pth(tmp_path):
+    """A tied model reloads tied (lm_head is not saved); a bf16 BlinkDL file loads as float32
+    through model.path, grown to the task's vocabulary only with resize_embeddings."""
+    from rwkv7_toys import blinkdl_state_dict
+
+    from worldmodels.models.rwkv7 import build_backbone
+
+    tied = build_backbone("test", 30, tie_word_embeddings=True)
+    tied.save_pretrained(tmp_path / "tied")
+    back = load_backbone(tmp_path / "tied")
+    assert back.lm_head.weight.data_ptr() == back.model.embeddings.weight.data_ptr()
+    assert torch.equal(back.lm_head.weight, tied.lm_head.weight)
+    torch.save({k: v.to(torch.bfloat16) for k, v in blinkdl_state_dict().items()}, tmp_path / "m.pth")
+    with pytest.raises(ValueError, match=r"reads 50 token ids but the task needs 60.*resize_embeddings"):
+        make_backbone(BackboneConfig(family="rwkv7", path=str(tmp_path / "m.pth")), 60)
+    grown = make_backbone(BackboneConfig(family="rwkv7", path=str(tmp_path / "m.pth"),
+                                         resize_embeddings=True), 60)
+    assert grown.lm_head.weight.shape == (60, 64) and grown.lm_head.weight.dtype == torch.float32
+    assert grown(ids(1, 5)).logits.shape == (1, 5, 60)

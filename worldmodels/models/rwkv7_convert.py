@@ -167,7 +167,10 @@ def _new_model(cfg):
     from worldmodels.models.rwkv7 import RWKV7Config, RWKV7ForCausalLM
 
     with no_init_weights():
-        return RWKV7ForCausalLM(cfg if isinstance(cfg, RWKV7Config) else RWKV7Config(**cfg))
+        model = RWKV7ForCausalLM(cfg if isinstance(cfg, RWKV7Config) else RWKV7Config(**cfg))
+    if model.config.tie_word_embeddings:  # no_init_weights skips the tying too
+        model.tie_weights()
+    return model
 
 
 def load_blinkdl(path: str | Path, **overrides):
