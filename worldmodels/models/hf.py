@@ -53,6 +53,8 @@ def load_backbone(directory: str | Path, attn_implementation: str | None = None,
     :class:`~worldmodels.strict_load.WeightsMismatch` naming ``directory`` and the keys. Only
     the output embedding of a model that really ties it to the input embedding may be absent;
     files holding a distinct ``lm_head.weight`` under a tying config load untied, as saved.
+    A ``config.json`` whose ``model_type`` is in ``worldmodels.models.MODEL_TYPE_LOADERS``
+    (RWKV-7: ours and fla's) goes to that family's own strict loader instead.
     Raises FileNotFoundError when ``directory`` has no ``config.json`` (nor an adapter), naming
     the ``.gguf`` files it holds, if any.
     """
