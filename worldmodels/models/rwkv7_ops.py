@@ -143,8 +143,9 @@ def wkv7(r: Tensor, log_w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor,
         # fla >= 0.2: ``w`` is the log decay; some older releases named it ``log_w`` (and
         # meant ``log_w = -exp(w)`` by ``w``)
         decay = "log_w" if "log_w" in inspect.signature(fn).parameters else "w"
-        y, hT = fn(r=r.float(), k=k.float(), v=v.float(), a=a.float(), b=b.float(),
-                   scale=1.0, initial_state=h0, output_final_state=True, **{decay: log_w.float()})
+        out = fn(r=r.float(), k=k.float(), v=v.float(), a=a.float(), b=b.float(),
+                 scale=1.0, initial_state=h0, output_final_state=True, **{decay: log_w.float()})
+        y, hT = out[0], out[1]  # some releases append more outputs
         return y.float(), hT.float().transpose(-1, -2)
     with torch.autocast(r.device.type, enabled=False):  # float32 math under bf16 autocast too
         if mode == "chunk" and r.shape[1] > 1:
