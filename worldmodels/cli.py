@@ -29,6 +29,7 @@ GROUPS = {
     "webagent": "MPC web agent over a web-DOM world model",
     "bench": "benchmarks (kernels, rollout engine)",
     "import": "import world models trained elsewhere (RLVR-World / iVideoGPT checkpoints)",
+    "compress": "RWKV-Lite compression (low-rank projections, FFN sparsity, clustered head)",
 }
 
 app = typer.Typer(

@@ -43,6 +43,13 @@ MODEL_TYPE_LOADERS: dict[str, str] = {
     "rwkv7": "worldmodels.models.rwkv7_convert:load_rwkv7",  # fla's RWKV-7 checkpoints
 }
 
+#: config.json key -> "module:function(directory, device=, dtype=)": a directory whose config
+#: carries this key is loaded by that function (before MODEL_TYPE_LOADERS), e.g. a backbone
+#: factorised by ``wm compress`` (its modules are rebuilt before the weights are loaded)
+CONFIG_KEY_LOADERS: dict[str, str] = {
+    "wm_lowrank": "worldmodels.compress.lowrank:load_lowrank",
+}
+
 
 def register_backbone(name: str, target: str) -> None:
     """Register family ``name`` -> ``"pkg.module:function"`` (``function(cfg, vocab_size)``)."""
@@ -81,6 +88,6 @@ def make_backbone(cfg: BackboneConfig, vocab_size: int):
     return model
 
 
-__all__ = ["BACKBONES", "MODEL_TYPE_LOADERS", "PRESETS", "BackboneConfig", "LoRAConfig", "Preset", "build_backbone",
+__all__ = ["BACKBONES", "CONFIG_KEY_LOADERS", "MODEL_TYPE_LOADERS", "PRESETS", "BackboneConfig", "LoRAConfig", "Preset", "build_backbone",
            "count_params", "enable_gradient_checkpointing", "get_backbone_builder", "load_backbone",
            "make_backbone", "register_backbone", "resolve_attn_implementation"]

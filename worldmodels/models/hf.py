@@ -91,18 +91,21 @@ def load_backbone(directory: str | Path, attn_implementation: str | None = None,
 
 
 def _model_type_loader(d: Path):
-    """The loader ``worldmodels.models.MODEL_TYPE_LOADERS`` names for ``d/config.json``'s
-    model_type, or None (transformers' Auto classes then load it)."""
+    """The loader ``worldmodels.models.CONFIG_KEY_LOADERS`` names for a key of
+    ``d/config.json``, else the one ``MODEL_TYPE_LOADERS`` names for its model_type, or None
+    (transformers' Auto classes then load it)."""
     import importlib
     import json
 
-    from worldmodels.models import MODEL_TYPE_LOADERS
+    from worldmodels.models import CONFIG_KEY_LOADERS, MODEL_TYPE_LOADERS
 
     try:
-        kind = json.loads((d / "config.json").read_text()).get("model_type")
+        raw = json.loads((d / "config.json").read_text())
+        kind = raw.get("model_type")
     except (OSError, ValueError, AttributeError):
         return None
-    target = MODEL_TYPE_LOADERS.get(kind) if isinstance(kind, str) else None
+    target = next((t for key, t in CONFIG_KEY_LOADERS.items() if raw.get(key)), None)
+    target = target or (MODEL_TYPE_LOADERS.get(kind) if isinstance(kind, str) else None)
     if target is None:
         return None
     mod, fn = target.split(":", 1)
