@@ -27,6 +27,7 @@ from worldmodels.train.logging import RunLogger, progress
 from worldmodels.train.mle_config import MLEConfig, OptimConfig
 from worldmodels.train.rollout import positions_from_mask
 from worldmodels.train.sampler import ResumableBatchSampler
+from worldmodels.train.tbptt import WindowedLM
 
 
 def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -124,22 +125,74 @@ def token_loss_sum(model, lm: dict) -> tuple[torch.Tensor, int]:
     return loss, int(keep.sum())
 
 
-def forward_backward(model, task, micro_batches: list[dict], device, precision: str = "fp32") -> dict:
-    """One optimizer step's gradients: loss normalised by the global count of loss tokens."""
+def forward_backward(model, task, micro_batches: list[dict], device, precision: str = "fp32",
+                     window: int | None = None, border: str = "attached") -> dict:
+    """One optimizer step's gradients: loss normalised by the global count of loss tokens.
+
+    ``window``: truncated BPTT (``train.tbptt_step=sequence``): each micro-batch runs in
+    windows of ``window`` tokens (:class:`~worldmodels.train.tbptt.WindowedLM`, ``border``),
+    each window backpropagated as it comes; the gradients of all windows accumulate into this
+    step with the same normaliser, so the loss value equals the full pass's."""
     lms = [to_device(task.lm_batch(b), device) for b in micro_batches]
     local = sum(int((lm["labels"][:, 1:] != IGNORE_INDEX).sum()) for lm in lms)
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     total = float(all_reduce_sum(torch.tensor(float(local), device=device)))
     loss_sum, tokens = 0.0, 0
     for i, lm in enumerate(lms):
-        sync = i == len(lms) - 1 or not hasattr(model, "no_sync")
-        ctx = model.no_sync() if not sync else _null()
-        with ctx, autocast(device, precision):
-            s, _ = token_loss_sum(model, lm)
-            (s * world / total).backward()  # DDP averages over ranks -> sum / total overall
-        loss_sum += float(s.detach())
+        run = None if window is None else WindowedLM(model, lm, window, border)
+        n = 1 if run is None else len(run)
+        for k in range(n):
+            last = i == len(lms) - 1 and k == n - 1
+            sync = last or not hasattr(model, "no_sync")
+            ctx = model.no_sync() if not sync else _null()
+            with ctx, autocast(device, precision):
+                s = token_loss_sum(model, lm)[0] if run is None else run.loss_sum(k)
+                (s * world / total).backward()  # DDP averages over ranks -> sum / total overall
+            loss_sum += float(s.detach())
         tokens += task.tokens_in(lm)
     return {"loss_sum": loss_sum, "loss_tokens": local, "tokens": tokens}
+
+
+def window_steps(model, task, micro_batches: list[dict], device, precision: str, window: int,
+                 border: str, zero_grad):
+    """Truncated BPTT with an optimizer step per window (``train.tbptt_step=window``, Among
+    Us): yields once per window k after ``zero_grad()`` and the backward of window k of every
+    micro-batch, normalised by the loss tokens of window k (the token mean of that step). A
+    window without loss tokens in any micro-batch takes no step (it is run without gradient
+    to carry the state; windows after the last one with loss tokens are not run). One process.
+    Yields dicts with ``loss_sum``, ``loss_tokens``, ``tokens`` (the batch's tokens, on the
+    last step) and ``last`` (True on the batch's last step)."""
+    lms = [to_device(task.lm_batch(b), device) for b in micro_batches]
+    runs = [WindowedLM(model, lm, window, border) for lm in lms]
+    counts = [sum(r.loss_tokens(k) for r in runs if k < len(r)) for k in range(max(map(len, runs)))]
+    stepped = [k for k, c in enumerate(counts) if c > 0]
+    for k in range(stepped[-1] + 1 if stepped else 0):
+        if counts[k]:
+            zero_grad()
+        loss_sum = 0.0
+        for r in runs:
+            if k >= len(r):
+                continue
+            with autocast(device, precision), (_null() if counts[k] else torch.no_grad()):
+                s = r.loss_sum(k)
+                if counts[k]:
+                    (s / counts[k]).backward()
+            loss_sum += float(s.detach())
+        if counts[k]:
+            last = k == stepped[-1]
+            yield {"loss_sum": loss_sum, "loss_tokens": counts[k], "last": last,
+                   "tokens": sum(task.tokens_in(lm) for lm in lms) if last else 0}
+
+
+def _step_units(model, task, micro: list[dict], device, cfg: MLEConfig, opt):
+    """The gradients of each optimizer step a batch makes (one, or one per window with
+    ``train.tbptt_step=window``), zeroed before each; yields :func:`forward_backward`'s dict."""
+    if cfg.tbptt_window is not None and cfg.tbptt_step == "window":
+        yield from window_steps(model, task, micro, device, cfg.precision, cfg.tbptt_window,
+                                cfg.tbptt_border, lambda: opt.zero_grad(set_to_none=True))
+        return
+    opt.zero_grad(set_to_none=True)
+    yield forward_backward(model, task, micro, device, cfg.precision, cfg.tbptt_window, cfg.tbptt_border)
 
 
 class _null:
@@ -187,12 +240,22 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     """Train ``model`` on ``task``; ``export(unwrapped_model, step)`` runs on rank 0 after each
     checkpoint (e.g. to refresh a world-model directory). ``until`` stops early at that step
     (with a checkpoint) as if interrupted; the schedule still spans ``cfg.steps``. With
+    ``cfg.tbptt_step == "window"`` (an optimizer step per window) ``until`` and the periodic
+    checkpoints wait for the end of the sequence in progress, so a checkpoint never holds a
+    carried state and resuming stays exact; ``cfg.steps`` and the time budget stop inside a
+    sequence (its remaining windows are dropped). With
     ``cfg.max_minutes`` the schedule is fitted to the budget (:class:`BudgetFit`, timed by
     ``clock``, seconds). Returns the last logged metrics."""
     from torch.utils.data import DataLoader
 
     info = info or DistInfo(device=torch.device("cpu"))
     dev = info.device
+    per_window = cfg.tbptt_window is not None and cfg.tbptt_step == "window"
+    if per_window and info.world_size > 1:
+        raise ValueError(f"train.tbptt_step=window runs in one process (ranks would disagree on "
+                         f"the number of windows); with {info.world_size} ranks use "
+                         f"train.tbptt_step=sequence")
+    soft_until, hard_until = (until, None) if per_window else (None, until)
     train_set = train_set if train_set is not None else task.dataset("train")
     eval_set = eval_set if eval_set is not None else task.dataset("test")
     model.to(dev).train()
@@ -226,7 +289,8 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
     bar = progress(cfg.steps, step, enabled=info.is_main, desc="pretrain")
     it, metrics = iter(loader), {}
     t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
-    stop = min(stop, until) if until is not None else stop
+    stop = min(stop, hard_until) if hard_until is not None else stop
+    due_save = False
     t_start = clock()
     # a resumed run whose schedule was already fitted finishes that schedule (not refitted)
     fit = (BudgetFit(60 * cfg.max_minutes, cfg.steps, t_start, cfg.optim.warmup_steps, cfg.log_every)
@@ -240,46 +304,52 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
                 it = iter(loader)  # the sampler has moved on to the next epoch
                 micro.append(next(it))
             sampler.consumed(1)
-        opt.zero_grad(set_to_none=True)
-        out = forward_backward(ddp, task, micro, dev, cfg.precision)
-        gnorm = torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.optim.grad_clip or float("inf"))
-        opt.step()
-        sched.step()
-        step += 1
-        tokens_seen += out["tokens"] * info.world_size
-        tok0 += out["tokens"] * info.world_size
-        loss_acc, n_acc = loss_acc + out["loss_sum"], n_acc + out["loss_tokens"]
-        bar.update(1)
-        if cfg.max_minutes:  # every rank takes part, so all stop at the same step
-            now = clock()
-            total = fit.update(step, now) if fit is not None else None
-            if total is not None:  # rank 0's estimate for every rank
-                total = int(all_reduce_sum(torch.tensor(float(total if info.is_main else 0), device=dev)))
-                if info.is_main and sched.total_steps != total and sched.total_steps == cfg.steps:
-                    print(f"schedule fitted to max_minutes={cfg.max_minutes}: {total} steps "
-                          f"(train.steps={cfg.steps})")
-                sched.total_steps, sched.budget_fitted = max(total, step), True
-                stop = min(cfg.steps if until is None else until, max(total, step))
-            late = torch.tensor(float(now - t_start > 60 * cfg.max_minutes), device=dev)
-            if float(all_reduce_sum(late)) > 0:
+        for out in _step_units(ddp, task, micro, dev, cfg, opt):
+            gnorm = torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.optim.grad_clip or float("inf"))
+            opt.step()
+            sched.step()
+            step += 1
+            seq_end = out.get("last", True)  # False inside a sequence (train.tbptt_step=window)
+            if soft_until is not None and seq_end and step >= soft_until:
                 stop = step
-        if step % cfg.log_every == 0 or step == stop:
-            dt = max(time.time() - t0, 1e-9)
-            metrics = {"loss": loss_acc / max(n_acc, 1), "lr": sched.get_last_lr()[0],
-                       "grad_norm": float(gnorm), "tokens_per_s": tok0 / dt, "tokens": tokens_seen}
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
-            logger.log(step, metrics)
-            t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
-            metrics["eval_loss"] = evaluate(ddp, task, eval_loader, dev, cfg.precision, cfg.eval_batches)
-            logger.log(step, {"eval_loss": metrics["eval_loss"]})
-        if (cfg.save_every and step % cfg.save_every == 0) or step == stop:
-            ckpt.save_checkpoint(run_dir, step, {"model": unwrap(ddp)}, opt, sched,
-                                 state={"sampler": sampler.state_dict(), "tokens": tokens_seen},
-                                 keep=cfg.keep_checkpoints, rank=info.rank,
-                                 world_size=info.world_size)
-            if export is not None and info.is_main:
-                export(unwrap(ddp), step)
+            due_save = due_save or bool(cfg.save_every and step % cfg.save_every == 0)
+            tokens_seen += out["tokens"] * info.world_size
+            tok0 += out["tokens"] * info.world_size
+            loss_acc, n_acc = loss_acc + out["loss_sum"], n_acc + out["loss_tokens"]
+            bar.update(1)
+            if cfg.max_minutes:  # every rank takes part, so all stop at the same step
+                now = clock()
+                total = fit.update(step, now) if fit is not None else None
+                if total is not None:  # rank 0's estimate for every rank
+                    total = int(all_reduce_sum(torch.tensor(float(total if info.is_main else 0), device=dev)))
+                    if info.is_main and sched.total_steps != total and sched.total_steps == cfg.steps:
+                        print(f"schedule fitted to max_minutes={cfg.max_minutes}: {total} steps "
+                              f"(train.steps={cfg.steps})")
+                    sched.total_steps, sched.budget_fitted = max(total, step), True
+                    stop = min(cfg.steps if hard_until is None else hard_until, max(total, step))
+                late = torch.tensor(float(now - t_start > 60 * cfg.max_minutes), device=dev)
+                if float(all_reduce_sum(late)) > 0:
+                    stop = step
+            if step % cfg.log_every == 0 or step == stop:
+                dt = max(time.time() - t0, 1e-9)
+                metrics = {"loss": loss_acc / max(n_acc, 1), "lr": sched.get_last_lr()[0],
+                           "grad_norm": float(gnorm), "tokens_per_s": tok0 / dt, "tokens": tokens_seen}
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
+                logger.log(step, metrics)
+                t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
+                metrics["eval_loss"] = evaluate(ddp, task, eval_loader, dev, cfg.precision, cfg.eval_batches)
+                logger.log(step, {"eval_loss": metrics["eval_loss"]})
+            if (due_save and seq_end) or step == stop:  # window steps: at a sequence's end
+                due_save = False
+                ckpt.save_checkpoint(run_dir, step, {"model": unwrap(ddp)}, opt, sched,
+                                     state={"sampler": sampler.state_dict(), "tokens": tokens_seen},
+                                     keep=cfg.keep_checkpoints, rank=info.rank,
+                                     world_size=info.world_size)
+                if export is not None and info.is_main:
+                    export(unwrap(ddp), step)
+            if step >= stop:  # train.steps or the budget reached inside a sequence
+                break
     bar.close()
     logger.close()
     return {"step": step, **metrics}

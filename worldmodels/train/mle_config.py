@@ -74,6 +74,23 @@ class MLEConfig:
         interrupted fitted run finishes that fitted schedule.
     fit_schedule: false: the schedule spans ``steps`` and the budget only stops the run where
         the schedule happens to be (the behaviour before the fit: a cosine cut at 73 % of peak).
+    tbptt_window: truncated BPTT (``worldmodels/train/tbptt.py``, seeds.md §6/§8): run each
+        sequence in windows of this many tokens, the backbone's recurrent state carried from
+        window to window and detached, each window's backward freeing its activations
+        (training memory O(window) instead of O(sequence)). null = the whole sequence at once.
+        Needs a backbone whose cache is a recurrent state (``model.family=rwkv7``); a KV-cache
+        backbone (llama, hf) is refused with an error naming this flag (its cache, and memory,
+        would grow with the sequence anyway). Among Us: 1024.
+    tbptt_step: "window": an optimizer step after every window (Among Us; ``steps`` then counts
+        windows, the loss of a step is the token mean of its window, a window without loss
+        tokens takes no step; one process only; ``until`` and periodic checkpoints wait for
+        a sequence's end) | "sequence": the windows' gradients accumulate and one step per
+        batch follows (same steps, normalisation and resume as without windows; with
+        ``tbptt_window`` >= the sequence length the gradient equals full BPTT).
+    tbptt_border: "attached": the label after a window is scored by that window's last
+        logit inside the window, with its gradient | "detached": the Among Us code's layout
+        (the previous window's last logit, detached, scores the next window's first token:
+        same loss value, no gradient for that token). Only with ``tbptt_window``.
     """
 
     steps: int = 1000
@@ -95,6 +112,9 @@ class MLEConfig:
     fit_schedule: bool = True
     tensorboard: bool = True
     wandb: bool = False
+    tbptt_window: int | None = None
+    tbptt_step: Literal["window", "sequence"] = "window"
+    tbptt_border: Literal["attached", "detached"] = "attached"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
@@ -109,3 +129,11 @@ class MLEConfig:
             raise ValueError(f"train.distributed must be ddp|fsdp, got {self.distributed!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ValueError(f"train.device must be auto|cpu|cuda|cuda:N|mps, got {self.device!r}")
+        if self.tbptt_window is not None and (isinstance(self.tbptt_window, bool) or not isinstance(
+                self.tbptt_window, int) or self.tbptt_window < 1):
+            raise ValueError(f"train.tbptt_window must be an int >= 1 (tokens per window) or null, "
+                             f"got {self.tbptt_window!r}")
+        if self.tbptt_step not in ("window", "sequence"):
+            raise ValueError(f"train.tbptt_step must be window|sequence, got {self.tbptt_step!r}")
+        if self.tbptt_border not in ("attached", "detached"):
+            raise ValueError(f"train.tbptt_border must be attached|detached, got {self.tbptt_border!r}")
