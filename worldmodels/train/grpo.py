@@ -47,6 +47,7 @@ from worldmodels.train.grpo_chunk import Chunk, micro_batches, segment_rows
 from worldmodels.train.grpo_config import GRPOConfig
 from worldmodels.train.grpo_loss import group_advantages, grpo_loss, loss_denominator
 from worldmodels.train.rollout import rollout, sequence_logprobs
+from worldmodels.train.tbptt import windowed_grpo_backward
 
 EvalFn = Callable[[torch.nn.Module], dict]
 
@@ -158,7 +159,8 @@ class GRPOTrainer:
                       attention_mask: Tensor | None) -> Tensor:
         """(R, L) log-probs under the frozen reference: the copy made at the start, or for a
         LoRA policy the policy itself with its adapter disabled (the base model)."""
-        kw = dict(temperature=self.cfg.temperature, attention_mask=attention_mask)
+        kw = dict(temperature=self.cfg.temperature, attention_mask=attention_mask,
+                  window=self.cfg.tbptt_window)
         if self.ref_from_adapter:
             with self.model.disable_adapter():
                 return sequence_logprobs(self.model, sequences, prompt_len, segments, **kw).float()
@@ -227,6 +229,8 @@ class GRPOTrainer:
         only when ``entropy_coef > 0``."""
         cfg = self.cfg
         am = c.attention_mask[rows] if c.attention_mask is not None else None
+        if cfg.tbptt_window is not None:
+            return windowed_grpo_backward(self.model, cfg, c, rows, am, denom)
         logp, ent = sequence_logprobs(self.model, c.sequences[rows], c.prompt_len,
                                       segment_rows(c.segments, rows), temperature=cfg.temperature,
                                       attention_mask=am, return_entropy=True)

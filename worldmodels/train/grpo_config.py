@@ -71,6 +71,13 @@ class GRPOConfig:
     save_steps: write an atomic checkpoint every this many steps (0 = only at the end).
     sample_table_steps: write a table of per-sample rewards every this many steps (0 = never).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+    tbptt_window: truncated BPTT of the update's log-prob pass (seeds.md §8, Among Us's
+        ``reevaluate_logprobs``): sequences run in windows of this many tokens with the
+        recurrent state carried and detached, and the policy loss is backpropagated window by
+        window (memory O(window)); the reference log-probs are computed the same way. Equal in
+        value to the full pass (the gradient is truncated at window borders). Needs a backbone
+        whose cache is a recurrent state (rwkv7; a KV-cache backbone is an error naming this
+        field) and ``loss_type=token_mean``. null = one full forward.
     """
 
     num_generations: int = 16
@@ -103,11 +110,20 @@ class GRPOConfig:
     save_steps: int = 50
     sample_table_steps: int = 0
     device: str = "auto"
+    tbptt_window: int | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ValueError(f"GRPOConfig.{msg}")
+
+        need(self.tbptt_window is None or (isinstance(self.tbptt_window, int)
+                                           and not isinstance(self.tbptt_window, bool)
+                                           and self.tbptt_window >= 1),
+             f"tbptt_window must be an int >= 1 (tokens per window) or null, got {self.tbptt_window!r}")
+        need(self.tbptt_window is None or self.loss_type == "token_mean",
+             f"tbptt_window needs loss_type=token_mean (a window holds part of a sequence, so "
+             f"the per-sequence mean is not split by windows), got {self.loss_type!r}")
 
         need(self.num_generations >= 2, f"num_generations must be >= 2 (a group needs a "
              f"baseline), got {self.num_generations}")

@@ -289,7 +289,8 @@ def _entropy_from_logprobs(logp: Tensor) -> Tensor:
 
 def sequence_logprobs(model, sequences: Tensor, prompt_len: int, segments: list[Segment],
                       temperature: float = 1.0, attention_mask: Tensor | None = None,
-                      return_entropy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                      return_entropy: bool = False,
+                      window: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Per-token log-probs (B,L) float32 of the completion in ``sequences`` (B,P+L), one forward.
 
     Same vocab masks and temperature as ``rollout``; 0 on forced / post-stop tokens;
@@ -302,8 +303,39 @@ def sequence_logprobs(model, sequences: Tensor, prompt_len: int, segments: list[
     distribution over the vocabulary at each completion position, under the same vocab mask
     and temperature (:func:`entropy_from_logits`; GRPO's entropy bonus), 0 where the
     log-probs are 0; differentiable like them.
+    ``window``: run the forward in windows of this many tokens with a recurrent backbone's
+    state carried and detached between them (:func:`worldmodels.train.tbptt.windowed_logprobs`;
+    equal in value, gradient truncated at the borders); ValueError for a KV-cache backbone.
     Raises ValueError when the lengths or the mask's shape do not match.
     """
+    target, kwargs = logprob_inputs(sequences, prompt_len, segments, attention_mask)
+    L, B = target.shape[1], sequences.shape[0]
+    if window is not None:
+        from worldmodels.train.tbptt import windowed_logprobs
+
+        parts = list(windowed_logprobs(model, sequences, prompt_len, segments, window, temperature,
+                                       attention_mask, return_entropy))
+        dev = sequences.device
+        lp, ent = torch.zeros(B, L, device=dev), torch.zeros(B, L, device=dev)
+        for c0, c1, w_lp, w_ent in parts:
+            lp[:, c0:c1] = w_lp
+            if return_entropy:
+                ent[:, c0:c1] = w_ent
+        return (lp, ent) if return_entropy else lp
+    # logits at positions P-1 .. P+L-2 predict completion tokens 0 .. L-1
+    logits = model(input_ids=sequences, logits_to_keep=L + 1, **kwargs).logits[:, :-1]  # (B,L,V)
+    lp, ent = completion_logprobs(logits, target, 0, segments, temperature, return_entropy)
+    keep = segment_masks(target, segments)
+    lp = torch.where(keep, lp, torch.zeros_like(lp))
+    if not return_entropy:
+        return lp
+    return lp, torch.where(keep, ent, torch.zeros_like(ent))
+
+
+def logprob_inputs(sequences: Tensor, prompt_len: int, segments: list[Segment],
+                   attention_mask: Tensor | None) -> tuple[Tensor, dict]:
+    """The completion ids (B,L) and the forward's mask/position keywords for
+    :func:`sequence_logprobs` (its rules and errors)."""
     L = completion_length(segments)
     B, T = sequences.shape
     if T != prompt_len + L:
@@ -319,24 +351,28 @@ def sequence_logprobs(model, sequences: Tensor, prompt_len: int, segments: list[
                              f"(B, P+L) = {(B, T)} like sequences")
         am = attention_mask.to(sequences.device).long()
         kwargs = {"attention_mask": am, "position_ids": positions_from_mask(am)}
-    # logits at positions P-1 .. P+L-2 predict completion tokens 0 .. L-1
-    logits = model(input_ids=sequences, logits_to_keep=L + 1, **kwargs).logits[:, :-1]  # (B,L,V)
+    return target, kwargs
+
+
+def completion_logprobs(logits: Tensor, target: Tensor, col0: int, segments: list[Segment],
+                        temperature: float, return_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """Log-probs (B,n) (and entropies (B,n) when ``return_entropy``, else None) of completion
+    columns [col0, col0+n) from the logits (B,n,V) that predict them, under each segment's vocab
+    mask and ``temperature``; 0 on forced columns. ``target``: the whole completion (B,L)."""
+    B, n = logits.shape[:2]
     out, ents, start = [], [], 0
     for seg in segments:
-        sl = slice(start, start + seg.length)
+        a, b = max(start, col0), min(start + seg.length, col0 + n)
+        start += seg.length
+        if a >= b:
+            continue
+        sl = slice(a - col0, b - col0)
         if seg.kind == "force":
-            out.append(torch.zeros(B, seg.length, device=logits.device))
-            ents.append(torch.zeros(B, seg.length, device=logits.device))
+            out.append(torch.zeros(B, b - a, device=logits.device))
+            ents.append(torch.zeros(B, b - a, device=logits.device))
         else:
             logp = F.log_softmax(_mask_logits(logits[:, sl], seg.allowed) / temperature, -1)
-            out.append(logp.gather(-1, target[:, sl, None]).squeeze(-1))
+            out.append(logp.gather(-1, target[:, a:b, None]).squeeze(-1))
             if return_entropy:
                 ents.append(_entropy_from_logprobs(logp))
-        start += seg.length
-    lp = torch.cat(out, 1)
-    keep = segment_masks(target, segments)
-    lp = torch.where(keep, lp, torch.zeros_like(lp))
-    if not return_entropy:
-        return lp
-    ent = torch.cat(ents, 1)
-    return lp, torch.where(keep, ent, torch.zeros_like(ent))
+    return torch.cat(out, 1), (torch.cat(ents, 1) if return_entropy else None)

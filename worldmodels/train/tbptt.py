@@ -30,6 +30,8 @@ naming the flag.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -144,4 +146,74 @@ class WindowedLM:
         return F.cross_entropy(pred[keep].float(), tgt[keep], reduction="sum")
 
 
-__all__ = ["BORDERS", "STEPS", "WindowedLM", "is_recurrent_cache", "require_recurrent", "windows"]
+def windowed_logprobs(model, sequences: Tensor, prompt_len: int, segments: list, window: int,
+                      temperature: float = 1.0, attention_mask: Tensor | None = None,
+                      return_entropy: bool = False, flag: str = "grpo.tbptt_window"):
+    """:func:`~worldmodels.train.rollout.sequence_logprobs` window by window (GRPO's log-prob
+    pass under T-BPTT, the Among Us ``reevaluate_logprobs``): the inputs (B, P+L-1) run in
+    windows of ``window`` tokens with the recurrent state carried and detached; windows that
+    predict no completion token run without gradient. Yields ``(c0, c1, logprobs (B,c1-c0),
+    entropy (B,c1-c0) | None)`` per window that predicts completion columns [c0, c1), 0 on
+    forced / post-stop columns like ``sequence_logprobs``, whose values these equal; each
+    window's graph reaches only that window, so a caller can backpropagate a window's loss
+    before asking for the next (memory O(window)). Raises ValueError like
+    ``sequence_logprobs``, and naming ``flag`` for a KV-cache backbone."""
+    from worldmodels.train.rollout import completion_logprobs, logprob_inputs, segment_masks
+
+    if window < 1:
+        raise ValueError(f"{flag} must be >= 1, got {window}")
+    target, kw = logprob_inputs(sequences, prompt_len, segments, attention_mask)
+    keep = segment_masks(target, segments)
+    key, state, first = cache_keyword(model), None, prompt_len - 1  # position predicting column 0
+    T = sequences.shape[1]
+    for s in range(0, T - 1, window):
+        e = min(s + window, T - 1)
+        lo = max(s, first)  # positions lo..e-1 predict completion columns lo-first..e-1-first
+        wkw = {} if not kw else {"attention_mask": kw["attention_mask"][:, :e],
+                                 "position_ids": kw["position_ids"][:, s:e]}
+        with contextlib.nullcontext() if lo < e else torch.no_grad():
+            out = model(input_ids=sequences[:, s:e], use_cache=True, logits_to_keep=max(e - lo, 1),
+                        **{key: state}, **wkw)
+        state = getattr(out, key, None)
+        require_recurrent(state, model, flag)
+        state = state.detach()
+        if lo >= e:
+            continue
+        c0, c1 = lo - first, e - first
+        lp, ent = completion_logprobs(out.logits, target, c0, segments, temperature, return_entropy)
+        k = keep[:, c0:c1]
+        lp = torch.where(k, lp, torch.zeros_like(lp))
+        yield c0, c1, lp, (torch.where(k, ent, torch.zeros_like(ent)) if return_entropy else None)
+
+
+def windowed_grpo_backward(model, cfg, c, rows: slice, attention_mask, denom: float) -> Tensor:
+    """GRPO's forward/backward of chunk ``c``'s ``rows`` with ``cfg.tbptt_window`` (a
+    :class:`~worldmodels.train.grpo_config.GRPOConfig`): the token-mean loss split by window
+    (``normalizer=denom`` for all, so the windows' losses sum to the full one), each window's
+    backward run before the next window's forward (:func:`windowed_logprobs`). Returns the
+    token-weighted metric sums (clip, dual, kl, ratio, entropy, tokens) float64, as
+    ``GRPOTrainer._forward_backward``."""
+    from worldmodels.train.grpo_chunk import segment_rows
+    from worldmodels.train.grpo_loss import grpo_loss
+
+    ref = c.ref_logprobs[rows] if c.ref_logprobs is not None else None
+    sums = torch.zeros(6, dtype=torch.float64)
+    for c0, c1, logp, ent in windowed_logprobs(
+            model, c.sequences[rows], c.prompt_len, segment_rows(c.segments, rows),
+            cfg.tbptt_window, cfg.temperature, attention_mask, return_entropy=True):
+        cols = slice(c0, c1)
+        loss, m = grpo_loss(logp.float(), c.old_logprobs[rows, cols], c.advantages[rows],
+                            c.loss_mask[rows, cols], ref_logprobs=None if ref is None else ref[:, cols],
+                            beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                            dual_clip=cfg.dual_clip, loss_type=cfg.loss_type, normalizer=denom,
+                            entropy=(ent if cfg.entropy_coef else ent.detach()).float(),
+                            entropy_coef=cfg.entropy_coef)
+        loss.backward()
+        t = m["tokens"]
+        sums += torch.tensor([m["clip_ratio"] * t, m["dual_clip_ratio"] * t, m["kl"] * t,
+                              m["ratio_mean"] * t, m["entropy"] * t, t], dtype=torch.float64)
+    return sums
+
+
+__all__ = ["BORDERS", "STEPS", "WindowedLM", "is_recurrent_cache", "require_recurrent", "windowed_grpo_backward",
+           "windowed_logprobs", "windows"]
