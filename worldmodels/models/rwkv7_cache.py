@@ -69,6 +69,15 @@ class RWKV7State:
         """Keep the rows ``indices`` (in that order), in place."""
         self._map(lambda t: t.index_select(0, indices.to(t.device)))
 
+    def batch_index_copy(self, indices: Tensor, src: RWKV7State) -> None:
+        """Rows ``indices`` take ``src``'s rows (in that order), in place; ``seen`` becomes
+        ``src.seen`` (the rows not in ``src`` were fed only padding meanwhile). The rollout
+        engine's merge of rows it left out of decode steps (``rollout_cache`` compaction)."""
+        self.layers = [None if s is None else tuple(t.index_copy(0, indices.to(t.device), u)
+                                                   for t, u in zip(s, o, strict=True))
+                       for s, o in zip(self.layers, src.layers, strict=True)]
+        self.seen = src.seen
+
     def reorder_cache(self, beam_idx: Tensor) -> None:
         """Rows reordered as ``beam_idx`` (transformers' beam search hook), in place."""
         self.batch_select_indices(beam_idx)

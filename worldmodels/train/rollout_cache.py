@@ -15,6 +15,10 @@ things to "call the model with a growing KV cache", none of which changes a samp
   (the dynamic path concatenates every layer's cache and the mask at every step). Models whose
   cache is not plain full-attention layers, or whose class does not declare
   ``_can_compile_fullgraph``, keep transformers' dynamic cache.
+- **Compaction**: rows that have stopped leave the decode steps, on the static cache
+  (permuted to the front, the cache narrowed) and on a recurrent state (RWKV-7's
+  ``RWKV7State``: the fed rows' state is selected with ``batch_select_indices``, the whole
+  state parked and merged back with ``batch_index_copy`` when every row is fed again).
 - **A compiled decode step** (``DecodeConfig.compile``; ``cuda_graphs``: mode "reduce-overhead",
   i.e. CUDA graphs) for the one-token steps on the static cache.
 
@@ -24,6 +28,7 @@ Position ids are counted per row (real tokens fed so far), which equals
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 import weakref
@@ -46,10 +51,10 @@ class DecodeConfig:
         engine's behaviour before sharing; same samples, for comparison).
     cache: "auto" (static where the model supports it, else dynamic) | "static" (ValueError
         where unsupported) | "dynamic" (transformers' growing cache: the original path).
-    compact: on the static cache, leave rows that have stopped out of the decode steps once
-        at most half of the rows fed are still running (answers of mixed lengths: the batch
-        shrinks as rows stop; their cache rows are kept, so a later segment feeds them again).
-        Not with ``compile`` (a new batch size would recompile).
+    compact: on the static cache or a recurrent state, leave rows that have stopped out of
+        the decode steps once at most half of the rows fed are still running (answers of mixed
+        lengths: the batch shrinks as rows stop; their cache rows are kept, so a later segment
+        feeds them again). Not with ``compile`` (a new batch size would recompile).
     compile: ``torch.compile`` the one-token decode step on the static cache (ignored on the
         dynamic one). Off by default: on CPU it costs minutes of compilation per model and
         shape for about a quarter off a step (docs/rollout.md).
@@ -118,6 +123,18 @@ def cache_keyword(model) -> str:
     except TypeError:  # not weak-referenceable: decide again next time
         pass
     return key
+
+
+def is_recurrent_cache(cache) -> bool:
+    """True for a cache of constant size that can be cut from the graph (``detach()``): a
+    recurrent state (RWKV-7's), not a KV cache."""
+    return cache is not None and callable(getattr(cache, "detach", None))
+
+
+def _compactable(cache) -> bool:
+    """A recurrent state whose rows can be selected and merged back."""
+    return is_recurrent_cache(cache) and all(
+        callable(getattr(cache, m, None)) for m in ("batch_select_indices", "batch_index_copy"))
 
 
 # ------------------------------------------------------------------------ static cache
@@ -230,6 +247,9 @@ class Stepper:
         self.n = batch  # physical rows [0, n) are fed
         self.permuted = False
         self._full: list[tuple[Tensor, Tensor]] = []  # the static layers' whole (B,...) tensors
+        self.recurrent = False  # a recurrent state compacted by row selection (request order)
+        self.sub: Tensor | None = None  # the request rows fed (None: all)
+        self.parked = None  # the whole state while ``sub`` rows are fed
 
     def feed(self, ids: Tensor, mask: Tensor, need: Tensor | None = None) -> Tensor:
         """ids (B,n) int64, mask (B,n) int64 (1 = real) -> logits (B,V) at the last position.
@@ -244,6 +264,8 @@ class Stepper:
             raise RuntimeError(f"Stepper capacity {self.capacity} exceeded ({self.fed} + {n})")
         if self.cache is None:
             return self._prefill(ids, self._record(ids, mask))
+        if self.recurrent:
+            return self._feed_recurrent(ids, mask, need)
         if not self.static:
             pos = self._record(ids, mask)
             if self.masked:
@@ -310,6 +332,7 @@ class Stepper:
             if static is not None:
                 self.cache, self.static = static, True
                 self._full = [(la.keys, la.values) for la in static.layers]
+        self.recurrent = not self.static and self.cfg.compact and self.masked and _compactable(self.cache)
         return logits
 
     def _groups_identical(self, ids: Tensor) -> bool:
@@ -342,3 +365,38 @@ class Stepper:
         self.n = n
         for la, (keys, values) in zip(self.cache.layers, self._full, strict=True):
             la.keys, la.values = keys[:n], values[:n]
+
+    # ------------------------------------------------------------------ recurrent state
+    def _feed_recurrent(self, ids: Tensor, mask: Tensor, need: Tensor | None) -> Tensor:
+        """:meth:`feed` on a recurrent state: rows kept in request order; stopped rows are left
+        out once at most half of the rows fed are needed (their logits come back as 0)."""
+        pos = self._record(ids, mask)
+        self._compact_recurrent(mask.bool().any(1) if need is None else need | mask.bool().any(1))
+        if self.sub is None:
+            self.rows_fed.append(self.B)
+            return self._forward(ids, self.mask[:, :self.fed], pos)
+        sub = self.sub
+        self.rows_fed.append(int(sub.numel()))
+        logits = self._forward(ids[sub], self.mask[sub, :self.fed], pos[sub])
+        return logits.new_zeros(self.B, logits.shape[-1]).index_copy_(0, sub, logits)
+
+    def _compact_recurrent(self, need: Tensor) -> None:
+        fed = need.new_ones(self.B) if self.sub is None else need.new_zeros(self.B).index_fill_(0, self.sub, True)
+        if bool((need & ~fed).any()):  # a needed row is not fed: feed all again
+            self._widen()
+            fed = need.new_ones(self.B)
+        k, n = int(need.sum()), int(fed.sum())
+        if k == 0 or k > n // 2:
+            return
+        self._widen()
+        keep = need.nonzero()[:, 0]
+        self.parked, self.cache = self.cache, copy.deepcopy(self.cache)
+        self.cache.batch_select_indices(keep)
+        self.sub = keep
+
+    def _widen(self) -> None:
+        """Merge the fed rows' state back into the parked whole state and feed every row."""
+        if self.sub is None:
+            return
+        self.parked.batch_index_copy(self.sub, self.cache)
+        self.cache, self.parked, self.sub = self.parked, None, None

@@ -37,15 +37,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodels.tasks.base import IGNORE_INDEX
-from worldmodels.train.rollout_cache import cache_keyword
+from worldmodels.train.rollout_cache import cache_keyword, is_recurrent_cache
 
 BORDERS = ("attached", "detached")
 STEPS = ("window", "sequence")
-
-
-def is_recurrent_cache(cache) -> bool:
-    """True for a cache of constant size that can be cut from the graph (``detach()``)."""
-    return cache is not None and callable(getattr(cache, "detach", None))
 
 
 def require_recurrent(cache, model, flag: str) -> None:
