@@ -176,7 +176,7 @@ def quantise(w: Tensor, bits: int) -> Tensor:
 
 
 def quant_predict(x: Tensor, w_q: Tensor, top: float) -> Tensor:
-    """(N, F) bool: per token the ``ceil(top * F)`` neurons with the largest ``x · w_qᵀ``."""
+    """x (..., C) -> (..., F) bool: per token the ``ceil(top * F)`` neurons with the largest ``x · w_qᵀ``."""
     scores = x @ w_q.t()
     k = max(1, math.ceil(top * w_q.shape[0]))
     idx = scores.topk(k, dim=-1).indices
@@ -197,7 +197,7 @@ def confusion(pred: Tensor, labels: Tensor) -> dict:
 
 class LayerPredictor:
     """One layer's predictors: the MLP (threshold) OR the low-bit one (None when the key is a
-    non-linear factorisation). ``__call__(x (N, C)) -> (N, F) bool`` is the final mask."""
+    non-linear factorisation). ``__call__(x (..., C)) -> (..., F) bool`` is the final mask."""
 
     def __init__(self, mlp: MLPPredictor, w_q: Tensor | None, cfg: SparsityConfig):
         self.mlp, self.w_q, self.cfg = mlp, w_q, cfg
@@ -255,15 +255,13 @@ def evaluate_predictors(model: nn.Module, predictors: dict, inputs: dict[str, Te
 @contextmanager
 def masked_ffn(model: nn.Module, masks):
     """Inside the block, each FFN key output is multiplied by ``masks[name](x)`` ((..., F) 0/1
-    from the key's input x), i.e. only predicted-active neurons reach ``relu(·)²`` and ``value``.
+    from the key's input x (..., C)), i.e. only predicted-active neurons reach ``relu(·)²`` and ``value``.
     ``masks``: {key module name: callable}."""
     keys = dict(model.named_modules())
 
     def hook(fn):
         def apply(module, inputs, output):
-            x = inputs[0]
-            m = fn(x.reshape(-1, x.shape[-1])).reshape(output.shape)
-            return output * m.to(output.dtype)
+            return output * fn(inputs[0]).to(output.dtype)
         return apply
 
     handles = [keys[n].register_forward_hook(hook(fn)) for n, fn in masks.items()]
