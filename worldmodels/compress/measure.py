@@ -66,16 +66,18 @@ def head_inputs(model: nn.Module, batches: list[dict], max_tokens: int) -> tuple
     got = {}
     handle = head.register_forward_pre_hook(lambda m, inp: got.__setitem__("h", inp[0].detach()))
     hs, ys = [], []
+    dev = next(model.parameters()).device
     try:
         model.eval()
         for lm in batches:
+            lm = {k: v.to(dev) for k, v in lm.items()}
             am = lm.get("attention_mask")
             kw = {} if am is None else {"attention_mask": am, "position_ids": positions_from_mask(am)}
             model(input_ids=lm["input_ids"], **kw)
             labels = lm["labels"][:, 1:]
             keep = labels != IGNORE_INDEX
-            hs.append(got["h"][:, :-1][keep].float())
-            ys.append(labels[keep])
+            hs.append(got["h"][:, :-1][keep].float().cpu())
+            ys.append(labels[keep].cpu())
             if sum(len(y) for y in ys) >= max_tokens:
                 break
     finally:

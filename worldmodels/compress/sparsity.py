@@ -108,9 +108,10 @@ def collect_ffn_inputs(model: nn.Module, lm_batches, max_tokens: int) -> dict[st
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in keys.items()]
     model.eval()
-    n = 0
+    n, dev = 0, next(model.parameters()).device
     try:
         for lm in lm_batches:
+            lm = {k: v.to(dev) for k, v in lm.items()}
             am = lm.get("attention_mask")
             current["mask"] = None if am is None else am.bool()
             model(input_ids=lm["input_ids"], **({} if am is None else {"attention_mask": am}))
@@ -120,13 +121,14 @@ def collect_ffn_inputs(model: nn.Module, lm_batches, max_tokens: int) -> dict[st
     finally:
         for h in handles:
             h.remove()
-    return {k: torch.cat(v)[:max_tokens] for k, v in got.items()}
+    return {k: torch.cat(v)[:max_tokens].cpu() for k, v in got.items()}
 
 
 @torch.no_grad()
 def ffn_labels(key: nn.Module, x: Tensor) -> Tensor:
     """(N, F) bool: neuron active, ``key(x) > 0`` (so ``relu(key x)² > 0``)."""
-    return key(x.to(next(key.parameters()).dtype)) > 0
+    p = next(key.parameters())
+    return (key(x.to(device=p.device, dtype=p.dtype)) > 0).cpu()
 
 
 def train_mlp_predictor(x: Tensor, labels: Tensor, cfg: SparsityConfig) -> MLPPredictor:
@@ -204,12 +206,12 @@ class LayerPredictor:
 
     @torch.no_grad()
     def parts(self, x: Tensor) -> dict[str, Tensor]:
-        x = x.float()
+        dev, x = x.device, x.float().cpu()  # the predictors live on the CPU
         out = {"mlp": torch.sigmoid(self.mlp(x)) > self.cfg.threshold}
         if self.w_q is not None:
-            out["quant"] = quant_predict(x, self.w_q, self.cfg.top)
+            out["quant"] = quant_predict(x, self.w_q.cpu(), self.cfg.top)
         out["or"] = out["mlp"] | out["quant"] if "quant" in out else out["mlp"]
-        return out
+        return {k: v.to(dev) for k, v in out.items()}
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.parts(x)["or"]
