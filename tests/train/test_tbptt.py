@@ -167,3 +167,14 @@ def test_kv_cache_backbone_is_refused_naming_the_flag(task):
 def test_config_validation(kw, msg):
     with pytest.raises(ValueError, match=msg):
         MLEConfig(**kw)
+
+
+def test_held_out_loss_with_windows_equals_the_full_pass(task):
+    from worldmodels.train.mle import evaluate
+
+    model = rwkv()
+    loader = [batch(task, (0, 1, 2)), batch(task, (3, 4, 5, 6))]
+    full_loss = evaluate(model, task, loader, torch.device("cpu"), "fp32", 8)
+    assert evaluate(model, task, loader, torch.device("cpu"), "fp32", 8, window=6) == pytest.approx(
+        full_loss, rel=1e-6)
+    assert model.training  # evaluate restores training mode

@@ -109,3 +109,25 @@ def test_sequence_mode_one_step_per_batch(task, tmp_path):
 def test_window_steps_refuse_several_ranks(task, tmp_path):
     with pytest.raises(ValueError, match="tbptt_step=window.*tbptt_step=sequence"):
         train_mle(rwkv(), task, cfg(2), tmp_path, info=DistInfo(world_size=2))
+
+
+def test_run_pretrain_with_windows_rwkv7_trains_and_llama_is_refused(tmp_path):
+    """The pipeline wiring: --set train.tbptt_window on the toy text task."""
+    import dataclasses
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "text"))
+    import toy_text
+
+    from worldmodels.models import BackboneConfig
+    from worldmodels.pipelines import run_pretrain
+
+    base = toy_text.pretrain_config(tmp_path / "r", steps=6)
+    cfg_r = dataclasses.replace(base, model=BackboneConfig(family="rwkv7", preset="test"),
+                                train=dataclasses.replace(base.train, tbptt_window=8, log_every=1))
+    assert run_pretrain(cfg_r)["step"] == 6
+    rows = [r for r in read_metrics(tmp_path / "r") if "loss" in r]
+    assert len(rows) == 6 and all(np.isfinite(r["loss"]) for r in rows)
+    cfg_l = dataclasses.replace(toy_text.pretrain_config(tmp_path / "l", steps=2),
+                                train=dataclasses.replace(base.train, tbptt_window=8))
+    with pytest.raises(ValueError, match=r"train\.tbptt_window"):
+        run_pretrain(cfg_l)

@@ -218,8 +218,11 @@ def unigram_entropy(task, dataset, max_items: int = 2048, batch: int = 64) -> fl
 
 
 @torch.no_grad()
-def evaluate(model, task, loader, device, precision: str, max_batches: int) -> float:
-    """Mean held-out token loss (nats) over up to ``max_batches`` micro-batches, all ranks."""
+def evaluate(model, task, loader, device, precision: str, max_batches: int,
+             window: int | None = None) -> float:
+    """Mean held-out token loss (nats) over up to ``max_batches`` micro-batches, all ranks.
+    ``window``: run each sequence in windows with the state carried (``train.tbptt_window``:
+    the same value, the logits of one window at a time)."""
     model.eval()
     s = torch.zeros(2, dtype=torch.float64, device=device)
     for i, batch in enumerate(loader):
@@ -227,7 +230,12 @@ def evaluate(model, task, loader, device, precision: str, max_batches: int) -> f
             break
         lm = to_device(task.lm_batch(batch), device)
         with autocast(device, precision):
-            loss, n = token_loss_sum(model, lm)
+            if window is None:
+                loss, n = token_loss_sum(model, lm)
+            else:
+                run = WindowedLM(model, lm, window)
+                loss = sum(float(run.loss_sum(k)) for k in range(len(run)))
+                n = int((lm["labels"][:, 1:] != IGNORE_INDEX).sum())
         s += torch.tensor([float(loss), n], dtype=torch.float64, device=device)
     model.train()
     s = all_reduce_sum(s)
@@ -338,7 +346,8 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
                 logger.log(step, metrics)
                 t0, tok0, loss_acc, n_acc = time.time(), 0, 0.0, 0
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
-                metrics["eval_loss"] = evaluate(ddp, task, eval_loader, dev, cfg.precision, cfg.eval_batches)
+                metrics["eval_loss"] = evaluate(ddp, task, eval_loader, dev, cfg.precision, cfg.eval_batches,
+                                               cfg.tbptt_window)
                 logger.log(step, {"eval_loss": metrics["eval_loss"]})
             if (due_save and seq_end) or step == stop:  # window steps: at a sequence's end
                 due_save = False
