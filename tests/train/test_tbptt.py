@@ -178,3 +178,29 @@ def test_held_out_loss_with_windows_equals_the_full_pass(task):
     assert evaluate(model, task, loader, torch.device("cpu"), "fp32", 8, window=6) == pytest.approx(
         full_loss, rel=1e-6)
     assert model.training  # evaluate restores training mode
+
+
+def test_window_steps_split_micro_batches_by_window(task):
+    """train.tbptt_step=window with two micro-batches of different lengths: one step per
+    window index that has loss tokens in either, normalised by that window's tokens; the
+    steps' loss sums add up to the full loss; ``last`` only on the final step."""
+    from worldmodels.train.mle import window_steps
+
+    micro = [task.collate([task.items[i] for i in (0, 3)]), task.collate([task.items[i] for i in (1, 4)])]
+    assert micro[0]["input_ids"].shape[1] != micro[1]["input_ids"].shape[1]
+    model = rwkv()
+    ref = sum(float(token_loss_sum(model, m)[0].detach()) for m in micro)
+    n_ref = sum(int((m["labels"][:, 1:] != IGNORE_INDEX).sum()) for m in micro)
+    zeroed, outs = [], []
+    for out in window_steps(model, task, micro, torch.device("cpu"), "fp32", 6, "attached",
+                            lambda: zeroed.append(1) or model.zero_grad()):
+        g = model.lm_head.weight.grad
+        outs.append((out, float(g.abs().sum())))
+    counts = [sum(int((m["labels"][:, lo:hi] != IGNORE_INDEX).sum())
+                  for m in micro for s, e, lo, hi in windows(m["input_ids"].shape[1], 6)
+                  if s == k * 6) for k in range(6)]
+    assert [o["loss_tokens"] for o, _ in outs] == [c for c in counts if c]
+    assert len(zeroed) == len(outs) and [o["last"] for o, _ in outs] == [False] * (len(outs) - 1) + [True]
+    assert sum(o["loss_sum"] for o, _ in outs) == pytest.approx(ref, rel=1e-5)
+    assert sum(o["loss_tokens"] for o, _ in outs) == n_ref
+    assert all(g > 0 for _, g in outs)
