@@ -39,3 +39,16 @@ def test_frame_tokenizer_and_unrecorded_skip_are_not_checked(tmp_path):
     assert build_pretrain_task(cfg).frame_skip == 3
     (d / "config.yaml").unlink()
     assert tokenizer_frame_skip(d) is None
+
+
+def test_init_layout_takes_only_the_fields_set_away_from_the_defaults(capsys):
+    from worldmodels.tasks.video_build import layout_overrides
+
+    init = VideoSpec("multi", 2, 5, stride=3, frame_skip=1)
+    assert layout_overrides(init, VideoSpec(), "runs/x") == init  # all defaults: the init's layout
+    got = layout_overrides(init, VideoSpec(frame_skip=6), "runs/x")
+    assert got == VideoSpec("multi", 2, 5, stride=3, frame_skip=6)
+    assert "task.layout.frame_skip=6 overrides init=runs/x's 1" in capsys.readouterr().out
+    # a field set to the init's own value is no change; one left at the default keeps the init's
+    assert layout_overrides(init, VideoSpec(context_frames=2, future_frames=3), "r") == \
+        VideoSpec("multi", 2, 3, stride=3, frame_skip=1)

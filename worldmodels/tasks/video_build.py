@@ -88,6 +88,7 @@ def build_pretrain_task(cfg, init: str | None = None, resume_dir: str | Path | N
         meta = read_world_model_meta(init)
         init_tok = Path(init) / meta.get("tokenizer", "tokenizer")
         spec, codec = _spec_codec(meta)
+        spec = layout_overrides(spec, cfg.layout, init)
         codec = _init_codec(codec, cfg, episodes, init)
         task = VideoTask(tok, spec, codec, pad_id=meta["layout"].get("pad_id"), **common)
         if not same_tokenizer(init_tok, tok_dir):
@@ -154,6 +155,21 @@ def _init_codec(codec, cfg, episodes, init: str):
         print(f"note: init={init} has {codec.dim}-dim actions, {cfg.root} has {acts.shape[1]}: "
               f"action ranges fitted to this data (task.action_ranges)", file=sys.stderr)
     return ActionCodec.fit(acts)
+
+
+def layout_overrides(spec, layout, init: str):
+    """The init's layout ``spec`` with the fields that ``layout`` (the run's ``task.layout``) sets
+    to other values than ``VideoSpec``'s defaults, each named in a note (a field left at its
+    default keeps the init's value)."""
+    from dataclasses import asdict, replace
+
+    from worldmodels.tasks.video_spec import VideoSpec
+
+    default, own, ask = asdict(VideoSpec()), asdict(spec), asdict(layout)
+    changes = {k: v for k, v in ask.items() if v != default[k] and v != own[k]}
+    for k, v in changes.items():
+        print(f"note: task.layout.{k}={v} overrides init={init}'s {own[k]}")
+    return replace(spec, **changes) if changes else spec
 
 
 def _spec_codec(meta: dict):

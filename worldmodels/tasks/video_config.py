@@ -20,6 +20,9 @@ class VideoTaskConfig:
     root: folder of episode .npz files (e.g. data/robot), or one .npz file.
     tokenizer: a trained video tokenizer directory (e.g. runs/tok_frame).
     layout: sequence layout (mode single|multi, context_frames, future_frames, stride, frame_skip).
+        With --init the init's layout is used, except fields set here to other values than
+        the defaults, which override it (e.g. frame_skip=6 to fine-tune a 20 Hz model at
+        ~3.3 Hz); a note names each override.
     episodes: EpisodeConfig: key map, split and crop/resize of the episode files (null fields:
         what the tokenizer run recorded for the same folder, else the defaults).
     cache_dir: where pre-tokenised ids are cached (null: $WM_CACHE_DIR, else
