@@ -20,7 +20,7 @@ previous window's last logit is kept *detached* and scored in window k+1, so tha
 loss counts in the value but sends no gradient. Either way the windows' label positions
 partition 1..T-1: every label the full pass scores is scored once, the loss summed over the
 windows equals the full-sequence loss in value (the carried state makes the forward exact),
-and with W >= T the gradient equals full BPTT.
+and with one window (W >= T-1 attached, W >= T detached) the gradient equals full BPTT.
 
 A backbone qualifies when the cache its forward returns has a ``detach()`` method (a state of
 constant size). A KV cache (Llama) does not: windows would still attend to every earlier
@@ -49,11 +49,12 @@ def require_recurrent(cache, model, flag: str) -> None:
     if is_recurrent_cache(cache):
         return
     name = type(getattr(model, "module", model)).__name__
+    what = ("no cache" if cache is None else f"{type(cache).__name__}, a cache that grows with the "
+            f"sequence (a KV cache), so windows would not save memory")
     raise ValueError(
         f"{flag}: truncated BPTT needs a backbone whose cache is a recurrent state (a cache with "
-        f"detach(), e.g. model.family=rwkv7); {name} returned {type(cache).__name__}, a cache "
-        f"that grows with the sequence (a KV cache), so windows would not save memory. Unset "
-        f"{flag} or use a recurrent backbone.")
+        f"detach(), e.g. model.family=rwkv7); {name} returned {what}. Unset {flag} or use a "
+        f"recurrent backbone.")
 
 
 def windows(length: int, window: int, border: str = "attached") -> list[tuple[int, int, int, int]]:
