@@ -14,7 +14,8 @@ records the factorisation so ``WorldModel.from_pretrained`` rebuilds it. ``--rec
 continues MLE on the model's recorded task data (``run_pretrain`` with ``init=`` the compressed
 model; ``--set recover.*`` tunes it). ``--out`` gets the world model, ``compress.json`` (sizes,
 held-out losses before / after / recovered, factors, sparsity, clustered head) and
-``compress.md``. Distillation from the uncompressed model is not built.
+``compress.md``. ``--distill`` recovers instead by distillation: KL to the uncompressed
+model's next-token distributions on the training sequences (``compress/distill.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def compress(
                                 "(targets; default by model type)"),
     recover_steps: int = typer.Option(None, "--recover-steps", help="continued-MLE recovery steps "
                                       "(recover_steps; 0 = none)"),
+    distill: bool = typer.Option(False, "--distill", help="recover by distillation from the "
+                                 "uncompressed model instead of continued MLE (distill)"),
     sparsity: bool = typer.Option(False, "--sparsity", help="fit and score the FFN activation "
                                   "predictor (RWKV-7; sparsity.enabled)"),
     cluster_head: int = typer.Option(None, "--cluster-head", help="K clusters for the clustered "
@@ -64,17 +67,18 @@ def compress(
     wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd4 --svdfac 4
     wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd8 --svdfac 8 --recover-steps 200 --sparsity --cluster-head 16
     wm compress --model runs/wm_llama --out runs/wm_llama_svd4 --variant relu_diag --targets q_proj,v_proj --recover-steps 100
+    wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd4d --svdfac 4 --recover-steps 100 --distill
 
     Writes a normal world model into --out (WorldModel.from_pretrained / wm eval load it) plus
     compress.json and compress.md: parameters and bytes before / after, held-out loss of the
-    original, factorised and recovered model, FFN sparsity with predictor recall / precision
+    original, factorised and recovered (continued MLE, or --distill) model, FFN sparsity with predictor recall / precision
     (--sparsity) and the clustered head's accuracy (--cluster-head).
     """
     from worldmodels.compress.run import run_compress
 
     flags = {"model": model, "out": out, "svdfac": svdfac, "variant": variant,
              "targets": None if targets is None else "[" + targets + "]",
-             "recover_steps": recover_steps, "sparsity.enabled": True if sparsity else None,
+             "recover_steps": recover_steps, "distill": True if distill else None, "sparsity.enabled": True if sparsity else None,
              "cluster.k": cluster_head}
     try:
         cfg = build_config(CompressConfig, config=config, flags=flags, sets=set_)

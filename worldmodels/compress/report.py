@@ -21,7 +21,8 @@ def markdown(res: dict) -> str:
         if s is None:
             continue
         delta = s["loss"] - b["loss"]
-        lines.append(f"| {name}{' (' + str(s['steps']) + ' steps)' if 'steps' in s else ''} | "
+        how = f" ({s['steps']} steps {s.get('method', 'mle')})" if "steps" in s else ""
+        lines.append(f"| {name}{how} | "
                      f"{s['params']:,} | {s['bytes']:,} | {s['params_no_embeddings']:,} | "
                      f"{s['loss']:.4f} | {delta:+.4f} |")
     lines += ["", f"Factor: params {res['factor_params']:.2f}x, bytes {res['factor_bytes']:.2f}x, "

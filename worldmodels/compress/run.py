@@ -1,6 +1,7 @@
 """``wm compress``'s pipeline: factorise a world model's backbone, optionally recover it with
-continued MLE (``run_pretrain`` with ``init=`` the compressed model), measure, and write a
-normal world-model directory plus ``compress.json`` / ``compress.md``.
+continued MLE (``run_pretrain`` with ``init=`` the compressed model) or by distillation from
+the uncompressed model (``compress/distill.py``), measure, and write a normal world-model
+directory plus ``compress.json`` / ``compress.md``.
 
     from worldmodels.compress.run import CompressConfig, run_compress
     res = run_compress(CompressConfig(model="runs/wm", out="runs/wm_svd4", svdfac=4, recover_steps=200))
@@ -36,6 +37,8 @@ class CompressConfig:
     targets: module-name suffixes to factorise; null = by model type (RWKV-7: attn.{r,k,v,o}_proj, ffn.key, ffn.value; Llama: q/k/v/o/gate/up/down_proj).
     recover_steps: continued-MLE steps on the model's recorded task data after factorising (0: none).
     recover: MLEConfig of the recovery run (its steps come from recover_steps).
+    distill: recover by distillation (KL to the uncompressed model's next-token distributions on the training sequences) instead of continued MLE.
+    distill_temperature: softmax temperature T of the distillation (loss scaled by T²).
     eval_batches: held-out micro-batches the losses are measured on (the same before and after).
     eval_batch_size: items per held-out micro-batch.
     eval: EvalConfig of task metrics (e.g. text-game accuracy) before / after; eval.items 0 = skip.
@@ -51,6 +54,8 @@ class CompressConfig:
     targets: list[str] | None = None
     recover_steps: int = 0
     recover: MLEConfig = field(default_factory=_recover_default)
+    distill: bool = False
+    distill_temperature: float = 1.0
     eval_batches: int = 8
     eval_batch_size: int = 16
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(items=0, bootstrap=0))
@@ -67,6 +72,10 @@ class CompressConfig:
             raise ValueError(f"variant (--variant) must be one of {'|'.join(VARIANTS)}, got {self.variant!r}")
         if self.recover_steps < 0:
             raise ValueError(f"recover_steps (--recover-steps) must be >= 0, got {self.recover_steps}")
+        if not self.distill_temperature > 0:
+            raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}")
+        if self.distill and not self.recover_steps:
+            raise ValueError("--distill needs --recover-steps N > 0 (the distillation steps)")
         if self.eval_batches < 1 or self.eval_batch_size < 1:
             raise ValueError(f"eval_batches and eval_batch_size must be >= 1, got {self.eval_batches}, "
                              f"{self.eval_batch_size}")
@@ -174,12 +183,25 @@ def run_compress(cfg: CompressConfig, task_section: Any = None, log=print) -> di
     extra = {"compressed_from": str(src), "compression": {k: record[k] for k in ("svdfac", "variant", "targets")}}
     write_world_model_meta(out, task, extra=extra)
     export_backbone(out, model)
-    if cfg.recover_steps:
+    if cfg.recover_steps and cfg.distill:
+        from worldmodels.compress.distill import distill
+
+        teacher = _load(src, cfg.device).model
+        kl = distill(model, teacher, task, cfg.recover_steps, cfg.recover, cfg.distill_temperature, log)
+        del teacher
+        export_backbone(out, model)
+        write_world_model_meta(out, task, extra={**extra, "recover_steps": cfg.recover_steps,
+                                                 "recover_method": "distill"})
+        model = _load(out, cfg.device).model
+        res["recovered"] = {**_stage(model, task, batches, cfg), "steps": cfg.recover_steps,
+                            "method": "distill", "kl_first": kl[0], "kl_last": kl[-1]}
+    elif cfg.recover_steps:
         _recover(cfg, out, kind, task_section)
-        write_world_model_meta(out, task, extra={**extra, "recover_steps": cfg.recover_steps})
+        write_world_model_meta(out, task, extra={**extra, "recover_steps": cfg.recover_steps,
+                                                 "recover_method": "mle"})
         wm = _load(out, cfg.device)
         model = wm.model
-        res["recovered"] = {**_stage(model, task, batches, cfg), "steps": cfg.recover_steps}
+        res["recovered"] = {**_stage(model, task, batches, cfg), "steps": cfg.recover_steps, "method": "mle"}
         log(f"recovered ({cfg.recover_steps} steps): loss {res['recovered']['loss']:.4f}")
     res["factor_params"] = res["before"]["params"] / res["after"]["params"]
     res["factor_bytes"] = res["before"]["bytes"] / res["after"]["bytes"]
