@@ -27,7 +27,21 @@ import typer
 from worldmodels.commands._common import build_config, config_epilog
 from worldmodels.compress.run import CompressConfig
 
-app = typer.Typer(invoke_without_command=True, no_args_is_help=True)
+HELP = """RWKV-Lite compression of a world model: low-rank projections, recovery, FFN sparsity, clustered head.
+
+\b
+wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd4 --svdfac 4
+wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd8 --svdfac 8 --recover-steps 200 --sparsity --cluster-head 32
+wm compress --model runs/wm_llama --out runs/wm_llama_svd4 --variant relu_diag --targets q_proj,v_proj --recover-steps 100
+wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd4d --svdfac 4 --recover-steps 100 --distill
+
+Writes a normal world model into --out (WorldModel.from_pretrained, wm eval and wm rlvr load it) \
+plus compress.json and compress.md: parameters and bytes before / after, held-out loss of the \
+original, factorised and recovered (continued MLE, or --distill) model, FFN sparsity with \
+predictor recall / precision (--sparsity) and the clustered head's accuracy (--cluster-head).
+"""
+
+app = typer.Typer(help=HELP, invoke_without_command=True, no_args_is_help=True)
 
 
 def _video_section(model: str):
@@ -61,19 +75,7 @@ def compress(
     config: Path = typer.Option(None, "--config", help="YAML with any of the keys below"),
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. recover.optim.lr=3e-4"),
 ) -> None:
-    """Compress a world model RWKV-Lite style and measure what it cost.
-
-    \b
-    wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd4 --svdfac 4
-    wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd8 --svdfac 8 --recover-steps 200 --sparsity --cluster-head 16
-    wm compress --model runs/wm_llama --out runs/wm_llama_svd4 --variant relu_diag --targets q_proj,v_proj --recover-steps 100
-    wm compress --model runs/wm_rwkv --out runs/wm_rwkv_svd4d --svdfac 4 --recover-steps 100 --distill
-
-    Writes a normal world model into --out (WorldModel.from_pretrained / wm eval load it) plus
-    compress.json and compress.md: parameters and bytes before / after, held-out loss of the
-    original, factorised and recovered (continued MLE, or --distill) model, FFN sparsity with predictor recall / precision
-    (--sparsity) and the clustered head's accuracy (--cluster-head).
-    """
+    """Compress a world model RWKV-Lite style and measure what it cost."""
     from worldmodels.compress.run import run_compress
 
     flags = {"model": model, "out": out, "svdfac": svdfac, "variant": variant,
