@@ -167,7 +167,7 @@ def _reference(start, chunks, c: GRPOConfig):
         d = ref_lp - logp
         kl = torch.exp(d) - d - 1
         (((pg + c.beta * kl - c.entropy_coef * ent).sum()) / denom).backward()
-        ent_sum += float(ent.sum())
+        ent_sum += float(ent.detach().sum())
     grads = {nm: p.grad.detach().clone() for nm, p in model.named_parameters() if p.grad is not None}
     return grads, ent_sum / denom
 
