@@ -1,0 +1,79 @@
+"""Our ``wma``-mode diff against WMA's gold labels in sample_webarena_tao_dev.json.
+
+Measured per-section agreement (as sets of item lines; 5 records):
+
+    section   agree   records
+    new       3 / 5   0, 2, 3
+    deleted   3 / 5   0, 2, 3
+    updated   1 / 5   3
+    all three 1 / 5   3
+
+This is what reference ``language.md`` §2.8 reports for WMA's algorithm run with scipy. Every
+disagreement falls in one of two classes, each asserted below:
+
+1. *updated*, records 0, 1, 2 (gold about 163 lines, ours 1): ours is a subset of gold, and
+   the extra gold lines are next-tree lines (an update is emitted as the next line). Of them,
+   162 / 151 / 162 appear verbatim in both trees: unchanged nodes that WMA's solver (pygmtools)
+   paired with another node of equal cost (same content and role) but a different id, which
+   counts as "updated" because WMA's record equality includes the id. scipy's tie-breaking
+   pairs them with themselves. Not reproducible: it depends on the solver's tie-breaking.
+2. *new* / *deleted*, records 1 and 4, and *updated* on record 4: gold leaves unmatched
+   nodes whose exact line is in both trees (11 of 11 gold-only new lines in record 1, 6 of 8 in
+   record 4; all gold-only deleted lines), while nodes present only in the next tree (ours-only
+   new lines: 11 and 8) are matched in gold. With cost ``-100 content_eq - 0.5 role_eq`` leaving
+   an identical pair unmatched is never optimal when a node with no equal partner could be
+   left instead, so no optimal assignment on the shipped trees gives these labels (§2.3: the
+   gold was computed on other trees or by another solver state). Our sets are the optimal ones.
+
+Item *order* also differs where the sets agree (record 3 updated: same 36 lines, other order):
+WMA orders by its solver's output, we order by current row; the F1 reward uses sets.
+"""
+
+from __future__ import annotations
+
+import json
+
+from worldmodels.tasks.web_diff import tree_diff
+
+KEYS = {"new": "new_items", "deleted": "deleted_items", "updated": "updated_items"}
+
+
+def _lines(text: str) -> list[str]:
+    return [] if text == "None" else text.split("\n")
+
+
+def test_wma_mode_agreement_with_gold(wma_dir):
+    records = json.loads((wma_dir / "sample_webarena_tao_dev.json").read_text())
+    assert len(records) == 5
+    agree = {k: [] for k in KEYS}
+    extra_in_both = {}
+    for i, rec in enumerate(records):
+        d = tree_diff(rec["observation"], rec["next_state_acctree"], "wma")
+        cur = {x.replace("\t", "") for x in rec["observation"].split("\n")}
+        nxt = {x.replace("\t", "") for x in rec["next_state_acctree"].split("\n")}
+        for sec, key in KEYS.items():
+            ours, gold = set(getattr(d, sec)), set(_lines(rec[key]))
+            assert len(getattr(d, sec)) == len(ours) and len(_lines(rec[key])) == len(gold)  # no duplicates
+            if ours == gold:
+                agree[sec].append(i)
+                continue
+            gold_only, ours_only = gold - ours, ours - gold
+            extra_in_both[(i, sec)] = (len(gold_only), sum(x in cur and x in nxt for x in gold_only), len(ours_only))
+            if sec == "updated":
+                assert gold_only <= nxt  # updates are next-tree lines
+            if sec == "deleted":
+                assert not ours_only and gold_only <= cur  # gold deletes more, never less
+            assert all(x in nxt and x not in cur for x in ours_only if sec != "deleted")  # ours: truly new lines
+    assert agree == {"new": [0, 2, 3], "deleted": [0, 2, 3], "updated": [3]}
+    # (record, section): (gold-only lines, of them in both trees verbatim, ours-only lines)
+    assert extra_in_both == {
+        (0, "updated"): (162, 162, 0), (2, "updated"): (162, 162, 0),          # class 1
+        (1, "updated"): (162, 151, 0),                                         # class 1 (+ class 2's pairs)
+        (1, "new"): (11, 11, 11), (1, "deleted"): (11, 11, 0),                 # class 2
+        (4, "new"): (8, 6, 8), (4, "deleted"): (6, 6, 0), (4, "updated"): (27, 19, 2),  # class 2
+    }
+    # record 3: same sets, other order
+    rec = records[3]
+    d = tree_diff(rec["observation"], rec["next_state_acctree"], "wma")
+    assert d.sections()["updated_items"] != rec["updated_items"]
+    assert sorted(d.updated) == sorted(_lines(rec["updated_items"]))
