@@ -135,6 +135,9 @@ def test_inputs_are_shown_escaped_never_evaluated(tmp_path, payload):
     assert f"<h1>Results for {escape(payload)}</h1>" in html
     assert "49" not in html and "<script>alert" not in html
     assert shop.test_client().get("/category/1").status_code == 200  # tables survive
+    admin = create_app("admin", tmp_path / "a.db", 0)
+    html = admin.test_client().get("/products", query_string={"q": payload}).get_data(as_text=True)
+    assert f'value="{escape(payload)}"' in html and "<caption>Products: 0 rows" in html
     forum = create_app("forum", tmp_path / "f.db", 0)
     client = forum.test_client()
     client.post("/login", data={"username": "carol", "password": "carol-pw"})

@@ -8,6 +8,7 @@ State (SQLite): ``users``, ``subforums``, ``threads``, ``posts`` (``parent_id`` 
 
 from __future__ import annotations
 
+import datetime
 import random
 
 from .common import db, flask, make_app, parse_int, recreate
@@ -77,7 +78,6 @@ def reset(db_path, seed: int) -> None:
 
 def stamp(minutes: int) -> str:
     """``created`` minutes as ``'2024-MM-DD HH:MM'`` (days of 2024 are counted from Jan 1)."""
-    import datetime
     t = datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=minutes)
     return t.strftime("%Y-%m-%d %H:%M")
 
