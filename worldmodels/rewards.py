@@ -103,7 +103,8 @@ def register_reward(name: str, *, aliases: tuple[str, ...] = (), per_frame: bool
 
 # Modules whose import registers more rewards (other modalities). Imported lazily, the first
 # time a name is not found or the full list is asked for; a module that does not exist is skipped.
-PLUGIN_MODULES: list[str] = ["worldmodels.tasks.text_game", "worldmodels.tasks.web", "worldmodels.tasks.video_rewards"]
+PLUGIN_MODULES: list[str] = ["worldmodels.tasks.text_game", "worldmodels.tasks.web", "worldmodels.tasks.web_rewards",
+                              "worldmodels.tasks.video_rewards"]
 
 
 def _load_plugins() -> None:
