@@ -55,6 +55,8 @@ def test_malformed_scores_zero_and_registry():
     assert torch.allclose(total, torch.tensor([1.0, 0.0, 0.0, 2 / 3]))
     total, _ = reward({"text": [GOLD + "<|im_end|>"]}, {"gold": [GOLD], "strip_special": ["<|im_end|>"]})
     assert total.tolist() == [1.0]
+    with pytest.raises(KeyError, match=r"needs predictions\['text'\] and items\['gold'\]"):
+        reward({"text": [GOLD]}, {"target": [GOLD]})
 
 
 def _reference_f1(response: str, gold: str) -> float:

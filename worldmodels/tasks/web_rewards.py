@@ -84,6 +84,9 @@ def f1_reward(predictions: dict, items: dict, **ctx) -> torch.Tensor:
 
     Optional ``items["after_reasoning"]`` (str) and ``items["strip_special"]`` (list of str)
     apply to every row. Rows whose scoring fails for any reason score 0."""
+    if "gold" not in items or "text" not in predictions:
+        raise KeyError("the f1 reward needs predictions['text'] and items['gold'] (gold diff texts, one per row); "
+                       f"got predictions {sorted(predictions)} and items {sorted(items)}")
     texts, golds = predictions["text"], items["gold"]
     after, special = items.get("after_reasoning"), tuple(items.get("strip_special") or ())
     out = []
