@@ -20,8 +20,10 @@ deleted). WMA used pygmtools' Hungarian solver; among equal-cost assignments it 
 pairs than scipy, which changes *updated* (see tests/web/test_web_diff_gold.py). WMA's crash
 when a tree is empty is fixed: everything is deleted / new.
 
-``clean`` - a diff that :func:`apply_diff` inverts. Every id-carrying node counts (id 0 and
-duplicate ids included, WebArena's ids being unique AX node ids). Cost
+``clean`` - a diff that :func:`apply_diff` inverts. Every node :func:`web_tree.parse_tree`
+reads counts (id 0 included; lines that do not re-render exactly are text items and ignored).
+Ids are assumed unique within a tree, as WebArena's AX node ids are; with duplicate ids an
+update may be applied to the wrong one of them. Cost
 ``-100*content_eq - 0.5*role_eq - 0.01*id_eq`` (the id term only breaks ties, preferring the
 same node). A matched pair is *unchanged* when role and content are equal (the id is not
 compared, so a renumbered node is not an update), *updated* when the ids are equal and role or
