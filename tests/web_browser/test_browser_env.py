@@ -1,0 +1,82 @@
+"""The browser environment on the local sites (system Chromium via Playwright; skipped with the
+reason when either is missing). One browser for the whole module."""
+
+import pytest
+
+pytest.importorskip("playwright", reason="Playwright missing: pip install -e '.[browser]'")
+pytest.importorskip("flask", reason="Flask missing: pip install -e '.[web]'")
+
+from worldmodels.envs.web.agents import RandomAgent, ScriptedAgent, find, run_episode  # noqa: E402
+from worldmodels.envs.web.browser import WebEnv, find_chromium  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env():
+    try:
+        find_chromium()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    with WebEnv() as e:
+        yield e
+
+
+@pytest.mark.parametrize("site, family", [("shop", "cheapest"), ("admin", "order_status"),
+                                          ("forum", "upvote")])
+def test_scripted_agent_reaches_success(env, site, family):
+    env.reset(site, 0, family)
+    assert not env.success()  # not solved before acting
+    ep = run_episode(env, ScriptedAgent(site, family), site, 0, family, max_steps=15)
+    assert ep["success"] and ep["stopped"], [(s["action"], s["error"]) for s in ep["steps"]]
+    assert all(s["valid"] for s in ep["steps"])
+    assert env.task.success(env.db_path)
+
+
+def test_random_agent_is_a_logged_failure(env):
+    ep = run_episode(env, RandomAgent(0), "shop", 0, "cheapest", max_steps=6)
+    assert not ep["success"] and not ep["stopped"] and len(ep["steps"]) == 6
+    first = ep["steps"][0]
+    assert first["objective"] == ep["objective"] and first["previous_actions"] == []
+    assert ep["steps"][1]["previous_actions"] == [first["action"]]
+    assert first["next_observation"] == ep["steps"][1]["observation"]
+
+
+def test_same_seed_same_observations_and_ids(env):
+    def trace():
+        obs = [env.reset("shop", 3, "cheapest")]
+        link = find(obs[-1], "link", env.task.params["category"])
+        obs.append(env.step(f"click [{link.id}]")[0])
+        link = find(obs[-1], "link", url_end=f"/product/{env.task.params['product_id']}")
+        obs.append(env.step(f"click [{link.id}]")[0])
+        return obs
+
+    a, b = trace(), trace()
+    assert a == b and len(set(a)) == 3
+
+
+def test_invalid_actions_change_nothing(env):
+    obs = env.reset("shop", 0, "cheapest")
+    url = env.page.url
+    link = find(obs, "link", "Cart")
+    for action, fragment in [("click [999999]", "unknown id 999999"),
+                             (f"type [{link.id}] [hello] [1]", "cannot type into a link"),
+                             ("scroll [sideways]", "down or up"), ("fly [1]", "unknown action")]:
+        got, info = env.step(action)
+        assert not info["valid"] and fragment in info["error"]
+        assert got == obs and env.page.url == url
+    assert env._observe() == obs  # the page itself is unchanged
+
+
+@pytest.mark.parametrize("target", ["http://example.com/", "https://127.0.0.1:{port}/",
+                                    "http://localhost:{port}/", "file:///etc/passwd",
+                                    "http://127.0.0.1:1/"])
+def test_goto_outside_the_site_is_refused(env, target):
+    obs = env.reset("shop", 0)
+    got, info = env.step(f"goto [{target.format(port=env.server.port)}]")
+    assert not info["valid"] and "own origin" in info["error"] and got == obs
+    ok, info = env.step(f"goto [{env.server.url}/cart]")
+    assert info["valid"] and env.page.url == env.server.url + "/cart"
+
+
+def test_server_listens_on_loopback_only(env):
+    env.reset("forum", 0)
+    assert env.server.host == "127.0.0.1" and env.page.url.startswith("http://127.0.0.1:")
