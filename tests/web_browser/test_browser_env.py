@@ -80,3 +80,14 @@ def test_goto_outside_the_site_is_refused(env, target):
 def test_server_listens_on_loopback_only(env):
     env.reset("forum", 0)
     assert env.server.host == "127.0.0.1" and env.page.url.startswith("http://127.0.0.1:")
+
+
+def test_two_parallel_contexts_match_sequential(env):
+    from worldmodels.envs.web.agents import run_parallel
+
+    jobs = [{"site": "shop", "family": "cheapest", "seed": s, "agent": 0.0, "max_steps": 8}
+            for s in (0, 1)]
+    got = run_parallel(jobs, workers=2)
+    assert [r["seed"] for r in got] == [0, 1] and all(r["success"] for r in got)
+    ref = run_episode(env, ScriptedAgent("shop", "cheapest"), "shop", 1, "cheapest", max_steps=8)
+    assert [s["action"] for s in got[1]["steps"]] == [s["action"] for s in ref["steps"]]
