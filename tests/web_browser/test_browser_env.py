@@ -91,3 +91,29 @@ def test_two_parallel_contexts_match_sequential(env):
     assert [r["seed"] for r in got] == [0, 1] and all(r["success"] for r in got)
     ref = run_episode(env, ScriptedAgent("shop", "cheapest"), "shop", 1, "cheapest", max_steps=8)
     assert [s["action"] for s in got[1]["steps"]] == [s["action"] for s in ref["steps"]]
+
+
+PER_NODE_JS = """function() {
+  if (this.nodeType == 3) { var r = document.createRange(); r.selectNode(this);
+    var b = r.getBoundingClientRect().toJSON(); r.detach(); return b; }
+  return this.getBoundingClientRect().toJSON(); }"""
+
+
+def test_batched_bounds_equal_webarena_per_node_query(env):
+    """Our one-call bounds equal WebArena's query, one resolveNode + callFunctionOn per node."""
+    env.reset("admin", 0)
+    nodes = env._cdp.send("Accessibility.getFullAXTree", {})["nodes"]
+    slow = {}
+    for n in nodes:
+        if "backendDOMNodeId" not in n or n["nodeId"] in slow:
+            continue
+        try:
+            obj = env._cdp.send("DOM.resolveNode", {"backendNodeId": n["backendDOMNodeId"]})
+            r = env._cdp.send("Runtime.callFunctionOn", {
+                "objectId": obj["object"]["objectId"], "functionDeclaration": PER_NODE_JS,
+                "returnByValue": True})["result"]["value"]
+            slow[n["nodeId"]] = (r["x"], r["y"], r["width"], r["height"])
+        except Exception:
+            slow[n["nodeId"]] = None
+    fast = env._bounds(nodes)
+    assert fast == slow and len(fast) > 100 and any(v is None for v in fast.values())

@@ -35,10 +35,10 @@ __all__ = ["find_chromium", "WebEnv", "TEXT_INPUT_ROLES", "VIEWPORT"]
 VIEWPORT = {"width": 1280, "height": 2048}
 #: Roles that accept ``type`` (anything else, e.g. a link or button, is an invalid target).
 TEXT_INPUT_ROLES = frozenset({"textbox", "searchbox", "combobox", "spinbutton"})
-_BOUNDS_JS = """function() {
-  if (this.nodeType == 3) { var r = document.createRange(); r.selectNode(this);
+_BOUNDS_JS = """function(...els) { return els.map(function(el) {
+  if (el.nodeType == 3) { var r = document.createRange(); r.selectNode(el);
     var b = r.getBoundingClientRect().toJSON(); r.detach(); return b; }
-  return this.getBoundingClientRect().toJSON(); }"""
+  return el.getBoundingClientRect ? el.getBoundingClientRect().toJSON() : null; }); }"""
 INSTALL_HINT = ("no Chromium found: install Debian's chromium (apt-get install chromium) or set "
                 "WM_CHROMIUM to a Chromium/Chrome executable; Playwright cannot download "
                 "browsers here")
@@ -126,22 +126,36 @@ class WebEnv:
                 break
             time.sleep(0.05)
             nodes = self._cdp.send("Accessibility.getFullAXTree", {})["nodes"]
-        bounds = {}
-        for n in nodes:
-            if "backendDOMNodeId" not in n or n["nodeId"] in bounds:
-                continue
-            try:
-                obj = self._cdp.send("DOM.resolveNode", {"backendNodeId": n["backendDOMNodeId"]})
-                r = self._cdp.send("Runtime.callFunctionOn", {
-                    "objectId": obj["object"]["objectId"], "functionDeclaration": _BOUNDS_JS,
-                    "returnByValue": True})["result"]["value"]
-                bounds[n["nodeId"]] = (r["x"], r["y"], r["width"], r["height"])
-            except Exception:  # detached node, no layout object: no bounds (WebArena: None)
-                bounds[n["nodeId"]] = None
+        bounds = self._bounds(nodes)
         text, info = observation_text(nodes, bounds, [self.page.title()], VIEWPORT["width"],
                                       VIEWPORT["height"], self.webarena_bug, self.ax_ids)
         self.observation, self.info = text, info
         return text
+
+    def _bounds(self, nodes: list[dict]) -> dict:
+        """nodeId -> client rect ``(x, y, w, h)`` or None, as WebArena's per-node
+        ``getBoundingClientRect`` (text nodes: a Range) but with one ``callFunctionOn`` over all
+        resolved nodes instead of one per node (same values, half the CDP round trips)."""
+        bounds: dict = {}
+        resolved = []
+        for n in nodes:
+            if "backendDOMNodeId" not in n or n["nodeId"] in bounds:
+                continue
+            bounds[n["nodeId"]] = None  # no layout object / detached: no bounds (WebArena)
+            try:
+                obj = self._cdp.send("DOM.resolveNode", {"backendNodeId": n["backendDOMNodeId"]})
+                resolved.append((n["nodeId"], obj["object"]["objectId"]))
+            except Exception:
+                continue
+        if resolved:
+            rects = self._cdp.send("Runtime.callFunctionOn", {
+                "objectId": resolved[0][1], "functionDeclaration": _BOUNDS_JS,
+                "arguments": [{"objectId": o} for _, o in resolved],
+                "returnByValue": True})["result"]["value"]
+            for (nid, _), r in zip(resolved, rects, strict=True):
+                if r is not None:
+                    bounds[nid] = (r["x"], r["y"], r["width"], r["height"])
+        return bounds
 
     # ---- actions --------------------------------------------------------------------------
     def check_action(self, action: str) -> Action | ActionError:
