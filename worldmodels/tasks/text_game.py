@@ -75,13 +75,17 @@ class TextGameTask(Task):
                              rl_unchanged_ratio=rl_unchanged_ratio, rl_split=rl_split, rl_seed=rl_seed)
         check_task_fields(TextGameTaskConfig(**self.settings))
         self.__dict__.update(self.settings)
+        self._setup(tokenizer)
+        self.rules_data = load_rules(rules) if rules else None
+        self.shots = load_shots(examples, mode) if examples else None
+
+    def _setup(self, tokenizer) -> None:
+        """The tokenizer and what follows from it; empty caches (shared with the web task)."""
         self.tokenizer = tokenizer
         self.pad_id, self.eos_id = pad_id(tokenizer), tokenizer.eos_token_id
         self.stop_ids = stop_ids(tokenizer)
         self.vocab_size = len(tokenizer)
-        self.rules_data = load_rules(rules) if rules else None
-        self.shots = load_shots(examples, mode) if examples else None
-        self._transitions: dict[str, list[Transition]] = {}
+        self._transitions: dict[str, list] = {}
         self._items: dict[str, list[dict]] = {}
         self.eval_rows: list[dict] | None = None  # set to [] to record rows for ``report``
 
@@ -92,8 +96,12 @@ class TextGameTask(Task):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if split not in self._transitions:
             path, limit = (self.train, self.max_train) if split == "train" else (self.test, self.max_test)
-            self._transitions[split] = load_transitions(path, self.mode, limit)
+            self._transitions[split] = self._load(path, limit)
         return self._transitions[split]
+
+    def _load(self, path: str, limit: int | None) -> list:
+        """The first ``limit`` transitions of ``path`` (None: all)."""
+        return load_transitions(path, self.mode, limit)
 
     def prompt_text(self, t: Transition) -> tuple[str, str, list[int]]:
         """(user message, reduction, prompt ids under the chat template) of ``t``."""
@@ -103,10 +111,13 @@ class TextGameTask(Task):
             last["ids"] = chat_prompt_ids(self.tokenizer, text)
             return len(last["ids"])
 
-        text, reduction, _ = fit_prompt(t, self.prompt_style, self.rules_data, self.shots, count,
-                                        self.max_prompt_tokens, self.state_format,
-                                        reduce=self.on_overflow == "reduce")
+        text, reduction, _ = self._fit(t, count)
         return text, reduction, last["ids"]
+
+    def _fit(self, t, count) -> tuple[str, str, int]:
+        """``text_game_prompt.fit_prompt`` of ``t`` with this task's settings."""
+        return fit_prompt(t, self.prompt_style, self.rules_data, self.shots, count, self.max_prompt_tokens,
+                          self.state_format, reduce=self.on_overflow == "reduce")
 
     def encode(self, t: Transition, index: int = 0) -> dict:
         """One item: prompt ids, answer ids (the gold diff's text + EOS) and the transition."""
@@ -275,10 +286,22 @@ class TextGameTask(Task):
         if not (Path(directory) / TOKENIZER_DIR / "tokenizer.json").is_file():
             save_tokenizer(self.tokenizer, Path(directory) / TOKENIZER_DIR)
 
+    config_class = TextGameTaskConfig  # the pretraining ``task:`` section (``from_meta`` reads its fields)
+
+    @classmethod
+    def load_train(cls, cfg) -> list:
+        """The training transitions of ``cfg`` (``for_pretrain`` trains the BPE on them)."""
+        return load_transitions(cfg.train, cfg.mode, cfg.max_train)
+
+    @classmethod
+    def corpus(cls, train: list, cfg) -> list[str]:
+        """The texts the BPE is trained on (:func:`corpus_texts`)."""
+        return corpus_texts(train, cfg)
+
     @classmethod
     def from_meta(cls, meta: dict, directory, device="cpu", **kw) -> TextGameTask:
         tok_dir = Path(directory) / meta.get("tokenizer", TOKENIZER_DIR)
-        settings = {k: meta[k] for k in TextGameTaskConfig().task_kwargs() if k in meta}
+        settings = {k: meta[k] for k in cls.config_class().task_kwargs() if k in meta}
         return cls(load_text_tokenizer(tok_dir), **{**settings, **kw})
 
     @classmethod
@@ -293,8 +316,8 @@ class TextGameTask(Task):
             return cls.from_meta(read_world_model_meta(init), init, **cfg.task_kwargs())
         if cfg.tokenizer:
             return cls(load_text_tokenizer(cfg.tokenizer), **cfg.task_kwargs())
-        train = load_transitions(cfg.train, cfg.mode, cfg.max_train)
-        tok = train_bpe_tokenizer(corpus_texts(train, cfg), cfg.bpe_vocab_size, split_words=cfg.bpe_split_words)
+        train = cls.load_train(cfg)
+        tok = train_bpe_tokenizer(cls.corpus(train, cfg), cfg.bpe_vocab_size, split_words=cfg.bpe_split_words)
         task = cls(tok, **cfg.task_kwargs())
         task._transitions["train"] = train
         return task

@@ -109,7 +109,37 @@ class TextGameTaskConfig:
 
 
 @dataclass
-class TextGameOverrides:
+class TextOverrides:
+    """What RLVR / evaluation may change of any text world model's recorded task (the fields
+    the text-game and web overrides share; null: as recorded in its worldmodel.json).
+
+    train: training records.
+    test: held-out records.
+    max_train: use only the first N training records.
+    max_test: use only the first N held-out records.
+    max_prompt_tokens: longest prompt in tokens.
+    on_overflow: error | reduce.
+    max_new_tokens: most answer tokens generated.
+    """
+
+    train: str | None = None
+    test: str | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+    max_prompt_tokens: int | None = None
+    on_overflow: str | None = None
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        check_task_fields(self)
+
+    def task_kwargs(self) -> dict:
+        """Keyword overrides for the task's ``from_meta`` (only what is set)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass
+class TextGameOverrides(TextOverrides):
     """What RLVR / evaluation may change of the world model's recorded text-game task
     (null: as recorded in its worldmodel.json).
 
@@ -129,22 +159,8 @@ class TextGameOverrides:
 
     task_name: ClassVar[str] = "text_game"
 
-    train: str | None = None
-    test: str | None = None
-    max_train: int | None = None
-    max_test: int | None = None
-    max_prompt_tokens: int | None = None
-    on_overflow: str | None = None
-    max_new_tokens: int | None = None
     compat_rlvr_world: bool | None = None
     rl_sampling: bool | None = None
     rl_unchanged_ratio: float | None = None
     rl_split: str | None = None
     rl_seed: int | None = None
-
-    def __post_init__(self) -> None:
-        check_task_fields(self)
-
-    def task_kwargs(self) -> dict:
-        """Keyword overrides for ``TextGameTask.from_meta`` (only what is set)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
