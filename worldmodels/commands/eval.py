@@ -124,3 +124,7 @@ def video(
 from worldmodels.commands.text_game import register_eval  # noqa: E402  (wm eval text-game)
 
 register_eval(app)
+
+from worldmodels.commands.web import register_eval as _register_web  # noqa: E402  (wm eval web)
+
+_register_web(app)

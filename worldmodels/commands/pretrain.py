@@ -106,3 +106,7 @@ def video(
 from worldmodels.commands.text_game import register_pretrain  # noqa: E402  (wm pretrain text-game)
 
 register_pretrain(app, RESUME_MAY_CHANGE)
+
+from worldmodels.commands.web import register_pretrain as _register_web  # noqa: E402  (wm pretrain web)
+
+_register_web(app, RESUME_MAY_CHANGE)

@@ -127,3 +127,7 @@ def video(
 from worldmodels.commands.text_game import register_rlvr  # noqa: E402  (wm rlvr text-game)
 
 register_rlvr(app, RESUME_MAY_CHANGE)
+
+from worldmodels.commands.web import register_rlvr as _register_web  # noqa: E402  (wm rlvr web)
+
+_register_web(app, RESUME_MAY_CHANGE)

@@ -12,6 +12,7 @@ import importlib
 TASKS: dict[str, str] = {
     "video": "worldmodels.tasks.video:VideoTask",
     "text_game": "worldmodels.tasks.text_game:TextGameTask",
+    "web": "worldmodels.tasks.web:WebTask",
 }
 
 
