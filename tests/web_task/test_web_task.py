@@ -143,3 +143,16 @@ def test_corpus_has_prompts_and_targets(wma_file):
     assert NO_CHANGE_TEXT in texts and any("click [6]" in x for x in texts)
     tok = train_bpe_tokenizer(texts, 400)
     assert tok.decode(tok(records()[0]["observation"])["input_ids"]) == records()[0]["observation"]
+
+
+def test_auto_format_reads_mind2web_and_names_both_failures(shared_data, tmp_path):
+    from worldmodels.tasks.web_data import load_mind2web
+
+    m2w = shared_data / "wma" / "sample_mind2web_acctree_dev.json"
+    auto, direct = load_web(m2w), load_mind2web(m2w)
+    assert [t.action for t in auto] == [t.action for t in direct] and auto[0].site == direct[0].site
+    assert len(load_web(m2w, "mind2web", limit=2)) == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"objective": "x"}\n')
+    with pytest.raises(RecordError, match=r"bad.jsonl: neither WebArena nor Mind2Web .*as Mind2Web: .*confirmed_task"):
+        load_web(bad)

@@ -37,10 +37,10 @@ class WebTaskConfig:
     """What a web world model is trained on (WMA-format transition files).
 
     train: training transitions (.json array or .jsonl; WMA's WebArena or Mind2Web format).
-    test: held-out transitions (same format).
-    data_format: auto (WebArena fields, else Mind2Web's) | webarena | mind2web.
     max_train: use only the first N training transitions (null: all).
+    test: held-out transitions (same format).
     max_test: use only the first N held-out transitions (null: all).
+    data_format: auto (WebArena fields, else Mind2Web's) | webarena | mind2web.
     target: diff (the diff computed from the two trees with diff_mode) | gold (the file's
         new_items/deleted_items/updated_items; an error names a record without them).
     diff_mode: clean (a diff apply_diff inverts; ours) | wma (WMA's annotation algorithm, compat).
@@ -48,12 +48,12 @@ class WebTaskConfig:
         a worked example, URL/objective/previous actions/observation/action) | compact (tree and
         action only, for tiny models).
     max_prompt_tokens: longest prompt in tokens (null: no limit).
-    on_overflow: a longer prompt is an error, or is reduced: the worked example dropped
-        (rlvr_world), then the tree's last lines cut (never the action); eval reports reductions.
-    max_new_tokens: most answer tokens generated in RLVR and evaluation (EOS included).
     tokenizer: a tokenizer directory or .gguf file; null = train a byte-level BPE on the corpus.
     bpe_vocab_size: vocabulary of the trained BPE (tokenizer: null).
     bpe_split_words: the trained BPE never merges across words (GPT-2 regex).
+    on_overflow: a longer prompt is an error, or is reduced: the worked example dropped
+        (rlvr_world), then the tree's last lines cut (never the action); eval reports reductions.
+    max_new_tokens: most answer tokens generated in RLVR and evaluation (EOS included).
     """
 
     task_name: ClassVar[str] = "web"
