@@ -68,7 +68,8 @@ def test_invalid_actions_change_nothing(env):
 
 @pytest.mark.parametrize("target", ["http://example.com/", "https://127.0.0.1:{port}/",
                                     "http://localhost:{port}/", "file:///etc/passwd",
-                                    "http://127.0.0.1:1/"])
+                                    "http://127.0.0.1:1/", "http://127.0.0.1:99999999/",
+                                    "http://127.0.0.1:{port}@evil.example/", "/cart"])
 def test_goto_outside_the_site_is_refused(env, target):
     obs = env.reset("shop", 0)
     got, info = env.step(f"goto [{target.format(port=env.server.port)}]")

@@ -161,6 +161,8 @@ class WebEnv:
     def check_action(self, action: str) -> Action | ActionError:
         """Parse ``action`` and check it against the current observation (ids, roles, goto
         origin) without executing it. Never raises."""
+        if self.page is None:
+            raise RuntimeError("WebEnv.step/check_action before reset(site, seed, task)")
         a = parse_action(action)
         if isinstance(a, ActionError):
             return a
@@ -176,8 +178,13 @@ class WebEnv:
                 return ActionError(f"cannot type into a {role} ([{a.element_id}] is not a text "
                                    f"field)", action)
         if a.verb == "goto":
-            want, got = urlsplit(self.server.url), urlsplit(a.text.strip())
-            if (got.scheme, got.hostname, got.port) != (want.scheme, want.hostname, want.port):
+            want = urlsplit(self.server.url)
+            try:
+                got = urlsplit(a.text.strip())
+                origin = (got.scheme, got.hostname, got.port)
+            except ValueError:  # e.g. a port beyond 65535
+                origin = None
+            if origin != (want.scheme, want.hostname, want.port):
                 return ActionError(f"goto is limited to the site's own origin {self.server.url}",
                                    action)
         return a
