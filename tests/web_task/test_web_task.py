@@ -156,3 +156,17 @@ def test_auto_format_reads_mind2web_and_names_both_failures(shared_data, tmp_pat
     bad.write_text('{"objective": "x"}\n')
     with pytest.raises(RecordError, match=r"bad.jsonl: neither WebArena nor Mind2Web .*as Mind2Web: .*confirmed_task"):
         load_web(bad)
+
+
+def test_compat_decode_keeps_the_eos_string_and_loses_the_last_item(wma_file):
+    ours, compat = make_task(wma_file), make_task(wma_file, compat_rlvr_world=True)
+    batch = ours.collate(ours.dataset("test")[:2])
+    gold = batch["gold"]
+    f1 = build_reward("f1")
+    assert f1(ours.decode(batch, Out(ours, gold)), ours.reward_items(batch))[0].tolist() == [1.0, 1.0]
+    preds = compat.decode(batch, Out(compat, gold))
+    assert all(t.endswith("<|endoftext|>") for t in preds["text"])
+    # record 0: 4 gold items (new 1, deleted 2, updated 1 -> "... $0.00'<|endoftext|>" misses): P = R = 3/4
+    # record 1: 3 items (new 1, None, None -> the last None misses): P = R = 2/3
+    got = f1(preds, compat.reward_items(batch))[0].tolist()
+    assert got == pytest.approx([3 / 4, 2 / 3])

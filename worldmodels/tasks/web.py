@@ -89,11 +89,11 @@ class WebTask(TextGameTask):
 
     def __init__(self, tokenizer, train: str, test: str, data_format="auto", max_train=None, max_test=None,
                  target="diff", diff_mode="clean", prompt_style="compact", max_prompt_tokens=None,
-                 on_overflow="error", max_new_tokens=512):
+                 on_overflow="error", max_new_tokens=512, compat_rlvr_world=False):
         self.settings = dict(train=str(train), test=str(test), data_format=data_format, max_train=max_train,
                              max_test=max_test, target=target, diff_mode=diff_mode, prompt_style=prompt_style,
                              max_prompt_tokens=max_prompt_tokens, on_overflow=on_overflow,
-                             max_new_tokens=max_new_tokens)
+                             max_new_tokens=max_new_tokens, compat_rlvr_world=bool(compat_rlvr_world))
         check_web_fields(WebTaskConfig(**self.settings))
         self.__dict__.update(self.settings)
         self._setup(tokenizer)
@@ -127,12 +127,18 @@ class WebTask(TextGameTask):
     def decode(self, batch: dict, output) -> dict:
         """``{"text": [str], "diff": [WebDiff], "next_tree": [str | None], "stopped": (B,),
         "lengths": (B,)}``: each row's text up to its stop token, its parsed diff and the tree it
-        predicts (the observation with the diff applied; None when the text has no section)."""
+        predicts (the observation with the diff applied; None when the text has no section).
+        ``compat_rlvr_world``: the text keeps special tokens and the stop token, as verl's
+        ``NaiveRewardManager`` decodes (reference ``language.md`` §1.3), so the EOS string sticks
+        to the last item, which then never matches; off (default): both are dropped."""
         ids, lengths, stopped = output.completion_ids.cpu(), output.lengths.cpu(), output.stopped.cpu()
         texts = []
         for r in range(ids.shape[0]):
             row = ids[r, : int(lengths[r])].tolist()
-            texts.append(self.tokenizer.decode(row[:-1] if stopped[r] else row, skip_special_tokens=True))
+            if self.compat_rlvr_world:
+                texts.append(self.tokenizer.decode(row, skip_special_tokens=False))
+            else:
+                texts.append(self.tokenizer.decode(row[:-1] if stopped[r] else row, skip_special_tokens=True))
         diffs = [parse_diff_text(t) for t in texts]
         trees = []
         for t, text, d in zip(batch["transition"], texts, diffs, strict=True):

@@ -54,6 +54,9 @@ class WebTaskConfig:
     on_overflow: a longer prompt is an error, or is reduced: the worked example dropped
         (rlvr_world), then the tree's last lines cut (never the action); eval reports reductions.
     max_new_tokens: most answer tokens generated in RLVR and evaluation (EOS included).
+    compat_rlvr_world: decoded answers keep special tokens and the stop token (verl's reward
+        manager), so the EOS string sticks to the last item and it never matches; false = ours
+        (dropped).
     """
 
     task_name: ClassVar[str] = "web"
@@ -72,6 +75,7 @@ class WebTaskConfig:
     bpe_split_words: bool = False
     on_overflow: str = "error"
     max_new_tokens: int = 512
+    compat_rlvr_world: bool = False
 
     def __post_init__(self) -> None:
         problems = [msg for bad, msg in (
@@ -101,6 +105,7 @@ class WebOverrides(TextOverrides):
     max_prompt_tokens: longest prompt in tokens.
     on_overflow: error | reduce.
     max_new_tokens: most answer tokens generated.
+    compat_rlvr_world: decode keeping special tokens and the stop token (RLVR-World).
     """
 
     task_name: ClassVar[str] = "web"
@@ -108,6 +113,7 @@ class WebOverrides(TextOverrides):
     data_format: str | None = None
     target: str | None = None
     diff_mode: str | None = None
+    compat_rlvr_world: bool | None = None
 
     def __post_init__(self) -> None:
         check_web_fields(self)
