@@ -3,6 +3,7 @@
     wm data build robot --out data/robot --episodes 200          # 64x64, all cores
     wm data build robot --config data/recipes/robot_tiny.yaml --set workers=2
     wm data build text-game --config data/recipes/text_game_tiny.yaml   # GPT-simulator records
+    wm data build web --config data/recipes/web_tiny.yaml               # browser transitions
     wm data info data/robot
     wm data info ../shared/data/robot/metaworld --layout metaworld
     wm data info some/folder --image-key observation --channels-first --frame-stack 3
@@ -185,6 +186,59 @@ def build_text_game(
         f"built in {b['seconds']:.1f}s, {b['records_per_s'] or 0:.0f} records/s")
     typer.echo(f"{cfg.out}: {meta['records_total']} records ({status}): {shares}; held-out games "
                f"{meta['test_games']}")
+
+
+def _web_epilog() -> str:
+    from worldmodels.commands._common import config_epilog
+    from worldmodels.envs.web.build import WebDataConfig
+
+    return config_epilog(WebDataConfig)
+
+
+@build_app.command("web", epilog=_web_epilog())
+def build_web(
+    out: str | None = typer.Option(None, help="output folder (default data/web)"),
+    episodes: int | None = typer.Option(None, help="episodes per family (default 20)"),
+    families: str | None = typer.Option(
+        None, help="comma-separated site/family names (default the scripted ones)"),
+    test_family: str | None = typer.Option(
+        None, help="held-out site/family, written only to test_family.json (default none)"),
+    max_steps: int | None = typer.Option(None, help="steps per episode at most (default 15)"),
+    seed: int | None = typer.Option(None, help="base seed (default 0)"),
+    noise: str | None = typer.Option(
+        None, help="comma-separated expert noise levels drawn per episode (default 0,0.2,0.5)"),
+    random_fraction: float | None = typer.Option(None, help="fraction of random-agent episodes (default 0.2)"),
+    workers: int | None = typer.Option(None, help="browser threads, each its own Chromium (default 2)"),
+    test_every: int | None = typer.Option(None, help="episode i is test iff i % N == 0 (default 5)"),
+    config: Path | None = typer.Option(None, "--config", help="recipe YAML (WebDataConfig)"),
+    set_: list[str] = typer.Option([], "--set", help="override a field: key=value (repeatable)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Browse the local sites (scripted agents with noise, random agents) with Chromium and
+    write WMA WebArena-format transitions: train.json, test.json, test_family.json, meta.json.
+    The same settings give identical record files. Needs Playwright and a system Chromium."""
+    from worldmodels.config import ConfigError, load_config
+    from worldmodels.envs.web.build import WebDataConfig, build_web_dataset
+
+    flags = {
+        "out": out, "episodes_per_family": episodes, "families": _split_list(families),
+        "test_family": test_family, "max_steps": max_steps, "seed": seed,
+        "expert_noise": _split_list(noise, float), "random_fraction": random_fraction,
+        "workers": workers, "test_every": test_every,
+    }
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + list(set_)
+    try:
+        cfg = load_config(WebDataConfig, config, overrides)
+    except (ConfigError, ValueError) as e:
+        _fail(str(e))
+    try:
+        meta = build_web_dataset(cfg, progress=not quiet)
+    except (RuntimeError, ImportError) as e:  # no Chromium / no Playwright: one line
+        _fail(str(e))
+    rates = {k: round(v["success_rate"], 2) for k, v in meta["families"].items()}
+    typer.echo(f"{cfg.out}: {meta['transitions']} transitions {meta['counts']} in "
+               f"{meta['build']['seconds']:.1f}s ({meta['build']['steps_per_s'] or 0:.2f} steps/s); "
+               f"unchanged {meta['unchanged_share'] or 0:.0%}; success {json.dumps(rates)}")
 
 
 @app.command("info")
