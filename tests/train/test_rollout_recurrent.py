@@ -14,10 +14,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+from rollout_toys import padded_group_request  # noqa: E402
 from rwkv7_toys import random_model  # noqa: E402
 
-from worldmodels.tasks.base import RolloutRequest, repeat_batch  # noqa: E402
-from worldmodels.train.rollout import DecodeConfig, Segment, rollout  # noqa: E402
+from worldmodels.train.rollout import DecodeConfig, rollout  # noqa: E402
 from worldmodels.train.rollout_cache import Stepper  # noqa: E402
 
 V = 40
@@ -39,20 +39,7 @@ def rows_fed(model):
 def request(G=1, seed=4, stops=(3, 7, 11)):
     """4 left-padded prompts (lengths 2..7), each repeated G times; a generate segment with
     stop ids, a forced stretch and a second generate segment with a stop id."""
-    g = torch.Generator().manual_seed(seed)
-    lens = (2, 7, 4, 5)
-    P = max(lens)
-    prompt = torch.full((len(lens), P), 17)
-    mask = torch.zeros(len(lens), P, dtype=torch.bool)
-    for i, n in enumerate(lens):
-        prompt[i, P - n:] = torch.randint(0, V, (n,), generator=g)
-        mask[i, P - n:] = True
-    force = torch.randint(20, 30, (len(lens), 2), generator=g)
-    batch = repeat_batch({"prompt": prompt, "mask": mask, "force": force}, G)
-    segs = [Segment("generate", 10, allowed=(0, 20), stop_ids=stops),
-            Segment("force", 2, tokens=batch["force"]),
-            Segment("generate", 6, allowed=(30, 40), stop_ids=(31, 32))]
-    return RolloutRequest(batch["prompt"], segs, batch["mask"], pad_id=5, group_size=G)
+    return padded_group_request(G, seed, V, first=(10, stops), second=(6, (31, 32)))
 
 
 def assert_same(a, b):

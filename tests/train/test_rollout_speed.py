@@ -12,10 +12,11 @@ import warnings
 
 import pytest
 import torch
+from rollout_toys import padded_group_request
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from worldmodels.tasks.base import RolloutRequest, repeat_batch
-from worldmodels.train.rollout import DecodeConfig, Segment, rollout, sequence_logprobs
+from worldmodels.tasks.base import RolloutRequest
+from worldmodels.train.rollout import DecodeConfig, rollout, sequence_logprobs
 
 V = 40
 PLAIN = DecodeConfig(share_prefill=False, cache="dynamic", compact=False)  # the engine before sharing
@@ -39,23 +40,9 @@ def rows_fed(model):
 
 
 def grouped_request(G=3, seed=4):
-    """4 left-padded prompts of lengths 2..7, each repeated G times item-major (GRPO's layout);
-    stop ids, a forced stretch (the same for a group, as ``task.repeat`` gives) and a second
-    generated stretch."""
-    g = torch.Generator().manual_seed(seed)
-    lens = (2, 7, 4, 5)
-    P = max(lens)
-    prompt = torch.full((len(lens), P), 17)
-    mask = torch.zeros(len(lens), P, dtype=torch.bool)
-    for i, n in enumerate(lens):
-        prompt[i, P - n:] = torch.randint(0, V, (n,), generator=g)
-        mask[i, P - n:] = True
-    force = torch.randint(20, 30, (len(lens), 2), generator=g)
-    batch = repeat_batch({"prompt": prompt, "mask": mask, "force": force}, G)
-    segs = [Segment("generate", 8, allowed=(0, 20), stop_ids=(3, 7, 11)),
-            Segment("force", 2, tokens=batch["force"]),
-            Segment("generate", 4, allowed=(30, 40), stop_ids=(31,))]
-    return RolloutRequest(batch["prompt"], segs, batch["mask"], pad_id=5, group_size=G)
+    """GRPO's layout (``rollout_toys.padded_group_request``): 4 left-padded prompts each
+    repeated G times, stop ids, a forced stretch and a second generated stretch."""
+    return padded_group_request(G, seed, V)
 
 
 def assert_same(a, b, atol=0.0):
