@@ -12,7 +12,7 @@ pytest.importorskip("flask", reason="Flask missing: pip install -e '.[web]'")
 
 from worldmodels.envs.web.build import SPLIT_FILES, WebDataConfig, build_web_dataset  # noqa: E402
 from worldmodels.tasks.web_data import load_webarena  # noqa: E402
-from worldmodels.tasks.web_diff import apply_diff, same_nodes  # noqa: E402
+from worldmodels.tasks.web_diff import apply_diff, gold_fields, same_nodes  # noqa: E402
 
 FAMILIES = ["shop/cheapest", "admin/order_status", "forum/upvote"]
 
@@ -32,7 +32,7 @@ def built(tmp_path_factory):
     except RuntimeError as e:
         pytest.skip(str(e))
     a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
-    return build_web_dataset(_cfg(a), progress=False), a, b
+    return build_web_dataset(_cfg(a), gold_fields, progress=False), a, b
 
 
 def test_files_load_and_gold_diffs_replay(built):
@@ -62,7 +62,7 @@ def test_held_out_family_only_in_its_file(built):
 
 def test_same_seed_identical_files(built):
     _, a, b = built
-    build_web_dataset(_cfg(b, workers=1), progress=False)  # worker count must not matter
+    build_web_dataset(_cfg(b, workers=1), gold_fields, progress=False)  # worker count must not matter
     for name in SPLIT_FILES.values():
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 

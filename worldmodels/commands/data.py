@@ -219,6 +219,7 @@ def build_web(
     The same settings give identical record files. Needs Playwright and a system Chromium."""
     from worldmodels.config import ConfigError, load_config
     from worldmodels.envs.web.build import WebDataConfig, build_web_dataset
+    from worldmodels.tasks.web_diff import gold_fields
 
     flags = {
         "out": out, "episodes_per_family": episodes, "families": _split_list(families),
@@ -232,7 +233,7 @@ def build_web(
     except (ConfigError, ValueError) as e:
         _fail(str(e))
     try:
-        meta = build_web_dataset(cfg, progress=not quiet)
+        meta = build_web_dataset(cfg, gold_fields, progress=not quiet)
     except (RuntimeError, ImportError) as e:  # no Chromium / no Playwright: one line
         _fail(str(e))
     rates = {k: round(v["success_rate"], 2) for k, v in meta["families"].items()}

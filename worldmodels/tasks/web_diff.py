@@ -46,7 +46,7 @@ from scipy.optimize import linear_sum_assignment
 
 from worldmodels.tasks.web_tree import Node, _parse_line, parse_tree
 
-__all__ = ["MODES", "SECTIONS", "NO_CHANGE", "WebDiff", "tree_diff", "wma_records", "split_sections",
+__all__ = ["MODES", "SECTIONS", "NO_CHANGE", "WebDiff", "gold_fields", "tree_diff", "wma_records", "split_sections",
            "parse_diff_text", "apply_diff", "same_nodes"]
 
 MODES = ("wma", "clean")
@@ -144,6 +144,16 @@ def tree_diff(current: str | list[Node], next_: str | list[Node], mode: str = "c
             updated.append(_line(nn[j]))
     return WebDiff(new=[_line(n) for j, n in enumerate(nn) if j not in kept_n],
                    deleted=[_line(n) for i, n in enumerate(cn) if i not in kept_c], updated=updated)
+
+
+def gold_fields(current: str, next_: str, action: str) -> tuple[dict, bool]:
+    """A transition's gold-diff record fields in WMA's WebArena format (``new_items``,
+    ``deleted_items``, ``updated_items`` of :func:`tree_diff` in ``clean`` mode, and
+    ``next_state_tao``) and whether the action changed nothing. ``wm data build web`` passes
+    this to :func:`worldmodels.envs.web.build.build_web_dataset`, which does not import tasks."""
+    diff = tree_diff(current, next_, mode="clean")
+    tao = diff.tao(action)
+    return {**diff.sections(), "next_state_tao": tao}, tao == NO_CHANGE
 
 
 def _line(node: Node) -> str:

@@ -10,8 +10,9 @@ noise level from ``expert_noise``) and its seed from ``SeedSequence([seed, crc32
 i])`` only. Each step is one record in WMA's WebArena format (``../shared/reference/language.md``
 §2.5), read by :func:`worldmodels.tasks.web_data.load_webarena`: ``objective, url,
 previous_actions, observation, current_action, next_state_acctree`` and the gold diff
-``new_items, deleted_items, updated_items`` (:func:`worldmodels.tasks.web_diff.tree_diff` in
-``clean`` mode) plus ``next_state_tao`` and ``site, family, episode, step``.
+``new_items, deleted_items, updated_items`` plus ``next_state_tao`` from the ``annotate``
+function the caller passes (``wm data build web``: :func:`worldmodels.tasks.web_diff.gold_fields`,
+``clean`` mode; the builder does not import the task layer), and ``site, family, episode, step``.
 
 The sites' servers listen on random ports; every ``http://127.0.0.1:<port>`` origin in urls,
 observations and actions is replaced by ``http://localhost:<site>`` (:func:`fixed_origin`) so
@@ -35,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels.atomic import atomic_write
-from worldmodels.tasks.web_diff import NO_CHANGE, tree_diff
 
 from .agents import SCRIPTS
 from .tasks import TASK_FAMILIES
@@ -127,19 +127,21 @@ def fixed_origin(text: str, site: str) -> str:
     return _ORIGIN.sub(f"http://localhost:{site}", text)
 
 
-def _record(step: dict, site: str, family: str, episode: int, k: int) -> dict:
+def _record(step: dict, site: str, family: str, episode: int, k: int, annotate) -> tuple[dict, bool]:
     fx = lambda t: fixed_origin(t, site)  # noqa: E731
     obs, nxt, action = fx(step["observation"]), fx(step["next_observation"]), fx(step["action"])
-    diff = tree_diff(obs, nxt, mode="clean")
+    gold, unchanged = annotate(obs, nxt, action)
     return {"objective": step["objective"], "url": fx(step["url"]),
             "previous_actions": [fx(a) for a in step["previous_actions"]], "observation": obs,
-            "current_action": action, "next_state_acctree": nxt, **diff.sections(),
-            "next_state_tao": diff.tao(action), "site": site, "family": family,
-            "episode": episode, "step": k}
+            "current_action": action, "next_state_acctree": nxt, **gold, "site": site,
+            "family": family, "episode": episode, "step": k}, unchanged
 
 
-def build_web_dataset(cfg: WebDataConfig, progress: bool = True, chromium: str | None = None) -> dict:
+def build_web_dataset(cfg: WebDataConfig, annotate, progress: bool = True,
+                      chromium: str | None = None) -> dict:
     """Run the episodes and write the split files and meta.json into ``cfg.out``; the meta dict.
+    ``annotate(observation, next_observation, action) -> (gold record fields, unchanged)``, e.g.
+    :func:`worldmodels.tasks.web_diff.gold_fields`.
 
     RuntimeError (:data:`.browser.INSTALL_HINT`) when no Chromium is found, ImportError when
     Playwright is missing."""
@@ -164,8 +166,8 @@ def build_web_dataset(cfg: WebDataConfig, progress: bool = True, chromium: str |
             split = ("test_family" if name == cfg.test_family else
                      "test" if i % cfg.test_every == 0 else "train")
             for k, step in enumerate(ep["steps"]):
-                rec = _record(step, ep["site"], ep["family"], i, k)
-                unchanged += rec["next_state_tao"] == NO_CHANGE
+                rec, same = _record(step, ep["site"], ep["family"], i, k, annotate)
+                unchanged += same
                 splits[split].append(rec)
             recs_n += len(ep["steps"])
         n_steps += recs_n
