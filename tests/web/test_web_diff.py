@@ -14,7 +14,7 @@ from worldmodels.tasks.web_diff import (
     tree_diff,
     wma_records,
 )
-from worldmodels.tasks.web_tree import Node, render_tree
+from worldmodels.web_tree import Node, render_tree
 
 A = "Tab 0 (current): S\n\n[1] RootWebArea 'S'\n\t[2] button 'Menu' expanded: False\n\t[3] link 'Home'"
 B = "Tab 0 (current): S\n\n[1] RootWebArea 'S'\n\t[2] button 'Menu' expanded: True\n\t[3] link 'Home'\n\t[4] link 'Cart'"

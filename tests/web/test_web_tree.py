@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worldmodels.tasks.web_tree import Node, decode_literal, parse_tree, render_node, render_tree
+from worldmodels.web_tree import Node, decode_literal, parse_tree, render_node, render_tree
 
 
 def test_round_trip_every_shared_observation(wma_trees):

@@ -46,7 +46,7 @@ from worldmodels.tasks.web_diff import (
 )
 from worldmodels.tasks.web_metrics import METRICS, aggregate, transition_metrics
 from worldmodels.tasks.web_prompt import fit_prompt, render_prompt
-from worldmodels.tasks.web_tree import render_tree
+from worldmodels.web_tree import render_tree
 
 NO_CHANGE_TEXT = WebDiff().to_text()  # "New items:\nNone\n\nDeleted items:\nNone\n\nUpdated items:\nNone"
 

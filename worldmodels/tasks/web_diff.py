@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from worldmodels.tasks.web_tree import Node, _parse_line, parse_tree
+from worldmodels.web_tree import Node, _parse_line, parse_tree
 
 __all__ = ["MODES", "SECTIONS", "NO_CHANGE", "WebDiff", "gold_fields", "tree_diff", "wma_records", "split_sections",
            "parse_diff_text", "apply_diff", "same_nodes"]

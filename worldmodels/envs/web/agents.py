@@ -1,7 +1,7 @@
 """Agents acting through the browser's observation text, and trajectory recording.
 
 - :class:`ScriptedAgent`: one script per task family (``SCRIPTS``), finding elements by role and
-  name in the current tree (:mod:`worldmodels.tasks.web_tree`) and emitting grammar strings;
+  name in the current tree (:mod:`worldmodels.web_tree`) and emitting grammar strings;
   with probability ``noise`` a step is a random valid action instead.
 - :class:`RandomAgent`: a uniformly random valid action (click a link/button, type into a text
   field, scroll, go back) each step; never stops early.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import threading
 
-from ...tasks.web_tree import Node, element_nodes, parse_tree
+from ...web_tree import Node, element_nodes, parse_tree
 from .browser import TEXT_INPUT_ROLES, WebEnv
 
 __all__ = ["find", "page_url", "RandomAgent", "ScriptedAgent", "SCRIPTS", "run_episode",
