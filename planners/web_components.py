@@ -1,0 +1,346 @@
+"""The parts of the MPC web agent (:mod:`planners.web_agent`) behind three small interfaces.
+
+    policy.propose(state, n, rng)        -> n raw action strings (may be invalid or unparseable)
+    world_model.predict(state, actions)  -> the predicted next tree text, one per action
+    value.values(objective, states)      -> a value in [0, 1] per (predicted) state
+
+An :class:`AgentState` is what the agent knows at a step (reference ``language.md`` §1.6: the
+objective, the url, the WebArena accessibility-tree text and the previous actions). A component
+that must know the episode (the oracle replays it, the scripted policy reads the task's
+parameters) also has ``begin_episode(episode: EpisodeInfo)``; the loop calls it at reset when
+present. A component may set ``last_info`` (a JSON-able dict) after each call; the loop logs it.
+
+Implemented here: :class:`RandomPolicy` (uniform random valid action, the baseline),
+:class:`ScriptedPolicy` (the site's scripted agent as a deterministic policy, for tests and as
+a "good policy" reference), :class:`OracleWorldModel` and :class:`OracleValue` (the true site,
+see their docstrings for the exact method and its cost) and :class:`LearnedWebWorldModel` (a
+trained web world model directory). The learned policy and value model are
+``planners.web_learned`` (another module, same interfaces); :func:`load_component` resolves
+command-line names to components.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+from worldmodels.envs.web.agents import RandomAgent, ScriptedAgent, page_url
+
+__all__ = ["AgentState", "EpisodeInfo", "Policy", "WebWorldModel", "ValueFunction",
+           "RandomPolicy", "ScriptedPolicy", "OracleWorldModel", "OracleValue",
+           "LearnedWebWorldModel", "next_state", "load_component"]
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """What the agent knows at a step.
+
+    objective: the task's instruction. url: the page's URL. observation: the WebArena
+    accessibility-tree text (real, or predicted by a world model). previous_actions: the action
+    strings executed so far in this episode (invalid ones included: they were tried), oldest
+    first. site, family: the local site and task family (``worldmodels.envs.web.tasks``).
+    """
+
+    objective: str
+    url: str
+    observation: str
+    previous_actions: tuple[str, ...]
+    site: str
+    family: str
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """The episode a component is told about at reset (``begin_episode``): ``site``, ``family``,
+    ``seed`` (the env's reset seed), ``origin`` (the real site's base URL, e.g.
+    ``http://127.0.0.1:41234``; goto actions and tree URLs carry it) and ``task`` (the env's
+    ``worldmodels.envs.web.tasks.WebTask``: its check is the oracle's; a learned component must
+    not read it)."""
+
+    site: str
+    family: str
+    seed: int
+    origin: str
+    task: Any = None
+
+
+class Policy(Protocol):
+    def propose(self, state: AgentState, n: int, rng: random.Random) -> list[str]: ...
+
+
+class WebWorldModel(Protocol):
+    def predict(self, state: AgentState, actions: list[str]) -> list[str]: ...
+
+
+class ValueFunction(Protocol):
+    def values(self, objective: str, states: list[AgentState]) -> list[float]: ...
+
+
+@runtime_checkable
+class EpisodeAware(Protocol):
+    def begin_episode(self, episode: EpisodeInfo) -> None: ...
+
+
+def next_state(state: AgentState, action: str, tree: str) -> AgentState:
+    """The state after ``action`` when the page becomes ``tree`` (its url from the tree's
+    RootWebArea line, else the current url)."""
+    return replace(state, observation=tree, url=page_url(tree) or state.url,
+                   previous_actions=(*state.previous_actions, action))
+
+
+# ---- policies ---------------------------------------------------------------------------------
+
+class RandomPolicy:
+    """``n`` uniform random valid actions of the state's tree, drawn as
+    :class:`worldmodels.envs.web.agents.RandomAgent` draws them (click a clickable, type into a
+    text field, scroll up/down, go_back), from the caller's ``rng``."""
+
+    def propose(self, state: AgentState, n: int, rng: random.Random) -> list[str]:
+        agent = RandomAgent()
+        agent.rng = rng
+        return [agent.act(state.observation) for _ in range(n)]
+
+
+class ScriptedPolicy:
+    """The family's scripted agent (:class:`~worldmodels.envs.web.agents.ScriptedAgent`) as a
+    policy: ``n`` draws, each the script's action, or with probability ``noise`` a random valid
+    one (from ``rng``). Reads the task's parameters (``begin_episode``), so it is a reference
+    policy, not a learned one. A script's per-episode memory is updated by every proposal."""
+
+    def __init__(self, noise: float = 0.0):
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"ScriptedPolicy noise must be in [0, 1], got {noise}")
+        self.noise, self.agent, self.task = noise, None, None
+
+    def begin_episode(self, episode: EpisodeInfo) -> None:
+        if episode.task is None:
+            raise ValueError("ScriptedPolicy needs the episode's task (EpisodeInfo.task)")
+        self.agent = ScriptedAgent(episode.site, episode.family, self.noise)
+        self.task = episode.task
+
+    def propose(self, state: AgentState, n: int, rng: random.Random) -> list[str]:
+        if self.agent is None:
+            raise RuntimeError("ScriptedPolicy.propose before begin_episode")
+        self.agent.random.rng = rng
+        return [self.agent.act(state.observation, self.task, list(state.previous_actions))
+                for _ in range(n)]
+
+
+# ---- the true site as world model and value ---------------------------------------------------
+
+class OracleWorldModel:
+    """The true site as the world model: each candidate is executed on a *second*
+    :class:`~worldmodels.envs.web.browser.WebEnv` (its own Chromium, server and SQLite file)
+    brought to the real episode's state by replaying it, and the tree it then shows is the
+    prediction.
+
+    Method: ``reset(site, seed, family)`` then the episode's executed actions
+    (``state.previous_actions``), then the candidate; observe. Exact because a reset with the
+    same seed reseeds the database and opens a fresh browser context, and the sites and tree
+    ids are deterministic (tests/web_browser: same seed, same trees and ids). The two servers
+    listen on different ports, so the real origin is rewritten to this env's origin in actions
+    and back in trees (a plain string replacement of ``http://127.0.0.1:<port>``).
+
+    Cost per step with B candidates: B replays of ``1 + len(previous_actions)`` browser steps
+    plus B candidate steps (one replay is saved when the env already stands at the prefix,
+    e.g. after the last candidate was the one executed). ``last_info`` reports ``replays``,
+    ``browser_steps`` and ``browser_s`` of the last call. ``outcomes`` maps
+    ``previous_actions + (action,)`` to ``{"success", "valid", "done", "tree"}`` (the task check
+    after the candidate), which :class:`OracleValue` reads.
+    """
+
+    def __init__(self, chromium: str | None = None, settle_s: float = 0.1):
+        self.chromium, self.settle_s = chromium, settle_s
+        self.env = None
+        self.episode: EpisodeInfo | None = None
+        self._at: tuple[str, ...] | None = None
+        self.outcomes: dict[tuple[str, ...], dict] = {}
+        self.last_info: dict = {}
+
+    def begin_episode(self, episode: EpisodeInfo) -> None:
+        self.episode, self._at, self.outcomes = episode, None, {}
+
+    def _env(self):
+        if self.env is None:
+            from worldmodels.envs.web.browser import WebEnv
+            self.env = WebEnv(self.chromium, settle_s=self.settle_s)
+        return self.env
+
+    def _to_oracle(self, text: str) -> str:
+        return text.replace(self.episode.origin, self.env.server.url)
+
+    def _to_real(self, text: str) -> str:
+        return text.replace(self.env.server.url, self.episode.origin)
+
+    def _go_to(self, prefix: tuple[str, ...], info: dict) -> None:
+        if self._at == prefix:
+            return
+        ep = self.episode
+        self._env().reset(ep.site, ep.seed, ep.family)
+        for a in prefix:
+            self.env.step(self._to_oracle(a))
+        info["replays"] += 1
+        info["browser_steps"] += 1 + len(prefix)
+        self._at = prefix
+
+    def outcome(self, state: AgentState, action: str) -> dict:
+        """The true outcome of ``action`` in ``state`` (cached per action sequence)."""
+        key = (*state.previous_actions, action)
+        if key not in self.outcomes:
+            self.predict(state, [action])
+        return self.outcomes[key]
+
+    def predict(self, state: AgentState, actions: list[str]) -> list[str]:
+        if self.episode is None:
+            raise RuntimeError("OracleWorldModel.predict before begin_episode")
+        t0 = time.perf_counter()
+        info = {"replays": 0, "browser_steps": 0}
+        prefix, trees = tuple(state.previous_actions), []
+        for a in actions:
+            key = (*prefix, a)
+            if key not in self.outcomes:
+                self._go_to(prefix, info)
+                obs, step = self.env.step(self._to_oracle(a))
+                info["browser_steps"] += 1
+                self._at = key
+                self.outcomes[key] = {"success": self.env.success(), "valid": step["valid"],
+                                      "done": step["done"], "tree": self._to_real(obs)}
+            trees.append(self.outcomes[key]["tree"])
+        self.last_info = {**info, "browser_s": round(time.perf_counter() - t0, 3)}
+        return trees
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
+class OracleValue:
+    """1.0 when the site's task check holds after the state's last action, else 0.0.
+
+    The value of a predicted state is that of the action's *true* outcome: the state's
+    ``previous_actions`` are replayed on the true site by ``oracle`` (an
+    :class:`OracleWorldModel`; share the one used as the world model so its executions are
+    reused), so the predicted tree itself is not read. It is the upper bound of a value
+    function, and only as good as the check: a state that does not yet satisfy the objective
+    scores 0 however close it is (no partial progress).
+    """
+
+    def __init__(self, oracle: OracleWorldModel):
+        self.oracle = oracle
+
+    def begin_episode(self, episode: EpisodeInfo) -> None:
+        if self.oracle.episode is not episode:
+            self.oracle.begin_episode(episode)
+
+    def values(self, objective: str, states: list[AgentState]) -> list[float]:
+        out = []
+        for s in states:
+            if not s.previous_actions:
+                raise ValueError("OracleValue scores states after an action (previous_actions "
+                                 "is empty)")
+            parent = replace(s, previous_actions=s.previous_actions[:-1])
+            out.append(1.0 if self.oracle.outcome(parent, s.previous_actions[-1])["success"]
+                       else 0.0)
+        return out
+
+
+# ---- a trained web world model ----------------------------------------------------------------
+
+class LearnedWebWorldModel:
+    """A trained web world model directory (``wm pretrain|rlvr web``) as the agent's world model.
+
+    Each candidate is one sample of ``WorldModel.predict`` (the web task's ``predict_request``
+    then ``decode``): the model writes a diff, which is applied to the current tree
+    (``decode``'s ``next_tree``). Malformed output (no diff section) predicts the current tree
+    unchanged and is counted: ``last_info`` holds ``malformed`` and the diff ``texts`` of the
+    last call. ``temperature``/``top_p``: sampling (RLVR-World serves its world model with
+    temperature 1.0, top-p 0.95). ``seed`` seeds a torch generator for reproducible samples.
+    """
+
+    def __init__(self, model_dir, device: str = "cpu", temperature: float = 1.0,
+                 top_p: float | None = 0.95, seed: int = 0):
+        import torch
+
+        from worldmodels.world_model import WorldModel
+
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.model = WorldModel.from_pretrained(model_dir, device=device)
+        if self.model.meta.get("kind") != "web":
+            raise ValueError(f"{model_dir}: a web world model is needed, got kind "
+                             f"{self.model.meta.get('kind')!r}")
+        self.temperature, self.top_p = temperature, top_p
+        self.generator = torch.Generator(device=self.model.device).manual_seed(seed)
+        self.malformed_total, self.last_info = 0, {}
+
+    def predict(self, state: AgentState, actions: list[str]) -> list[str]:
+        if not actions:
+            return []
+        page = {"observation": state.observation, "url": state.url, "objective": state.objective,
+                "previous_actions": list(state.previous_actions)}
+        out = self.model.predict([page] * len(actions), list(actions), n_samples=1,
+                                 temperature=self.temperature, top_p=self.top_p,
+                                 generator=self.generator)
+        trees = [t if isinstance(t, str) else state.observation for t in out["next_tree"]]
+        malformed = sum(not isinstance(t, str) for t in out["next_tree"])
+        self.malformed_total += malformed
+        self.last_info = {"malformed": malformed, "texts": list(out["text"])}
+        return trees
+
+
+# ---- command-line names -> components ---------------------------------------------------------
+
+def _learned(name: str):
+    import importlib
+
+    for mod in ("planners.web_learned", "worldmodels.planners.web_learned"):
+        try:
+            return getattr(importlib.import_module(mod), name)
+        except ModuleNotFoundError:
+            continue
+    raise ValueError(f"a learned {name} needs planners/web_learned.py, which is not installed")
+
+
+def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
+                   device: str = "cpu"):
+    """The component for a command-line ``spec``.
+
+    kind ``policy``: ``random`` | ``scripted`` | ``scripted:<noise>`` | a trained policy
+    directory (``web_learned.LMPolicy``). kind ``world_model``: ``oracle`` | ``none`` (None) | a
+    web world model directory. kind ``value``: ``oracle`` | a trained value directory
+    (``web_learned.LearnedValue``). Any kind: ``pkg.module:factory`` (called with no argument).
+    ``oracle`` shares one :class:`OracleWorldModel` between world model and value. ValueError
+    naming the kind and the accepted forms otherwise.
+    """
+    import importlib
+    from pathlib import Path
+
+    forms = {"policy": "random, scripted[:noise], a policy directory",
+             "world_model": "oracle, none, a web world model directory",
+             "value": "oracle, a value model directory"}
+    if kind not in forms:
+        raise ValueError(f"unknown component kind {kind!r}; expected one of {sorted(forms)}")
+    if kind == "policy" and spec == "random":
+        return RandomPolicy()
+    if kind == "policy" and (spec == "scripted" or spec.startswith("scripted:")):
+        try:
+            return ScriptedPolicy(float(spec.partition(":")[2] or 0.0))
+        except ValueError as e:
+            raise ValueError(f"--policy {spec!r}: {e}") from e
+    if kind == "world_model" and spec == "none":
+        return None
+    if kind in ("world_model", "value") and spec == "oracle":
+        oracle = oracle or OracleWorldModel()
+        return oracle if kind == "world_model" else OracleValue(oracle)
+    if ":" in spec and not Path(spec).exists():
+        mod, _, attr = spec.partition(":")
+        return getattr(importlib.import_module(mod), attr)()
+    if Path(spec).is_dir():
+        if kind == "world_model":
+            return LearnedWebWorldModel(spec, device=device)
+        return _learned("LMPolicy" if kind == "policy" else "LearnedValue")(spec)
+    raise ValueError(f"--{kind.replace('_', '-')} {spec!r}: expected {forms[kind]} or "
+                     f"pkg.module:factory (no such directory)")
