@@ -87,15 +87,18 @@ def eval_main(model: str, overrides, out, device: str, eval_kw: dict, examples: 
 
 
 # ------------------------------------------------------------------ command factories
-def add_pretrain(app: typer.Typer, may_change, name: str, cfg_cls, doc: str, what: str) -> None:
-    """Add `wm pretrain <name>` (``cfg_cls``: its config; ``what``: "records" / "transitions")."""
+def add_pretrain(app: typer.Typer, may_change, name: str, cfg_cls, doc: str, what: str,
+                 styles: tuple[str, ...] = ("rlvr_world", "compact"), recipe: str | None = None) -> None:
+    """Add `wm pretrain <name>` (``cfg_cls``: its config; ``what``: "records" / "transitions";
+    ``styles``: the prompt styles --style lists; ``recipe``: the example recipe --config names)."""
     from worldmodels.commands._common import config_epilog, resume_help
 
-    styles = " | ".join(("rlvr_world", "compact"))
+    styles = " | ".join(styles)
+    recipe = recipe or f"data/recipes/{name.replace('-', '_')}_pretrain_tiny.yaml"
 
     @app.command(name, epilog=config_epilog(cfg_cls), help=doc)
     def command(
-        config: Path = typer.Option(None, "--config", help=f"YAML recipe, e.g. data/recipes/{name.replace('-', '_')}_pretrain_tiny.yaml"),
+        config: Path = typer.Option(None, "--config", help=f"YAML recipe, e.g. {recipe}"),
         train: str = typer.Option(None, "--train", help=f"training {what} (task.train)"),
         test: str = typer.Option(None, "--test", help=f"held-out {what} (task.test)"),
         style: str = typer.Option(None, "--style", help=f"prompt style: {styles} (task.prompt_style)"),

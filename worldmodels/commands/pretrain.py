@@ -110,3 +110,7 @@ register_pretrain(app, RESUME_MAY_CHANGE)
 from worldmodels.commands.web import register_pretrain as _register_web  # noqa: E402  (wm pretrain web)
 
 _register_web(app, RESUME_MAY_CHANGE)
+
+from worldmodels.commands.web_agent_models import register_pretrain as _register_web_agent  # noqa: E402
+
+_register_web_agent(app, RESUME_MAY_CHANGE)  # wm pretrain web-policy | web-value

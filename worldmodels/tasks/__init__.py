@@ -13,6 +13,8 @@ TASKS: dict[str, str] = {
     "video": "worldmodels.tasks.video:VideoTask",
     "text_game": "worldmodels.tasks.text_game:TextGameTask",
     "web": "worldmodels.tasks.web:WebTask",
+    "web_policy": "worldmodels.tasks.web_policy:WebPolicyTask",
+    "web_value": "worldmodels.tasks.web_value:WebValueTask",
 }
 
 
