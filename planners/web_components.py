@@ -141,7 +141,9 @@ class OracleWorldModel:
     same seed reseeds the database and opens a fresh browser context, and the sites and tree
     ids are deterministic (tests/web_browser: same seed, same trees and ids). The two servers
     listen on different ports, so the real origin is rewritten to this env's origin in actions
-    and back in trees (a plain string replacement of ``http://127.0.0.1:<port>``).
+    and back in trees (a plain string replacement of ``http://127.0.0.1:<port>``). Playwright's
+    sync API allows one instance per thread, so this env lives in a worker thread of its own
+    (every call is handed to it), next to the real env in the caller's thread.
 
     Cost per step with B candidates: B replays of ``1 + len(previous_actions)`` browser steps
     plus B candidate steps (one replay is saved when the env already stands at the prefix,
@@ -154,6 +156,7 @@ class OracleWorldModel:
     def __init__(self, chromium: str | None = None, settle_s: float = 0.1):
         self.chromium, self.settle_s = chromium, settle_s
         self.env = None
+        self._thread = None  # Playwright's sync API: one per thread, so this env has its own
         self.episode: EpisodeInfo | None = None
         self._at: tuple[str, ...] | None = None
         self.outcomes: dict[tuple[str, ...], dict] = {}
@@ -192,9 +195,18 @@ class OracleWorldModel:
             self.predict(state, [action])
         return self.outcomes[key]
 
+    def _run(self, fn, *args):
+        if self._thread is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="oracle-web-env")
+        return self._thread.submit(fn, *args).result()
+
     def predict(self, state: AgentState, actions: list[str]) -> list[str]:
         if self.episode is None:
             raise RuntimeError("OracleWorldModel.predict before begin_episode")
+        return self._run(self._predict, state, list(actions))
+
+    def _predict(self, state: AgentState, actions: list[str]) -> list[str]:
         t0 = time.perf_counter()
         info = {"replays": 0, "browser_steps": 0}
         prefix, trees = tuple(state.previous_actions), []
@@ -212,9 +224,13 @@ class OracleWorldModel:
         return trees
 
     def close(self) -> None:
+        """Close this env's browser and servers, and its thread (idempotent)."""
         if self.env is not None:
-            self.env.close()
+            self._run(self.env.close)
             self.env = None
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
 
 
 class OracleValue:
