@@ -9,7 +9,7 @@ value model, thin commands over ``worldmodels.pipelines.run_pretrain``
         --preset tiny --steps 500 --set task.include_random=true --out runs/web_policy_all
 
 The output directories are world models (``worldmodel.json`` of kind ``web_policy`` /
-``web_value``, ``backbone/``, ``tokenizer/``) that ``worldmodels.planners.web_learned``'s
+``web_value``, ``backbone/``, ``tokenizer/``) that ``planners.web_learned``'s
 ``LMPolicy`` and ``LearnedValue`` load. Registered into the ``pretrain`` group by
 ``register_pretrain`` (called from ``commands/pretrain.py``); ``--resume`` as for the other
 tasks.
