@@ -8,6 +8,7 @@ pytest.importorskip("flask", reason="Flask missing: pip install -e '.[web]'")
 
 from worldmodels.envs.web.agents import RandomAgent, ScriptedAgent, find, run_episode  # noqa: E402
 from worldmodels.envs.web.browser import WebEnv, find_chromium  # noqa: E402
+from worldmodels.envs.web.tasks import TASK_FAMILIES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,7 @@ def env():
         yield e
 
 
-@pytest.mark.parametrize("site, family", [("shop", "cheapest"), ("admin", "order_status"),
-                                          ("forum", "upvote")])
+@pytest.mark.parametrize("site, family", [(s, f) for s in TASK_FAMILIES for f in TASK_FAMILIES[s]])
 def test_scripted_agent_reaches_success(env, site, family):
     env.reset(site, 0, family)
     assert not env.success()  # not solved before acting
@@ -29,11 +29,21 @@ def test_scripted_agent_reaches_success(env, site, family):
     assert ep["success"] and ep["stopped"], [(s["action"], s["error"]) for s in ep["steps"]]
     assert all(s["valid"] for s in ep["steps"])
     assert env.task.success(env.db_path)
+    # the records for the learned policy / value model (issue #22)
+    steps = ep["steps"]
+    assert [s["success"] for s in steps][-2:] == [True, True]  # solved by the step before stop
+    assert not steps[0]["success"] and steps[-1]["action"] == "stop []"
+    assert all(s["episode_success"] and s["episode_steps"] == len(steps) and s["seed"] == 0
+               and s["agent"] == "scripted" and s["noise"] == 0.0 for s in steps)
 
 
 def test_random_agent_is_a_logged_failure(env):
     ep = run_episode(env, RandomAgent(0), "shop", 0, "cheapest", max_steps=6)
     assert not ep["success"] and not ep["stopped"] and len(ep["steps"]) == 6
+    assert ep["agent"] == "random" and ep["noise"] == 0.0
+    assert ep["steps"][-1]["success"] == ep["success"]  # not stopped: the last check is the episode's
+    assert all(s["agent"] == "random" and not s["episode_success"] and s["episode_steps"] == 6
+               for s in ep["steps"])
     first = ep["steps"][0]
     assert first["objective"] == ep["objective"] and first["previous_actions"] == []
     assert ep["steps"][1]["previous_actions"] == [first["action"]]

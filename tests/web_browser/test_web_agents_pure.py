@@ -65,3 +65,66 @@ def test_noise_one_is_always_random_and_noise_is_validated():
         ScriptedAgent("shop", "cheapest", noise=1.5)
     with pytest.raises(KeyError, match="scripted"):
         ScriptedAgent("shop", "nope")
+
+
+# ---- scripts.py helpers and the newer scripts, on trees copied from the sites ----------------
+
+EDIT = ("Tab 0 (current): Edit product 3 - Admin\n\n"
+        "[1] RootWebArea 'Edit product 3 - Admin' focused: True url: http://127.0.0.1:5/products/3\n"
+        "\t[57] form 'Edit'\n"
+        "\t\t[60] StaticText 'Price (USD)'\n"
+        "\t\t[62] textbox 'Price (USD)' required: False\n"
+        "\t\t\t[64] StaticText '196.15'\n"
+        "\t\t[70] textbox 'Stock' required: False\n"
+        "\t\t[74] button 'Save'")
+QTY = ("Tab 0 (current): Cart - Shop\n\n"
+       "[1] RootWebArea 'Cart - Shop' focused: True url: http://127.0.0.1:5/cart\n"
+       "\t[74] spinbutton 'Quantity of Slim Red Shirt' required: False valuemin: 0 valuemax: 0 "
+       "valuetext: 1\n"
+       "\t[79] button 'Update'\n"
+       "\t[84] button 'Remove Slim Red Shirt'")
+
+
+def test_field_value_reads_the_child_text_and_valuetext():
+    from worldmodels.envs.web.scripts import field_value
+
+    assert field_value(EDIT, find(EDIT, "textbox", "Price (USD)")) == "196.15"
+    assert field_value(EDIT, find(EDIT, "textbox", "Stock")) == ""  # next line is a sibling
+    assert field_value(QTY, find(QTY, "spinbutton")) == "1"
+
+
+def test_fill_clears_a_wrong_value_before_typing():
+    from worldmodels.envs.web.scripts import fill
+
+    box = find(EDIT, "textbox", "Price (USD)")
+    assert fill(EDIT, box, "12.50", []) == "click [62]"              # not focused: focus it
+    focused = EDIT.replace("'Price (USD)' required", "'Price (USD)' focused: True required")
+    box = find(focused, "textbox", "Price (USD)")
+    assert fill(focused, box, "12.50", ["click [62]"]) == "press [Control+a]"
+    assert fill(focused, box, "12.50", ["press [Control+a]"]) == "press [Backspace]"
+    empty = focused.replace("\t\t\t[64] StaticText '196.15'\n", "")
+    assert fill(empty, find(empty, "textbox", "Price (USD)"), "12.50", [], enter=True) == \
+        "type [62] [12.50] [1]"
+
+
+def test_quantity_and_remove_scripts_on_the_cart():
+    quantity = SimpleNamespace(params={"product_id": 7, "quantity": 3},
+                               objective="Change the quantity of Slim Red Shirt in the cart to 3.")
+    agent = ScriptedAgent("shop", "quantity")
+    assert agent.act(HOME, quantity, []) == "goto [http://127.0.0.1:5/cart]"  # no Cart link
+    assert agent.act(QTY, quantity, ["goto [x]"]) == "click [74]"
+    done = QTY.replace("valuetext: 1", "valuetext: 3")
+    agent.memory["sent"] = True
+    assert agent.act(done, quantity, ["type [74] [3] [1]"]) == "stop []"
+    remove = SimpleNamespace(params={"product_id": 7}, objective="Remove Slim Red Shirt from the cart.")
+    agent = ScriptedAgent("shop", "remove")
+    assert agent.act(QTY, remove, []) == "click [84]"
+    gone = QTY.replace("\t[84] button 'Remove Slim Red Shirt'", "")
+    assert agent.act(gone, remove, ["click [84]"]) == "stop []"
+
+
+def test_every_task_family_has_a_script():
+    from worldmodels.envs.web.scripts import SCRIPTS
+    from worldmodels.envs.web.tasks import TASK_FAMILIES
+
+    assert set(SCRIPTS) == {(s, f) for s in TASK_FAMILIES for f in TASK_FAMILIES[s]}

@@ -1,12 +1,13 @@
 """Agents acting through the browser's observation text, and trajectory recording.
 
-- :class:`ScriptedAgent`: one script per task family (``SCRIPTS``), finding elements by role and
-  name in the current tree (:mod:`worldmodels.web_tree`) and emitting grammar strings;
-  with probability ``noise`` a step is a random valid action instead.
+- :class:`ScriptedAgent`: one script per task family (:data:`.scripts.SCRIPTS`), finding
+  elements by role and name in the current tree (:mod:`worldmodels.web_tree`) and emitting
+  grammar strings; with probability ``noise`` a step is a random valid action instead.
 - :class:`RandomAgent`: a uniformly random valid action (click a link/button, type into a text
   field, scroll, go back) each step; never stops early.
 - :func:`run_episode`: records per step (objective, url, previous actions, observation, action,
-  next observation, valid, error) and the task's success at the end.
+  next observation, valid, error, the task check after the step, the agent and its noise, the
+  episode's seed, success and length).
 - :func:`run_parallel`: ``workers`` threads, each owning its own :class:`~.browser.WebEnv`
   (Playwright's sync API is bound to the thread that started it, so threads rather than a
   shared browser; each has its own Chromium process, so the work runs in parallel outside
@@ -18,41 +19,23 @@ from __future__ import annotations
 import random
 import threading
 
-from ...web_tree import Node, element_nodes, parse_tree
+from ...web_tree import element_nodes, parse_tree
 from .browser import TEXT_INPUT_ROLES, WebEnv
+from .scripts import SCRIPTS, find, page_url
 
-__all__ = ["find", "page_url", "RandomAgent", "ScriptedAgent", "SCRIPTS", "run_episode",
-           "run_parallel"]
+__all__ = ["find", "page_url", "RandomAgent", "ScriptedAgent", "SCRIPTS", "make_agent",
+           "run_episode", "run_parallel"]
 
 _CLICKABLE = frozenset({"link", "button", "checkbox", "radio", "tab", "menuitem"})
 _WORDS = ("hello", "red", "42", "test", "shirt", "garden")
 
 
-def find(obs: str, role: str, name: str | None = None, url_end: str | None = None) -> Node | None:
-    """The first node of ``obs`` with ``role`` (and exactly ``name`` / a ``url:`` property
-    ending in ``url_end``, when given); None when absent."""
-    for n in element_nodes(parse_tree(obs)):
-        if n.role != role or (name is not None and n.name != name):
-            continue
-        if url_end is not None and not _url(n).endswith(url_end):
-            continue
-        return n
-    return None
-
-
-def _url(n: Node) -> str:
-    i = n.properties.find("url: ")
-    return n.properties[i + 5:].split(" ")[0] if i >= 0 else ""
-
-
-def page_url(obs: str) -> str:
-    """The ``url:`` of the RootWebArea line ('' when absent)."""
-    n = find(obs, "RootWebArea")
-    return _url(n) if n else ""
-
-
 class RandomAgent:
-    """A random valid action from the current observation (``seed`` fixes the draws)."""
+    """A random valid action from the current observation (``seed`` fixes the draws).
+    ``kind`` ``"random"`` and ``noise`` 0.0 go into the records (:func:`run_episode`)."""
+
+    kind = "random"
+    noise = 0.0
 
     def __init__(self, seed: int = 0):
         self.rng = random.Random(seed)
@@ -66,74 +49,11 @@ class RandomAgent:
         return self.rng.choice(options)
 
 
-def _script_shop_cheapest(obs, task, history, memory):
-    p = task.params
-    if history and history[-1].startswith("click") and "/cart" in page_url(obs):
-        return "stop []"
-    if page_url(obs).endswith(f"/product/{p['product_id']}"):
-        button = find(obs, "button", "Add to cart")
-        return f"click [{button.id}]" if button else None
-    link = find(obs, "link", url_end=f"/product/{p['product_id']}")
-    if link:
-        return f"click [{link.id}]"
-    link = find(obs, "link", p["category"])
-    return f"click [{link.id}]" if link else None
-
-
-def _script_admin_order_status(obs, task, history, memory):
-    p = task.params
-    if history and history[-1].startswith("click") and "saved" in obs.lower():
-        return "stop []"
-    if not page_url(obs).endswith(f"/orders/{p['order_id']}"):
-        origin = "/".join(page_url(obs).split("/")[:3])
-        return f"goto [{origin}/orders/{p['order_id']}]"
-    box = find(obs, "combobox", "Status")
-    if history and history[-1].startswith("type"):
-        button = find(obs, "button", "Save")
-        return f"click [{button.id}]" if button else None
-    if box is None:
-        return None
-    if "expanded: True" not in box.properties:
-        return f"click [{box.id}]"
-    return f"type [{box.id}] [{p['status']}] [1]"
-
-
-def _script_forum_upvote(obs, task, history, memory):
-    p = task.params
-    password = task.objective.split("(password ")[1].split(")")[0]
-    if memory.get("voted"):
-        return "stop []"
-    vote = find(obs, "button", f"Upvote post {p['post_id']}")
-    if find(obs, "button", "Log out") is None:
-        user, pw = find(obs, "textbox", "Username"), find(obs, "textbox", "Password")
-        if user and not any(h.startswith(f"type [{user.id}]") for h in history):
-            return f"type [{user.id}] [{p['user']}] [0]"
-        if pw:
-            return f"type [{pw.id}] [{password}] [1]"
-        return f"click [{find(obs, 'link', 'Log in').id}]"
-    if vote:
-        memory["voted"] = True
-        return f"click [{vote.id}]"
-    title = task.objective.split("thread '")[1].rsplit("'", 1)[0]
-    link = find(obs, "link", title)
-    if link:
-        return f"click [{link.id}]"
-    visited = {h for h in history}
-    for n in element_nodes(parse_tree(obs)):  # sub-forums not yet visited, in page order
-        if n.role == "link" and "/f/" in _url(n) and f"goto [{_url(n)}]" not in visited:
-            return f"goto [{_url(n)}]"
-    return f"goto [{'/'.join(page_url(obs).split('/')[:3])}/]"
-
-
-#: (site, family) -> script(obs, task, history, memory) -> action or None (stuck: a random action).
-SCRIPTS = {("shop", "cheapest"): _script_shop_cheapest,
-           ("admin", "order_status"): _script_admin_order_status,
-           ("forum", "upvote"): _script_forum_upvote}
-
-
 class ScriptedAgent:
     """The family's script; with probability ``noise`` (and whenever the script finds nothing
     to do) a :class:`RandomAgent` action instead. KeyError naming the scripted families."""
+
+    kind = "scripted"
 
     def __init__(self, site: str, family: str, noise: float = 0.0, seed: int = 0):
         if (site, family) not in SCRIPTS:
@@ -155,10 +75,16 @@ class ScriptedAgent:
 
 def run_episode(env: WebEnv, agent, site: str, seed: int, family: str,
                 max_steps: int = 15) -> dict:
-    """One episode: ``{"site", "family", "seed", "objective", "steps": [...], "success",
-    "stopped"}``; each step ``{"objective", "url", "previous_actions", "observation",
-    "action", "next_observation", "valid", "error"}``. Ends at ``stop`` or ``max_steps``."""
+    """One episode: ``{"site", "family", "seed", "objective", "agent", "noise", "steps": [...],
+    "success", "stopped"}``. Each step: ``{"objective", "url", "previous_actions",
+    "observation", "action", "next_observation", "valid", "error", "success", "agent", "noise",
+    "seed", "episode_success", "episode_steps"}`` where ``success`` is the task check right
+    after the step (``env.success()``), ``episode_success`` the check at the end (so the last
+    step's ``success`` equals it), ``episode_steps`` the episode's length, ``agent``
+    ``"random"``/``"scripted"`` and ``noise`` the scripted agent's noise (0.0 for random).
+    Ends at ``stop`` or after ``max_steps`` steps."""
     obs = env.reset(site, seed, family)
+    kind, noise = getattr(agent, "kind", type(agent).__name__), float(getattr(agent, "noise", 0.0))
     history: list[str] = []
     steps, stopped = [], False
     for _ in range(max_steps):
@@ -167,38 +93,63 @@ def run_episode(env: WebEnv, agent, site: str, seed: int, family: str,
         nxt, info = env.step(action)
         steps.append({"objective": env.task.objective, "url": url,
                       "previous_actions": list(history), "observation": obs, "action": action,
-                      "next_observation": nxt, "valid": info["valid"], "error": info["error"]})
+                      "next_observation": nxt, "valid": info["valid"], "error": info["error"],
+                      "success": env.success(), "agent": kind, "noise": noise, "seed": seed})
         history.append(action)
         obs = nxt
         if info["done"]:
             stopped = True
             break
+    success = env.success()
+    for step in steps:
+        step.update(episode_success=success, episode_steps=len(steps))
     return {"site": site, "family": family, "seed": seed, "objective": env.task.objective,
-            "steps": steps, "success": env.success(), "stopped": stopped}
+            "agent": kind, "noise": noise, "steps": steps, "success": success,
+            "stopped": stopped}
 
 
-def run_parallel(jobs: list[dict], workers: int = 2, chromium: str | None = None) -> list[dict]:
+def make_agent(job: dict):
+    """The agent of a :func:`run_parallel` job: ``job["agent"]`` ``"random"`` or a noise level
+    for the family's :class:`ScriptedAgent`, seeded with ``job["seed"]``."""
+    kind = job.get("agent", 0.0)
+    if kind == "random":
+        return RandomAgent(job["seed"])
+    return ScriptedAgent(job["site"], job["family"], float(kind), job["seed"])
+
+
+def run_parallel(jobs: list[dict], workers: int = 2, chromium: str | None = None,
+                 on_result=None) -> list[dict]:
     """Run ``jobs`` (keyword dicts for :func:`run_episode` plus ``agent``: ``"random"`` or a
     noise level for the scripted agent) on ``workers`` threads, each with its own
-    :class:`WebEnv`; results in job order. Errors in a worker are re-raised here."""
+    :class:`WebEnv` taking the next unstarted job; results in job order (an episode's result
+    does not depend on which worker ran it). ``on_result(index, result)`` is called as each
+    episode finishes (one call at a time). Errors in a worker are re-raised here."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     results: list = [None] * len(jobs)
     errors: list = []
+    lock = threading.Lock()
+    todo = iter(range(len(jobs)))
 
-    def work(k: int) -> None:
+    def work() -> None:
         try:
             with WebEnv(chromium) as env:
-                for i in range(k, len(jobs), workers):
+                while not errors:
+                    with lock:
+                        i = next(todo, None)
+                    if i is None:
+                        return
                     job = dict(jobs[i])
-                    kind = job.pop("agent", 0.0)
-                    agent = (RandomAgent(job["seed"]) if kind == "random" else
-                             ScriptedAgent(job["site"], job["family"], float(kind), job["seed"]))
+                    agent = make_agent(job)
+                    job.pop("agent", None)
                     results[i] = run_episode(env, agent, **job)
+                    if on_result is not None:
+                        with lock:
+                            on_result(i, results[i])
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(min(workers, len(jobs)))]
+    threads = [threading.Thread(target=work) for _ in range(min(workers, len(jobs)))]
     for t in threads:
         t.start()
     for t in threads:
