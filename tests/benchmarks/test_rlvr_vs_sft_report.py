@@ -1,0 +1,52 @@
+"""benchmarks/rlvr_vs_sft_report.py: per-arm summaries, paired differences and the bar, by hand."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from rlvr_vs_sft import Experiment  # noqa: E402
+from rlvr_vs_sft_report import markdown, rlvr_bar, summarise  # noqa: E402
+
+
+def _exp(min_gain=0.0):
+    return Experiment(name="toy", script="x.py", arms={"rlvr_f1": "f1", "sft": None}, sets=("records",),
+                      columns=("f1",), labels={"f1": "F1"}, defaults={}, make_eval=None,
+                      paired_columns=("f1",),
+                      bar=lambda s: rlvr_bar(s, "rlvr_f1", "records/f1", min_gain, "toy issue"))
+
+
+def _run(f1s, complete=True):
+    recs = [{"step": 0, "cpu_s": 0.0, "eval/records/f1": 0.5}]
+    recs += [{"step": i + 1, "cpu_s": 10.0 * (i + 1), "eval/records/f1": v} for i, v in enumerate(f1s)]
+    recs.append({"step": len(f1s) + 1, "cpu_s": 99.0})  # a training record without evaluation
+    return {"records": recs, "cpu_s": 99.0, "wall_s": 120.0, "sequences": 40, "complete": complete}
+
+
+def test_summary_uses_each_runs_last_evaluation_and_pairs_by_seed():
+    runs = {"rlvr_f1": {0: _run([0.55, 0.60]), 1: _run([0.70]), 2: _run([0.9], complete=False)},
+            "sft": {0: _run([0.52]), 1: _run([0.61])}}
+    s = summarise(_exp(), runs, {"records/f1": 0.5})
+    m = s["arms"]["rlvr_f1"]["metrics"]["records/f1"]
+    assert m["values"] == [0.60, 0.70] and m["mean"] == pytest.approx(0.65)
+    assert m["std"] == pytest.approx(0.0707107, rel=1e-5)  # sample std of (0.6, 0.7)
+    assert s["incomplete"] == ["rlvr_f1_s2"]
+    d = s["arms"]["rlvr_f1"]["minus_continued_sft"]["records/f1"]
+    assert d["values"] == pytest.approx([0.08, 0.09]) and d["mean"] == pytest.approx(0.085)
+    bar = s["bar"]
+    assert bar["gain_over_sft_points"] == pytest.approx(15.0) and bar["met"] is True
+    assert "bar met" in markdown(_exp(), s)
+
+
+def test_bar_needs_a_gain_and_a_win_over_continued_sft():
+    runs = {"rlvr_f1": {0: _run([0.5])}, "sft": {0: _run([0.4])}}
+    s = summarise(_exp(), runs, {"records/f1": 0.5})
+    assert s["bar"]["gain_met"] is False and s["bar"]["beats_continued_sft"] is True  # +0 is no gain
+    assert s["bar"]["met"] is False
+    s = summarise(_exp(min_gain=0.05), {"rlvr_f1": {0: _run([0.54])}, "sft": {0: _run([0.5])}},
+                  {"records/f1": 0.5})
+    assert s["bar"]["gain_met"] is False and "needs ≥ +5" in s["bar"]["text"]
+    s = summarise(_exp(), {"rlvr_f1": {0: _run([0.6])}, "sft": {0: _run([0.7])}}, {"records/f1": 0.5})
+    assert s["bar"]["beats_continued_sft"] is False and s["bar"]["met"] is False
+    assert summarise(_exp(), {"sft": {0: _run([0.7])}}, {"records/f1": 0.5}).get("bar") is None
