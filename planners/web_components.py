@@ -148,7 +148,8 @@ class OracleWorldModel:
     Cost per step with B candidates: B replays of ``1 + len(previous_actions)`` browser steps
     plus B candidate steps (one replay is saved when the env already stands at the prefix,
     e.g. after the last candidate was the one executed). ``last_info`` reports ``replays``,
-    ``browser_steps`` and ``browser_s`` of the last call. ``outcomes`` maps
+    ``browser_steps``, ``browser_s`` and ``true_success`` (action -> the task check after it) of
+    the last call. ``outcomes`` maps
     ``previous_actions + (action,)`` to ``{"success", "valid", "done", "tree"}`` (the task check
     after the candidate), which :class:`OracleValue` reads.
     """
@@ -220,7 +221,9 @@ class OracleWorldModel:
                 self.outcomes[key] = {"success": self.env.success(), "valid": step["valid"],
                                       "done": step["done"], "tree": self._to_real(obs)}
             trees.append(self.outcomes[key]["tree"])
-        self.last_info = {**info, "browser_s": round(time.perf_counter() - t0, 3)}
+        self.last_info = {**info, "browser_s": round(time.perf_counter() - t0, 3),
+                          "true_success": {a: self.outcomes[(*prefix, a)]["success"]
+                                           for a in actions}}
         return trees
 
     def close(self) -> None:

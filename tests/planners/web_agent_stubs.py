@@ -98,3 +98,12 @@ class TableValue:
     def values(self, objective, states):
         self.calls += 1
         return [self.table.get(s.previous_actions[-1], 0.0) for s in states]
+
+
+# factories for settings given as pkg.module:factory (wm webagent eval on the stub site)
+def wrong_policy():
+    return ListPolicy(["click [2]", "click [2]", "click [3]"])
+
+
+def b_value():
+    return TableValue({"click [3]": 1.0})

@@ -1,5 +1,142 @@
-"""`wm webagent`: the MPC web agent over a web-DOM world model (not built yet)."""
+"""`wm webagent`: the MPC web agent on the local sites (policy proposes, world model predicts,
+value chooses; ``planners.web_agent``).
 
-from worldmodels.commands._common import not_built
+    wm webagent run --site shop --family cheapest --policy scripted:0.5 --world-model oracle \\
+        --value oracle --episodes 2 --log runs/webagent/shop.jsonl
+    wm webagent run --policy random --world-model none --mode policy_sample   # the policy alone
+    wm webagent show runs/webagent/shop.jsonl                 # every episode, step by step
+    wm webagent eval --set 'settings=["alone=random,none,none,policy_sample","oracle=random,oracle,oracle"]' \\
+        --episodes 30 --out runs/webagent_eval                # results.json + report.md; resumable
 
-app = not_built("webagent", "the web-DOM world model and MPC web agent have no issue yet")
+Components: policy ``random`` | ``scripted[:noise]`` | a trained policy dir; world model
+``oracle`` | ``none`` | a web world model dir; value ``oracle`` | ``none`` | a value model dir.
+See docs/web_agent.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from worldmodels.commands._common import build_config, config_epilog
+
+app = typer.Typer(help="MPC web agent over a web-DOM world model (run, show, eval)",
+                  no_args_is_help=True)
+
+
+def _epilog(name: str) -> str:
+    from planners.web_eval import WebAgentEvalConfig, WebAgentRunConfig
+
+    return config_epilog(WebAgentRunConfig if name == "run" else WebAgentEvalConfig)
+
+
+def _fail(e: Exception):
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(code=2) from e
+
+
+@app.command("run", epilog=_epilog("run"))
+def run(
+    site: str = typer.Option(None, help="local site: shop, admin, forum"),
+    family: str = typer.Option(None, help="task family, e.g. cheapest, order_status, upvote"),
+    seed: int = typer.Option(None, help="first episode seed"),
+    episodes: int = typer.Option(None, help="episodes (seeds seed..seed+episodes-1)"),
+    policy: str = typer.Option(None, help="random | scripted[:noise] | a policy dir"),
+    world_model: str = typer.Option(None, "--world-model", help="oracle | none | a web world "
+                                    "model dir (none: the policy alone, mode policy_vote)"),
+    value: str = typer.Option(None, help="oracle | none | a value model dir"),
+    steps: int = typer.Option(None, help="max actions per episode (agent.max_steps)"),
+    candidates: int = typer.Option(None, help="policy samples per step K (agent.candidates)"),
+    branching: int = typer.Option(None, help="candidates kept and scored B (agent.branching)"),
+    mode: str = typer.Option(None, help="mpc | policy_vote | policy_sample (agent.mode)"),
+    stop_rule: str = typer.Option(None, "--stop-rule", help="parsed | substring (compat)"),
+    log: str = typer.Option(None, help="JSONL log (appended; finished episodes are skipped)"),
+    config: Path = typer.Option(None, help="YAML with WebAgentRunConfig fields"),
+    set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. agent.seed=3"),
+) -> None:
+    """Episodes of one task with the chosen components, logged to JSONL."""
+    from planners.web_eval import WebAgentRunConfig, parse_setting, run_episodes
+
+    if world_model == "none" and mode is None:
+        mode = "policy_vote"
+    flags = {"site": site, "family": family, "seed": seed, "episodes": episodes,
+             "policy": policy, "world_model": world_model, "value": value,
+             "agent.max_steps": steps, "agent.candidates": candidates,
+             "agent.branching": branching, "agent.mode": mode, "agent.stop_rule": stop_rule,
+             "log": log}
+    cfg = build_config(WebAgentRunConfig, config=config, flags=flags, sets=set_)
+    try:
+        s = parse_setting(f"run={cfg.policy},{cfg.world_model},{cfg.value},{cfg.agent.mode}")
+        jobs = [(cfg.site, cfg.family, cfg.seed + i) for i in range(cfg.episodes)]
+        ends = run_episodes(s, jobs, cfg.agent, cfg.log, reference=cfg.reference,
+                            device=cfg.device, progress=_progress)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        _fail(e)
+    if not ends:
+        typer.echo(f"every episode is already in {cfg.log}")
+    else:
+        k = sum(e["success"] for e in ends)
+        typer.echo(f"{k}/{len(ends)} episodes succeeded; log: {cfg.log}")
+
+
+def _progress(name: str, end: dict) -> None:
+    typer.echo(f"[{name}] {end['episode']}: {'success' if end['success'] else 'failure'} "
+               f"after {end['steps']} steps ({end['reason']})")
+
+
+@app.command("show")
+def show(
+    log: Path = typer.Argument(..., help="a JSONL log of wm webagent run/eval"),
+    episode: str = typer.Option(None, help="only this episode id (site/family/seed)"),
+    trees: bool = typer.Option(False, help="print every observation in full"),
+    max_lines: int = typer.Option(12, help="changed lines shown per tree change"),
+) -> None:
+    """Render logged episodes step by step: proposals, kept candidates with values and
+    predicted changes, the choice, and what really changed."""
+    from planners.web_logs import read_episodes, render_episode
+    from worldmodels.records import RecordError
+
+    try:
+        eps = read_episodes(log, complete_only=False)
+    except RecordError as e:
+        _fail(e)
+    if episode is not None:
+        eps = [e for e in eps if e["episode"] == episode]
+        if not eps:
+            _fail(ValueError(f"{log}: no episode {episode!r}"))
+    for ep in eps:
+        typer.echo(render_episode(ep, trees=trees, max_lines=max_lines))
+
+
+@app.command("eval", epilog=_epilog("eval"))
+def eval_(
+    episodes: int = typer.Option(None, help="seeds per task"),
+    seed: int = typer.Option(None, help="first seed"),
+    setting: list[str] = typer.Option(None, help="name=policy,world_model,value[,mode] "
+                                      "(repeatable; replaces the default settings)"),
+    compare: list[str] = typer.Option(None, help="a:b setting pair (repeatable)"),
+    out: str = typer.Option(None, help="output directory (logs/, results.json, report.md)"),
+    config: Path = typer.Option(None, help="YAML with WebAgentEvalConfig fields"),
+    set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. "
+                                   "'tasks=[shop/cheapest]'"),
+) -> None:
+    """Settings x seeded episodes: success per site and overall (Wilson 95%), paired McNemar
+    and bootstrap comparisons, failure analysis and cost per step. Resumable."""
+    from planners.web_eval import WebAgentEvalConfig, run_eval
+
+    flags = {"episodes": episodes, "seed": seed, "out": out,
+             "settings": _yaml_list(setting), "compare": _yaml_list(compare)}
+    cfg = build_config(WebAgentEvalConfig, config=config, flags=flags, sets=set_)
+    try:
+        _, md = run_eval(cfg, progress=_progress)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        _fail(e)
+    typer.echo(md)
+    typer.echo(f"written: {Path(cfg.out) / 'results.json'}, {Path(cfg.out) / 'report.md'}")
+
+
+def _yaml_list(items: list[str] | None) -> str | None:
+    import json
+
+    return json.dumps(list(items)) if items else None

@@ -1,0 +1,191 @@
+"""Statistics, failure analysis, log reading/rendering, the eval runner (resume, report) and
+the `wm webagent` command line, on the stub site and hand-made logs (no browser)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from web_agent_stubs import ListPolicy, StubEnv, TableValue, TruthWM  # noqa: E402
+
+from planners.web_agent import AgentConfig, JsonlLog, run_agent_episode  # noqa: E402
+from planners.web_eval import WebAgentEvalConfig, parse_setting, run_eval  # noqa: E402
+from planners.web_logs import read_episodes, render_episode  # noqa: E402
+from planners.web_stats import (  # noqa: E402
+    classify_failure,
+    failure_table,
+    mcnemar_exact,
+    paired_bootstrap,
+    wilson,
+)
+from worldmodels.cli import app  # noqa: E402
+from worldmodels.records import RecordError  # noqa: E402
+
+runner = CliRunner()
+
+
+def test_wilson_matches_hand_computed_intervals():
+    # 3/10: c = (0.3 + 1.92073/10) / 1.384146 = 0.355507; h = 1.959964/1.384146 *
+    # sqrt(0.021 + 3.841459/400) = 0.247716  (also statsmodels' proportion_confint 'wilson')
+    lo, hi = wilson(3, 10)
+    assert lo == pytest.approx(0.107791, abs=1e-6) and hi == pytest.approx(0.603222, abs=1e-6)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.277533), abs=1e-6)
+    assert wilson(10, 10) == pytest.approx((0.722467, 1.0), abs=1e-6)
+    assert wilson(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        wilson(4, 3)
+
+
+def test_mcnemar_exact_matches_the_binomial_by_hand():
+    a = [True] * 5 + [False] + [True] * 3 + [False] * 2
+    b = [False] * 5 + [True] + [True] * 3 + [False] * 2
+    r = mcnemar_exact(a, b)  # 5 vs 1 discordant: 2 * (C(6,0) + C(6,1)) / 2^6 = 14/64
+    assert (r["a_only"], r["b_only"], r["n"]) == (5, 1, 11)
+    assert r["p_value"] == pytest.approx(0.21875)
+    assert mcnemar_exact([False] * 6, [True] * 6)["p_value"] == pytest.approx(2 / 64)
+    assert mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
+    scipy = pytest.importorskip("scipy.stats")  # an independent implementation
+    assert r["p_value"] == pytest.approx(scipy.binomtest(1, 6, 0.5).pvalue)
+
+
+def test_paired_bootstrap_interval():
+    same = [True, False, True]
+    assert paired_bootstrap(same, same) == {"diff": 0.0, "low": 0.0, "high": 0.0}
+    assert paired_bootstrap([False] * 4, [True] * 4) == {"diff": 1.0, "low": 1.0, "high": 1.0}
+    a, b = [False] * 10 + [True] * 10, [True] * 5 + [False] * 5 + [True] * 10
+    r = paired_bootstrap(a, b, resamples=500)
+    assert r["diff"] == 0.25 and r["low"] < 0.25 < r["high"] and 0 <= r["low"]
+    assert r == paired_bootstrap(a, b, resamples=500)  # seeded
+
+
+def _ep(steps, success=False):
+    return {"episode": "x", "start": {}, "steps": steps, "end": {"success": success}}
+
+
+def _step(i, choice, ref, kept, proposals=None, matched=True, value_real=None, info=None):
+    return {"step": i, "choice": choice, "reference_action": ref, "kept": kept,
+            "proposals": proposals or [{"action": k["action"]} for k in kept],
+            "prediction_matched": matched, "value_real": value_real, "info": info or {}}
+
+
+def test_failure_categories_at_the_decisive_step():
+    ok = _step(0, "click [1]", "click [1]", [{"action": "click [1]", "value": 0.0}])
+    # the script's action was not kept (only proposed once, outvoted)
+    s = _step(1, "click [2]", "click [9]", [{"action": "click [2]", "value": 0.0}],
+              proposals=[{"action": "click [2]"}, {"action": "click [9]"}])
+    assert classify_failure(_ep([ok, s])) == ("no_good_candidate", {
+        "step": 1, "not_proposed": False, "oracle_better_candidate": None})
+    kept = [{"action": "click [2]", "value": 0.9}, {"action": "click [9]", "value": 0.4}]
+    # over-optimistic wrong prediction of the chosen action
+    s = _step(1, "click [2]", "click [9]", kept, matched=False, value_real=0.1)
+    assert classify_failure(_ep([ok, s]))[0] == "wrong_prediction"
+    # right prediction, the value preferred it anyway
+    s = _step(1, "click [2]", "click [9]", kept, matched=True, value_real=0.9,
+              info={"world_model": {"true_success": {"click [2]": False, "click [9]": True}}})
+    cat, d = classify_failure(_ep([ok, s]))
+    assert cat == "wrong_value" and d["oracle_better_candidate"] is True
+    # a wrong prediction that was not over-optimistic is the value's fault
+    s = _step(1, "click [2]", "click [9]", kept, matched=False, value_real=0.95)
+    assert classify_failure(_ep([ok, s]))[0] == "wrong_value"
+    s = _step(1, "click [2]", "click [9]", [{"action": "click [2]"}, {"action": "click [9]"}])
+    assert classify_failure(_ep([ok, s]))[0] == "policy_choice"
+    assert classify_failure(_ep([ok]))[0] == "no_deviation"
+    assert classify_failure(_ep([_step(0, "go_back", None, [])]))[0] == "no_reference"
+    table = failure_table([_ep([ok, s]), _ep([ok]), _ep([ok], success=True)])
+    assert table["failures"] == 2 and table["policy_choice"] == 1 and table["no_deviation"] == 1
+
+
+def _log(tmp_path, policy=("click [2]", "click [3]"), **cfg):
+    path = tmp_path / "log.jsonl"
+    with JsonlLog(path) as log:
+        run_agent_episode(StubEnv(), ListPolicy(policy), TruthWM(),
+                          TableValue({"click [3]": 1.0}), "stub", "b", 0,
+                          AgentConfig(candidates=2, max_steps=2, **cfg), log)
+    return path
+
+
+def test_read_episodes_keeps_the_last_complete_attempt_and_names_bad_lines(tmp_path):
+    path = _log(tmp_path)
+    lines = path.read_text().splitlines()
+    # an interrupted attempt (start + one step, no end) after the complete one
+    path.write_text("\n".join(lines + lines[:2]) + "\n")
+    eps = read_episodes(path)
+    assert len(eps) == 1 and eps[0]["end"]["success"] and len(eps[0]["steps"]) == 2
+    assert read_episodes(path, complete_only=False)[0]["end"] is None
+    bad = json.loads(lines[1])
+    del bad["kept"]
+    path.write_text(lines[0] + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(RecordError, match=r"log.jsonl: line 2: field 'kept'"):
+        read_episodes(path)
+    path.write_text(lines[1] + "\n")
+    with pytest.raises(RecordError, match="before its episode_start"):
+        read_episodes(path)
+
+
+def test_show_renders_a_logged_episode(tmp_path):
+    path = _log(tmp_path)
+    text = render_episode(read_episodes(path)[0])
+    assert "Objective: Open page B." in text and "-> click [3]  (x1)  value 1.000" in text
+    assert "chose: click [3] (argmax)" in text and "End: SUCCESS" in text
+    assert "+ [1] RootWebArea 'b'" in text  # the predicted and the real change
+    r = runner.invoke(app, ["webagent", "show", str(path)])
+    assert r.exit_code == 0 and r.output.strip() == text.strip()
+    r = runner.invoke(app, ["webagent", "show", str(path), "--episode", "nope"])
+    assert r.exit_code == 2 and "no episode 'nope'" in r.output
+
+
+def test_eval_runs_settings_on_the_same_episodes_resumes_and_reports(tmp_path):
+    cfg = WebAgentEvalConfig(
+        tasks=["stub/b"], episodes=3, seed=5, out=str(tmp_path / "ev"), reference="none",
+        settings=["alone=web_agent_stubs:wrong_policy,none,none,policy_vote",
+                  "mpc=web_agent_stubs:wrong_policy,web_agent_stubs:TruthWM,"
+                  "web_agent_stubs:b_value"],
+        agent=AgentConfig(candidates=3, max_steps=2))
+    env = StubEnv()
+    res, md = run_eval(cfg, env=env)
+    alone, mpc = res["settings"]["alone"], res["settings"]["mpc"]
+    assert alone["overall"]["successes"] == 0 and mpc["overall"]["successes"] == 3
+    assert mpc["per_site"]["stub"]["ci95"] == pytest.approx(list(wilson(3, 3)))
+    c = res["comparisons"][0]
+    assert (c["a"], c["b"], c["n"], c["b_only"]) == ("alone", "mpc", 3, 3)
+    assert c["p_value"] == pytest.approx(0.25)  # 2 * 0.5^3
+    assert mpc["cost"]["per_step"]["policy_samples"] == 3
+    assert mpc["cost"]["per_step"]["world_model_predictions"] == 2
+    assert alone["failures"]["no_reference"] == 3
+    assert "| mpc | 100.0% [43.9, 100.0] (n=3)" in md
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["comparisons"][0]["n"] == 3
+    log = tmp_path / "ev" / "logs" / "mpc.jsonl"
+    before = log.read_text()
+    res2, _ = run_eval(cfg, env=env)  # resumed: nothing runs again
+    assert log.read_text() == before
+    assert res2["settings"]["mpc"]["overall"] == mpc["overall"]
+    cfg.settings = ["mpc=web_agent_stubs:wrong_policy,none,none"]
+    with pytest.raises(ValueError, match="setting 'mpc' was run as"):
+        run_eval(cfg, env=env)
+
+
+def test_settings_are_parsed_and_checked():
+    s = parse_setting("alone=runs/policy,none,none")
+    assert (s.policy, s.world_model, s.value, s.mode) == ("runs/policy", "none", "none",
+                                                          "policy_vote")
+    assert parse_setting("m=random,oracle,oracle").mode == "mpc"
+    for bad, msg in [("noname", "expected 'name="), ("a=random,oracle", "expected"),
+                     ("a=random,none,oracle,mpc", "needs a world model"),
+                     ("a=random,oracle,oracle,fast", "not one of")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_setting(bad)
+
+
+def test_cli_bad_inputs_exit_2(tmp_path):
+    r = runner.invoke(app, ["webagent", "run", "--world-model", "none", "--mode", "mpc",
+                            "--log", str(tmp_path / "l.jsonl")])
+    assert r.exit_code == 2 and "needs a world model" in r.output
+    r = runner.invoke(app, ["webagent", "eval", "--setting", "x=random", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "name=policy,world_model,value" in r.output
+    r = runner.invoke(app, ["webagent", "run", "--policy", str(tmp_path / "missing"),
+                            "--log", str(tmp_path / "l.jsonl")])
+    assert r.exit_code == 2 and "no such directory" in r.output
