@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
+from worldmodels.envs.web.actions import ActionError, format_action, parse_action
 from worldmodels.envs.web.agents import RandomAgent, ScriptedAgent, page_url
 
 __all__ = ["AgentState", "EpisodeInfo", "Policy", "WebWorldModel", "ValueFunction",
@@ -92,6 +93,11 @@ def next_state(state: AgentState, action: str, tree: str) -> AgentState:
 
 # ---- policies ---------------------------------------------------------------------------------
 
+def _canonical(action: str) -> str:
+    a = parse_action(action)
+    return action if isinstance(a, ActionError) else format_action(a)
+
+
 class RandomPolicy:
     """``n`` uniform random valid actions of the state's tree, drawn as
     :class:`worldmodels.envs.web.agents.RandomAgent` draws them (click a clickable, type into a
@@ -107,25 +113,44 @@ class ScriptedPolicy:
     """The family's scripted agent (:class:`~worldmodels.envs.web.agents.ScriptedAgent`) as a
     policy: ``n`` draws, each the script's action, or with probability ``noise`` a random valid
     one (from ``rng``). Reads the task's parameters (``begin_episode``), so it is a reference
-    policy, not a learned one. A script's per-episode memory is updated by every proposal."""
+    policy, not a learned one.
+
+    A script keeps per-episode notes (e.g. "voted"). Each draw starts from the notes as they
+    stood after the actions really executed (``state.previous_actions``), so proposing an action
+    that is then not executed never changes what the script believes happened.
+    """
 
     def __init__(self, noise: float = 0.0):
         if not 0.0 <= noise <= 1.0:
             raise ValueError(f"ScriptedPolicy noise must be in [0, 1], got {noise}")
         self.noise, self.agent, self.task = noise, None, None
+        self._notes: dict[tuple[str, ...], dict] = {}
 
     def begin_episode(self, episode: EpisodeInfo) -> None:
         if episode.task is None:
             raise ValueError("ScriptedPolicy needs the episode's task (EpisodeInfo.task)")
         self.agent = ScriptedAgent(episode.site, episode.family, self.noise)
-        self.task = episode.task
+        self.task, self._notes = episode.task, {(): {}}
+
+    def _notes_at(self, prefix: tuple[str, ...]) -> dict:
+        while prefix not in self._notes:  # an action the script did not propose: keep its notes
+            prefix = prefix[:-1]
+        return self._notes[prefix]
 
     def propose(self, state: AgentState, n: int, rng: random.Random) -> list[str]:
+        import copy
+
         if self.agent is None:
             raise RuntimeError("ScriptedPolicy.propose before begin_episode")
         self.agent.random.rng = rng
-        return [self.agent.act(state.observation, self.task, list(state.previous_actions))
-                for _ in range(n)]
+        prefix, out = tuple(state.previous_actions), []
+        base = self._notes_at(prefix)
+        for _ in range(n):
+            self.agent.memory = copy.deepcopy(base)
+            a = self.agent.act(state.observation, self.task, list(prefix))
+            self._notes.setdefault((*prefix, _canonical(a)), self.agent.memory)
+            out.append(a)
+        return out
 
 
 # ---- the true site as world model and value ---------------------------------------------------

@@ -198,3 +198,25 @@ def test_config_is_validated():
     for bad in ({"candidates": 0}, {"branching": 1.5}, {"stop_rule": "regex"}, {"mode": "x"}):
         with pytest.raises(ValueError, match="AgentConfig"):
             AgentConfig(**bad)
+
+
+def test_scripted_policy_notes_follow_the_executed_actions(monkeypatch):
+    from planners.web_components import EpisodeInfo, ScriptedPolicy
+    from worldmodels.envs.web import agents
+
+    def script(obs, task, history, memory):  # votes once, then stops (like forum/upvote)
+        if memory.get("voted"):
+            return "stop []"
+        memory["voted"] = True
+        return "click  [3]"
+
+    monkeypatch.setitem(agents.SCRIPTS, ("stub", "b"), script)
+    p = ScriptedPolicy()
+    p.begin_episode(EpisodeInfo("stub", "b", 0, "http://stub.test", object()))
+    s = state()
+    # proposing the vote three times does not make the script believe it voted
+    assert p.propose(s, 3, random.Random(0)) == ["click  [3]"] * 3
+    after = AgentState(s.objective, s.url, tree("b"), ("click [3]",), "stub", "b")
+    assert p.propose(after, 2, random.Random(0)) == ["stop []"] * 2
+    other = AgentState(s.objective, s.url, tree("a"), ("scroll [down]",), "stub", "b")
+    assert p.propose(other, 1, random.Random(0)) == ["click  [3]"]
