@@ -50,6 +50,27 @@ def test_files_load_and_gold_diffs_replay(built):
     assert 0.0 <= meta["unchanged_share"] <= 1.0
 
 
+def test_records_carry_policy_and_value_fields(built):
+    """agent / noise / seed / success / episode_success / episode_steps (issue #22), consistent
+    within each browser episode: the last step's check is the episode's success."""
+    meta, out, _ = built
+    episodes: dict = {}
+    for name in SPLIT_FILES.values():
+        for r in json.loads((out / name).read_text()):
+            episodes.setdefault((r["family"], r["episode"]), []).append(r)
+    assert sum(len(v) for v in episodes.values()) == meta["transitions"]
+    for recs in episodes.values():
+        recs.sort(key=lambda r: r["step"])
+        first = recs[0]
+        assert first["agent"] in ("random", "scripted") and isinstance(first["success"], bool)
+        assert first["noise"] == 0.0 if first["agent"] == "random" else first["noise"] in (0.0, 0.2, 0.5)
+        assert all(r[k] == first[k] for r in recs for k in ("agent", "noise", "seed",
+                                                            "episode_success", "episode_steps"))
+        if meta["dedup"]["train_removed"] == 0:  # nothing dropped: the whole episode is here
+            assert [r["step"] for r in recs] == list(range(first["episode_steps"]))
+            assert recs[-1]["success"] == first["episode_success"]
+
+
 def test_held_out_family_only_in_its_file(built):
     _, out, _ = built
     fam = {s: {t.raw["family"] for t in load_webarena(out / n)} for s, n in SPLIT_FILES.items()}
@@ -94,7 +115,7 @@ def test_cli_help_lists_flags():
     res = CliRunner().invoke(app, ["build", "web", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     for flag in ("--config", "--set", "--episodes", "--families", "--test-family", "--max-steps",
-                 "--workers", "--test-every", "--quiet", "episodes_per_family"):
+                 "--workers", "--test-every", "--quiet", "--overwrite", "episodes_per_family"):
         assert flag in res.output, flag
 
 

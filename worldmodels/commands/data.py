@@ -213,6 +213,9 @@ def build_web(
     config: Path | None = typer.Option(None, "--config", help="recipe YAML (WebDataConfig)"),
     set_: list[str] = typer.Option([], "--set", help="override a field: key=value (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replay every episode, discarding those cached in --out "
+        "(default: resume the same config, refuse a different one)"),
 ) -> None:
     """Browse the local sites (scripted agents with noise, random agents) with Chromium and
     write WMA WebArena-format transitions: train.json, test.json, test_family.json, meta.json.
@@ -225,7 +228,7 @@ def build_web(
         "out": out, "episodes_per_family": episodes, "families": _split_list(families),
         "test_family": test_family, "max_steps": max_steps, "seed": seed,
         "expert_noise": _split_list(noise, float), "random_fraction": random_fraction,
-        "workers": workers, "test_every": test_every,
+        "workers": workers, "test_every": test_every, "overwrite": overwrite or None,
     }
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None] + list(set_)
     try:

@@ -12,7 +12,21 @@ i])`` only. Each step is one record in WMA's WebArena format (``../shared/refere
 previous_actions, observation, current_action, next_state_acctree`` and the gold diff
 ``new_items, deleted_items, updated_items`` plus ``next_state_tao`` from the ``annotate``
 function the caller passes (``wm data build web``: :func:`worldmodels.tasks.web_diff.gold_fields`,
-``clean`` mode; the builder does not import the task layer), and ``site, family, episode, step``.
+``clean`` mode; the builder does not import the task layer), ``site, family, episode, step``,
+and for a learned policy / value model (issue #22) ``agent`` (``"random"``/``"scripted"``),
+``noise``, ``seed`` (the episode's), ``success`` (the task check right after this step),
+``episode_success`` and ``episode_steps`` (:func:`.agents.run_episode`).
+
+Resume: each finished episode is cached as ``out/.episodes/<site>__<family>/<i>.json``
+(written atomically as it finishes, next to ``out/.episodes/config.json``), so re-running the
+same config plays only the missing episodes. A different config in the same ``out`` is an
+error naming the fields that differ, unless ``overwrite`` (``--overwrite``), which deletes the
+cache first and plays everything again. ``workers`` may differ between runs (it does not change an episode).
+
+Deduplication: within ``train.json`` a record whose (observation, current_action,
+next_state_acctree) equals an earlier one is dropped (meta.json ``dedup.train_removed``);
+``test.json`` and ``test_family.json`` are never deduplicated against train: their records that
+also occur in train are counted instead (``dedup.test_overlap``, ``dedup.test_family_overlap``).
 
 The sites' servers listen on random ports; every ``http://127.0.0.1:<port>`` origin in urls,
 observations and actions is replaced by ``http://localhost:<site>`` (:func:`fixed_origin`) so
@@ -20,14 +34,17 @@ the same config gives identical record files (only meta.json's ``build`` timings
 
 Files written to ``out``: ``train.json`` (episodes ``i % test_every != 0`` of the families not
 held out), ``test.json`` (the others), ``test_family.json`` (every episode of
-``test_family``, in no other file), ``meta.json`` (config, counts, success rate per family,
-share of unchanged transitions, steps/s). Files are JSON arrays, written atomically.
+``test_family``, in no other file), ``meta.json`` (config, counts, per family: episodes, steps,
+records, success rates overall / scripted / per agent and noise level, share of unchanged
+transitions; dedup counts; steps/s of the episodes played in this run). Files are JSON arrays,
+written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -68,6 +85,8 @@ class WebDataConfig:
         random_fraction: probability that an episode uses the random agent.
         workers: browser threads (each its own Chromium), >= 1.
         test_every: episode ``i`` of the other families is test iff ``i % test_every == 0``.
+        overwrite: delete the episodes cached in ``out`` and play every episode again (also
+            allowed when ``out`` holds another config's build; module docstring, "Resume").
     """
 
     out: str = "data/web"
@@ -80,6 +99,7 @@ class WebDataConfig:
     random_fraction: float = 0.2
     workers: int = 2
     test_every: int = 5
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.families:
@@ -127,6 +147,12 @@ def fixed_origin(text: str, site: str) -> str:
     return _ORIGIN.sub(f"http://localhost:{site}", text)
 
 
+#: Config fields that do not change an episode or the files: not compared on resume.
+_RUN_ONLY = ("out", "workers", "overwrite")
+#: Step fields copied into every record as they are.
+_STEP_FIELDS = ("agent", "noise", "seed", "success", "episode_success", "episode_steps")
+
+
 def _record(step: dict, site: str, family: str, episode: int, k: int, annotate) -> tuple[dict, bool]:
     fx = lambda t: fixed_origin(t, site)  # noqa: E731
     obs, nxt, action = fx(step["observation"]), fx(step["next_observation"]), fx(step["action"])
@@ -134,62 +160,140 @@ def _record(step: dict, site: str, family: str, episode: int, k: int, annotate) 
     return {"objective": step["objective"], "url": fx(step["url"]),
             "previous_actions": [fx(a) for a in step["previous_actions"]], "observation": obs,
             "current_action": action, "next_state_acctree": nxt, **gold, "site": site,
-            "family": family, "episode": episode, "step": k}, unchanged
+            "family": family, "episode": episode, "step": k,
+            **{f: step[f] for f in _STEP_FIELDS}}, unchanged
 
 
-def build_web_dataset(cfg: WebDataConfig, annotate, progress: bool = True,
-                      chromium: str | None = None) -> dict:
-    """Run the episodes and write the split files and meta.json into ``cfg.out``; the meta dict.
-    ``annotate(observation, next_observation, action) -> (gold record fields, unchanged)``, e.g.
-    :func:`worldmodels.tasks.web_diff.gold_fields`.
+def _episode_cache(cfg: WebDataConfig) -> Path:
+    """``out/.episodes`` checked against (or stamped with) ``cfg``; RuntimeError naming the
+    differing fields when it holds another config's episodes; ``cfg.overwrite`` deletes it."""
+    out = Path(cfg.out)
+    cache, want = out / ".episodes", {k: v for k, v in asdict(cfg).items() if k not in _RUN_ONLY}
+    stamp = cache / "config.json"
+    old = None
+    if stamp.exists():
+        old = json.loads(stamp.read_text())
+    elif (out / "meta.json").exists():  # a finished build without a cache
+        old = {k: v for k, v in json.loads((out / "meta.json").read_text()).get("config", {}).items()
+               if k not in _RUN_ONLY}
+    if cfg.overwrite:
+        shutil.rmtree(cache, ignore_errors=True)
+    elif old is not None and old != want:
+        diff = [f"{k}: {old.get(k)!r} -> {want.get(k)!r}" for k in sorted(set(old) | set(want))
+                if old.get(k) != want.get(k)]
+        raise RuntimeError(f"{out} holds a web dataset of a different config ({'; '.join(diff)}); "
+                           "pass --overwrite (overwrite=true) to rebuild it, or another --out")
+    atomic_write(stamp, lambda f: json.dump(want, f, indent=1), text=True)
+    return cache
 
-    RuntimeError (:data:`.browser.INSTALL_HINT`) when no Chromium is found, ImportError when
-    Playwright is missing."""
+
+def _cache_path(cache: Path, name: str, index: int) -> Path:
+    return cache / name.replace("/", "__") / f"{index}.json"
+
+
+def _play(cfg: WebDataConfig, cache: Path, progress: bool, chromium: str | None) -> dict:
+    """Play the episodes missing from ``cache`` (each cached as it finishes); build stats."""
     from tqdm import tqdm
 
     from .agents import run_parallel
     from .browser import find_chromium
 
-    chromium = chromium or find_chromium()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    plan = [(name, i) for name in cfg.families for i in range(cfg.episodes_per_family)]
+    todo = [(name, i) for name, i in plan if not _cache_path(cache, name, i).exists()]
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="web episodes", unit="ep",
+               disable=not progress)
+    played = {"episodes_run": len(todo), "episodes_cached": len(plan) - len(todo), "steps_run": 0}
+
+    def done(k: int, ep: dict) -> None:  # called under run_parallel's lock
+        name, i = todo[k]
+        atomic_write(_cache_path(cache, name, i), lambda f: json.dump(ep, f), text=True)
+        played["steps_run"] += len(ep["steps"])
+        bar.update(1)
+
+    t0 = time.perf_counter()
+    if todo:
+        run_parallel([episode_plan(cfg, name, i) for name, i in todo], workers=cfg.workers,
+                     chromium=chromium or find_chromium(), on_result=done)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, **played,
+            "steps_per_s": played["steps_run"] / seconds if todo and seconds else None}
+
+
+def build_web_dataset(cfg: WebDataConfig, annotate, progress: bool = True,
+                      chromium: str | None = None) -> dict:
+    """Run the episodes (resuming from ``out/.episodes``) and write the split files and
+    meta.json into ``cfg.out``; the meta dict. ``annotate(observation, next_observation,
+    action) -> (gold record fields, unchanged)``, e.g. :func:`worldmodels.tasks.web_diff.gold_fields`.
+
+    RuntimeError (:data:`.browser.INSTALL_HINT`) when no Chromium is found, or when ``out``
+    holds another config's episodes (without ``overwrite``); ImportError when Playwright is
+    missing."""
+    cache = _episode_cache(cfg)
+    build = _play(cfg, cache, progress, chromium)
     splits: dict[str, list] = {k: [] for k in SPLIT_FILES}
-    per_family, t0, n_steps = {}, time.perf_counter(), 0
-    bar = tqdm(total=len(cfg.families) * cfg.episodes_per_family, desc="web episodes",
-               unit="ep", disable=not progress)
-    for name in cfg.families:  # one run_parallel per family: the bar advances per family
-        jobs = [episode_plan(cfg, name, i) for i in range(cfg.episodes_per_family)]
-        results = run_parallel(jobs, workers=cfg.workers, chromium=chromium)
-        bar.update(len(jobs))
-        recs_n = unchanged = 0
+    per_family, n_steps, seen = {}, 0, set()
+    dedup = {"key": "(observation, current_action, next_state_acctree)", "train_removed": 0,
+             "test_overlap": 0, "test_family_overlap": 0}
+    held: list = []  # (split, record) of test / test_family, compared with train at the end
+    for name in cfg.families:
+        results = [json.loads(_cache_path(cache, name, i).read_text())
+                   for i in range(cfg.episodes_per_family)]
+        steps_n = unchanged = written = removed = 0
         for i, ep in enumerate(results):
             split = ("test_family" if name == cfg.test_family else
                      "test" if i % cfg.test_every == 0 else "train")
             for k, step in enumerate(ep["steps"]):
                 rec, same = _record(step, ep["site"], ep["family"], i, k, annotate)
                 unchanged += same
+                key = (rec["observation"], rec["current_action"], rec["next_state_acctree"])
+                if split == "train":
+                    if key in seen:
+                        removed += 1
+                        continue
+                    seen.add(key)
+                else:
+                    held.append((split, key))
                 splits[split].append(rec)
-            recs_n += len(ep["steps"])
-        n_steps += recs_n
-        per_family[name] = {
-            "episodes": len(results), "transitions": recs_n,
-            "success_rate": sum(r["success"] for r in results) / len(results),
-            "scripted_success_rate": _rate([r["success"] for r, j in zip(results, jobs, strict=True)
-                                            if j["agent"] != "random"]),
-            "unchanged_share": unchanged / recs_n if recs_n else None}
-    bar.close()
-    seconds = time.perf_counter() - t0
+                written += 1
+            steps_n += len(ep["steps"])
+        n_steps += steps_n
+        dedup["train_removed"] += removed
+        per_family[name] = _family_stats(results, steps_n, written, removed, unchanged)
+    for split, key in held:
+        dedup[f"{split}_overlap"] += key in seen
     for split, recs in splits.items():
-        atomic_write(out / SPLIT_FILES[split], lambda f, r=recs: json.dump(r, f, indent=1), text=True)
-    total_unchanged = sum((v["unchanged_share"] or 0) * v["transitions"] for v in per_family.values())
+        atomic_write(Path(cfg.out) / SPLIT_FILES[split],
+                     lambda f, r=recs: json.dump(r, f, indent=1), text=True)
+    total_unchanged = sum((v["unchanged_share"] or 0) * v["steps"] for v in per_family.values())
     meta = {"config": asdict(cfg), "files": SPLIT_FILES,
-            "counts": {k: len(v) for k, v in splits.items()}, "transitions": n_steps,
-            "families": per_family,
+            "counts": {k: len(v) for k, v in splits.items()},
+            "transitions": sum(len(v) for v in splits.values()), "steps": n_steps,
+            "families": per_family, "dedup": dedup,
             "unchanged_share": total_unchanged / n_steps if n_steps else None,
             "origin": "http://127.0.0.1:<port> replaced by http://localhost:<site>",
-            "build": {"seconds": seconds, "steps_per_s": n_steps / seconds if seconds else None}}
-    atomic_write(out / "meta.json", lambda f: json.dump(meta, f, indent=1), text=True)
+            "build": build}
+    atomic_write(Path(cfg.out) / "meta.json", lambda f: json.dump(meta, f, indent=1), text=True)
     return meta
+
+
+def _family_stats(results: list[dict], steps: int, written: int, removed: int,
+                  unchanged: int) -> dict:
+    """Per-family meta: episodes, steps played, records written (``transitions``), duplicates
+    removed from train, success rates (all, scripted, per agent: ``"random"`` or the noise)."""
+    by_agent: dict[str, list] = {}
+    for r in results:
+        by_agent.setdefault("random" if r["agent"] == "random" else f"noise {r['noise']}",
+                            []).append(r["success"])
+    return {"episodes": len(results), "steps": steps, "transitions": written,
+            "train_duplicates_removed": removed,
+            "success_rate": sum(r["success"] for r in results) / len(results),
+            "scripted_success_rate": _rate([r["success"] for r in results
+                                            if r["agent"] != "random"]),
+            "success_by_agent": {k: {"episodes": len(v), "success_rate": _rate(v)}
+                                 for k, v in sorted(by_agent.items())},
+            "mean_steps": steps / len(results),
+            "unchanged_share": unchanged / steps if steps else None}
 
 
 def _rate(flags: list) -> float | None:
