@@ -115,7 +115,8 @@ def success_to_go(k: int, success: bool, later_success_steps: list[int], episode
     """The value label of the state after step ``k`` (a Monte-Carlo success-to-go):
     1 if the task check holds after step k (``success``); else ``gamma ** (s - k)`` if the
     episode succeeds, s = the first step after k whose check holds (``later_success_steps``;
-    none recorded: the episode's last step ``episode_steps - 1``); else 0.
+    none recorded, e.g. the builder dropped those records as duplicates of train records: the
+    episode's last step ``episode_steps - 1``, where the check holds); else 0.
     Raises ValueError when the episode succeeds but no step after k could be the success."""
     if success:
         return 1.0
