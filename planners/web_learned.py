@@ -14,6 +14,9 @@ ten digit tokens, / 9 (``tasks.web_value``). ``LikertJudge``: a Likert prompt (a
 :data:`LIKERT_PROMPT`) sampled ``samples`` times; each answer's ``[Score]: N`` parsed with
 RLVR-World's regex ``\\[Score\\]\\:\\s*(\\d+)`` (out of 1..5 or unparseable: 0), averaged, / 5.
 
+The policy and value models were trained on ``wm data build web`` records, whose URLs carry the
+fixed origin ``http://localhost:<site>``: by default they see a live state that way and the
+policy's actions get the live origin back (``fixed_origin=False``: as they are).
 A prompt longer than the model's window loses the tree's last lines (never the objective);
 malformed model output never raises (the loop counts unparseable proposals; a judge's bad answer
 scores 0). Each component sets ``last_info`` (JSON-able) after a call; the loop logs it.
@@ -28,17 +31,35 @@ from pathlib import Path
 
 import torch
 
+from worldmodels.envs.web.build import fixed_origin
 from worldmodels.world_model import WorldModel
 
-__all__ = ["LMPolicy", "LearnedValue", "LikertJudge", "LIKERT_PROMPT", "likert_score"]
+__all__ = ["LMPolicy", "LearnedValue", "LikertJudge", "LIKERT_PROMPT", "likert_score", "to_live"]
 
 SCORE = re.compile(r"\[Score\]\:\s*(\d+)")
+LIVE_ORIGIN = re.compile(r"http://127\.0\.0\.1:\d+")
 
 
-def _state_dict(state, objective: str | None = None) -> dict:
-    return {"objective": objective if objective is not None else state.objective, "url": state.url,
-            "observation": state.observation, "previous_actions": list(state.previous_actions),
-            "site": getattr(state, "site", ""), "family": getattr(state, "family", "")}
+def _state_dict(state, objective: str | None = None, fixed: bool = True) -> dict:
+    """The state as the models' training records show it: with ``fixed``, every live origin
+    ``http://127.0.0.1:<port>`` written ``http://localhost:<site>`` (``wm data build web``'s
+    ``fixed_origin``)."""
+    site = getattr(state, "site", "") or ""
+
+    def fx(text: str) -> str:
+        return fixed_origin(text, site) if fixed and site else text
+
+    return {"objective": objective if objective is not None else state.objective, "url": fx(state.url),
+            "observation": fx(state.observation), "previous_actions": [fx(a) for a in state.previous_actions],
+            "site": site, "family": getattr(state, "family", "")}
+
+
+def to_live(action: str, state) -> str:
+    """``action`` with the fixed origin ``http://localhost:<site>`` written as the state's live
+    origin (the first ``http://127.0.0.1:<port>`` of its URL or tree; unchanged when none)."""
+    m = LIVE_ORIGIN.search(state.url) or LIVE_ORIGIN.search(state.observation)
+    site = getattr(state, "site", "") or ""
+    return action.replace(f"http://localhost:{site}", m.group(0)) if m and site else action
 
 
 def _load(model_dir, kind: str, device: str) -> WorldModel:
@@ -59,15 +80,18 @@ class LMPolicy:
     """A behaviour-cloned policy directory (``wm pretrain web-policy``) as a ``Policy``.
 
     model_dir: the policy's directory. temperature (> 0) / top_p (None: no truncation): sampling.
-    device: torch device. ``last_info``: ``{"n", "parsed", "policy_s"}`` of the last call.
+    device: torch device. fixed_origin: the model sees live origins written as the training
+    records' ``http://localhost:<site>`` and its actions get the live origin back (``to_live``);
+    false: states and actions as they are. ``last_info``: ``{"n", "parsed", "policy_s"}``.
     Raises ValueError for another kind of directory or temperature <= 0.
     """
 
-    def __init__(self, model_dir, temperature: float = 1.0, top_p: float | None = 0.95, device: str = "cpu"):
+    def __init__(self, model_dir, temperature: float = 1.0, top_p: float | None = 0.95, device: str = "cpu",
+                 fixed_origin: bool = True):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.wm = _load(model_dir, "web_policy", device)
-        self.temperature, self.top_p = float(temperature), top_p
+        self.temperature, self.top_p, self.fixed_origin = float(temperature), top_p, bool(fixed_origin)
         self.last_info: dict = {}
 
     def propose(self, state, n: int, rng: random.Random) -> list[str]:
@@ -76,34 +100,35 @@ class LMPolicy:
             return []
         t0 = time.perf_counter()
         task = self.wm.task
-        batch, req = task.predict_request([_state_dict(state)], None, n_samples=n)
+        batch, req = task.predict_request([_state_dict(state, fixed=self.fixed_origin)], None, n_samples=n)
         req.group_size = n  # one prompt, n samples: prefilled once
         gen = torch.Generator(device=self.wm.device).manual_seed(rng.getrandbits(63))
         out = self.wm.generate(req, temperature=self.temperature, top_p=self.top_p, generator=gen)
         pred = task.decode(batch, out)
         self.last_info = {"n": n, "parsed": sum(v is not None for v in pred["verb"]),
                           "policy_s": round(time.perf_counter() - t0, 3)}
-        return list(pred["text"])
+        return [to_live(a, state) if self.fixed_origin else a for a in pred["text"]]
 
 
 class LearnedValue:
     """A value-model directory (``wm pretrain web-value``) as a ``ValueFunction``: per state the
     expectation of the digit under the model's softmax over the ten digit tokens, / 9, with the
-    given objective; one forward pass per ``batch_size`` states, no sampling.
+    given objective; one forward pass per ``batch_size`` states, no sampling. ``fixed_origin``:
+    live origins written as the training records' ``http://localhost:<site>`` (as LMPolicy).
     ``last_info``: ``{"states", "value_s"}``. Raises ValueError for another kind of directory."""
 
-    def __init__(self, model_dir, device: str = "cpu", batch_size: int = 16):
+    def __init__(self, model_dir, device: str = "cpu", batch_size: int = 16, fixed_origin: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.wm = _load(model_dir, "web_value", device)
-        self.batch_size = batch_size
+        self.batch_size, self.fixed_origin = batch_size, bool(fixed_origin)
         self.last_info: dict = {}
 
     def values(self, objective: str, states: list) -> list[float]:
         t0 = time.perf_counter()
         out: list[float] = []
         for i in range(0, len(states), self.batch_size):
-            chunk = [_state_dict(s, objective) for s in states[i : i + self.batch_size]]
+            chunk = [_state_dict(s, objective, self.fixed_origin) for s in states[i : i + self.batch_size]]
             batch, _ = self.wm.task.predict_request(chunk, None, n_samples=1)
             out += [float(v) for v in self.wm.task.expected_values(self.wm.model, batch)]
         self.last_info = {"states": len(states), "value_s": round(time.perf_counter() - t0, 3)}

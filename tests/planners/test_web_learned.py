@@ -13,7 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from planners.web_components import AgentState, load_component
-from planners.web_learned import LearnedValue, LikertJudge, LMPolicy, likert_score
+from planners.web_learned import (
+    LearnedValue,
+    LikertJudge,
+    LMPolicy,
+    _state_dict,
+    likert_score,
+    to_live,
+)
 from tests.tasks.web_agent_records import CART, HATS, HOME, OBJECTIVE, records
 
 runner = CliRunner()
@@ -82,6 +89,26 @@ def task_step(s: AgentState):
 
     return state_step({"objective": OBJECTIVE, "url": s.url, "observation": s.observation,
                        "previous_actions": list(s.previous_actions)})
+
+
+def test_live_origins_become_the_training_records_fixed_origin_and_back(dirs, monkeypatch):
+    live = AgentState(OBJECTIVE, "http://127.0.0.1:5555/", HATS + "\n\t[20] link 'Cart' url: "
+                      "http://127.0.0.1:5555/cart", ("goto [http://127.0.0.1:5555/]",), "shop", "cheapest")
+    d = _state_dict(live)
+    assert d["url"] == "http://localhost:shop/" and "url: http://localhost:shop/cart" in d["observation"]
+    assert d["previous_actions"] == ["goto [http://localhost:shop/]"] and "127.0.0.1" not in str(d)
+    assert _state_dict(live, fixed=False)["url"] == "http://127.0.0.1:5555/"
+    assert to_live("goto [http://localhost:shop/cart]", live) == "goto [http://127.0.0.1:5555/cart]"
+    assert to_live("click [4]", live) == "click [4]"
+    policy = LMPolicy(dirs["web-policy"])
+    policy.wm.task.max_new_tokens = 2
+    seen = []
+    encode = policy.wm.task.encode
+    monkeypatch.setattr(policy.wm.task, "encode", lambda s, *a, **k: seen.append(s) or encode(s, *a, **k))
+    monkeypatch.setattr(policy.wm.task, "decode", lambda b, out: {"text": ["goto [http://localhost:shop/cart]"] * 2,
+                                                                 "verb": ["goto"] * 2})
+    assert policy.propose(live, 2, random.Random(0)) == ["goto [http://127.0.0.1:5555/cart]"] * 2
+    assert seen[0].url == "http://localhost:shop/" and "127.0.0.1" not in seen[0].observation
 
 
 def test_likert_score_by_hand():
