@@ -15,8 +15,9 @@ Per step (:func:`plan_step`):
 
 Modes: ``mpc`` (the above), ``policy_vote`` (the policy alone: execute the most frequent of the K
 parsed proposals, no world model or value) and ``policy_sample`` (the policy alone, one sample per
-step). RLVR-World's episode limit is ``max_steps=5``; our default is 10 because the scripted
-solutions of the local sites take up to ~8 steps (the forum's log-in takes three).
+step). RLVR-World's episode limit is ``max_steps=5``; our default is 15 (as
+``worldmodels.envs.web.agents.run_episode``'s) because the scripted solutions of the local sites
+take up to ~14 steps (the forum's log-in takes three, then it searches the sub-forums).
 
 Failures: an executed action that the env refuses (``info["valid"]`` False), or a step with no
 parseable proposal (nothing is executed), is a failed step; ``repeating_action_failure_th``
@@ -61,7 +62,7 @@ class AgentConfig:
 
     candidates: K, policy samples per step (RLVR-World: ``max(2*branching, 20)`` = 20).
     branching: B, most frequent parsed candidates kept and scored (RLVR-World: 3).
-    max_steps: actions per episode at most (RLVR-World: 5; ours 10, see the module doc).
+    max_steps: actions per episode at most (RLVR-World: 5; ours 15, see the module doc).
     stop_rule: ``parsed`` (a kept candidate whose parsed verb is ``stop``) or ``substring``
         (RLVR-World's ``"stop" in action_string``, compat).
     repeating_action_failure_th: consecutive failed steps, or identical executed actions in a
@@ -74,7 +75,7 @@ class AgentConfig:
 
     candidates: int = 20
     branching: int = 3
-    max_steps: int = 10
+    max_steps: int = 15
     stop_rule: str = "parsed"
     repeating_action_failure_th: int = 5
     mode: str = "mpc"

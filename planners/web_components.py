@@ -171,8 +171,9 @@ class OracleWorldModel:
     (every call is handed to it), next to the real env in the caller's thread.
 
     Cost per step with B candidates: B replays of ``1 + len(previous_actions)`` browser steps
-    plus B candidate steps (one replay is saved when the env already stands at the prefix,
-    e.g. after the last candidate was the one executed). ``last_info`` reports ``replays``,
+    plus B candidate steps (one replay is saved when the env already stands at the prefix:
+    candidates are executed last-to-first, so this happens whenever the first, most frequent,
+    candidate is the one executed). ``last_info`` reports ``replays``,
     ``browser_steps``, ``browser_s`` and ``true_success`` (action -> the task check after it) of
     the last call. ``outcomes`` maps
     ``previous_actions + (action,)`` to ``{"success", "valid", "done", "tree"}`` (the task check
@@ -235,9 +236,9 @@ class OracleWorldModel:
     def _predict(self, state: AgentState, actions: list[str]) -> list[str]:
         t0 = time.perf_counter()
         info = {"replays": 0, "browser_steps": 0}
-        prefix, trees = tuple(state.previous_actions), []
-        for a in actions:
-            key = (*prefix, a)
+        prefix = tuple(state.previous_actions)
+        for a in reversed(actions):  # the first (most frequent) last: often the one executed,
+            key = (*prefix, a)       # and then the next step needs no replay
             if key not in self.outcomes:
                 self._go_to(prefix, info)
                 obs, step = self.env.step(self._to_oracle(a))
@@ -245,7 +246,7 @@ class OracleWorldModel:
                 self._at = key
                 self.outcomes[key] = {"success": self.env.success(), "valid": step["valid"],
                                       "done": step["done"], "tree": self._to_real(obs)}
-            trees.append(self.outcomes[key]["tree"])
+        trees = [self.outcomes[(*prefix, a)]["tree"] for a in actions]
         self.last_info = {**info, "browser_s": round(time.perf_counter() - t0, 3),
                           "true_success": {a: self.outcomes[(*prefix, a)]["success"]
                                            for a in actions}}
