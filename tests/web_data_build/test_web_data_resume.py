@@ -136,11 +136,14 @@ def test_resume_plays_only_missing_episodes_and_gives_the_same_files(tmp_path, p
     resumed = played.calls[-1]
     assert len(resumed) == 7  # 10 episodes, 3 cached
     assert resumed[0] == episode_plan(_cfg(tmp_path), "shop/remove", 3)
-    assert meta["build"]["episodes_cached"] == 3 and meta["build"]["episodes_run"] == 7
+    assert meta["build"]["this_run"]["episodes_cached"] == 3 and meta["build"]["this_run"]["episodes_run"] == 7
     for name in SPLIT_FILES.values():
         assert (fresh / name).read_bytes() == (tmp_path / "r" / name).read_bytes(), name
-    _build(_cfg(tmp_path / "r"))  # a third run plays nothing
+    again = _build(_cfg(tmp_path / "r"))  # a third run plays nothing, keeps the timing
     assert played.calls[-1] is resumed and len(played.calls) == 3
+    assert again["build"]["this_run"]["episodes_run"] == 0
+    assert again["build"]["runs"] == meta["build"]["runs"] and len(again["build"]["runs"]) == 1
+    assert again["build"]["steps_run"] == 14  # the 7 resumed episodes, 2 steps each
 
 
 def test_other_config_in_same_out_is_an_error_unless_overwrite(tmp_path, played):

@@ -36,8 +36,8 @@ Files written to ``out``: ``train.json`` (episodes ``i % test_every != 0`` of th
 held out), ``test.json`` (the others), ``test_family.json`` (every episode of
 ``test_family``, in no other file), ``meta.json`` (config, counts, per family: episodes, steps,
 records, success rates overall / scripted / per agent and noise level, share of unchanged
-transitions; dedup counts; steps/s of the episodes played in this run). Files are JSON arrays,
-written atomically.
+transitions; dedup counts; ``build``: seconds and steps/s over the runs that played episodes,
+each run in ``runs``, this one in ``this_run``). Files are JSON arrays, written atomically.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class WebDataConfig:
     Attributes:
         out: output folder (created).
         families: ``"site/family"`` names (:data:`.tasks.TASK_FAMILIES`); default those with a
-            scripted agent (:data:`.agents.SCRIPTS`). Others run only random agents.
+            scripted agent (:data:`.scripts.SCRIPTS`: all ten). A family without a script would
+            run only random agents.
         test_family: a family of ``families`` held out entirely (``test_family.json`` only), or
             ``""`` for none.
         episodes_per_family: episodes each family plays.
@@ -230,7 +231,12 @@ def build_web_dataset(cfg: WebDataConfig, annotate, progress: bool = True,
     holds another config's episodes (without ``overwrite``); ImportError when Playwright is
     missing."""
     cache = _episode_cache(cfg)
-    build = _play(cfg, cache, progress, chromium)
+    this = _play(cfg, cache, progress, chromium)
+    runs = _earlier_runs(Path(cfg.out)) if this["episodes_cached"] else []
+    runs += [this] if this["episodes_run"] else []
+    seconds, steps = sum(r["seconds"] for r in runs), sum(r["steps_run"] for r in runs)
+    build = {"seconds": seconds, "steps_per_s": steps / seconds if seconds else None,
+             "steps_run": steps, "this_run": this, "runs": runs}
     splits: dict[str, list] = {k: [] for k in SPLIT_FILES}
     per_family, n_steps, seen = {}, 0, set()
     dedup = {"key": "(observation, current_action, next_state_acctree)", "train_removed": 0,
@@ -275,6 +281,14 @@ def build_web_dataset(cfg: WebDataConfig, annotate, progress: bool = True,
             "build": build}
     atomic_write(Path(cfg.out) / "meta.json", lambda f: json.dump(meta, f, indent=1), text=True)
     return meta
+
+
+def _earlier_runs(out: Path) -> list[dict]:
+    """The ``build.runs`` of the meta.json a resumed build leaves in ``out`` ([] when none)."""
+    try:
+        return list(json.loads((out / "meta.json").read_text())["build"]["runs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _family_stats(results: list[dict], steps: int, written: int, removed: int,
