@@ -13,8 +13,8 @@ present. A component may set ``last_info`` (a JSON-able dict) after each call; t
 Implemented here: :class:`RandomPolicy` (uniform random valid action, the baseline),
 :class:`ScriptedPolicy` (the site's scripted agent as a deterministic policy, for tests and as
 a "good policy" reference), :class:`OracleWorldModel` and :class:`OracleValue` (the true site,
-see their docstrings for the exact method and its cost) and :class:`LearnedWebWorldModel` (a
-trained web world model directory). The learned policy and value model are
+see their docstrings for the exact method and its cost); a trained web world model directory is
+:class:`planners.web_world_model.LearnedWebWorldModel`. The learned policy and value model are
 ``planners.web_learned`` (another module, same interfaces); :func:`load_component` resolves
 command-line names to components.
 """
@@ -30,8 +30,8 @@ from worldmodels.envs.web.actions import ActionError, format_action, parse_actio
 from worldmodels.envs.web.agents import RandomAgent, ScriptedAgent, page_url
 
 __all__ = ["AgentState", "EpisodeInfo", "Policy", "WebWorldModel", "ValueFunction",
-           "RandomPolicy", "ScriptedPolicy", "OracleWorldModel", "OracleValue",
-           "LearnedWebWorldModel", "next_state", "load_component"]
+           "RandomPolicy", "ScriptedPolicy", "OracleWorldModel", "OracleValue", "next_state",
+           "load_component"]
 
 
 @dataclass(frozen=True)
@@ -292,50 +292,6 @@ class OracleValue:
         return out
 
 
-# ---- a trained web world model ----------------------------------------------------------------
-
-class LearnedWebWorldModel:
-    """A trained web world model directory (``wm pretrain|rlvr web``) as the agent's world model.
-
-    Each candidate is one sample of ``WorldModel.predict`` (the web task's ``predict_request``
-    then ``decode``): the model writes a diff, which is applied to the current tree
-    (``decode``'s ``next_tree``). Malformed output (no diff section) predicts the current tree
-    unchanged and is counted: ``last_info`` holds ``malformed`` and the diff ``texts`` of the
-    last call. ``temperature``/``top_p``: sampling (RLVR-World serves its world model with
-    temperature 1.0, top-p 0.95). ``seed`` seeds a torch generator for reproducible samples.
-    """
-
-    def __init__(self, model_dir, device: str = "cpu", temperature: float = 1.0,
-                 top_p: float | None = 0.95, seed: int = 0):
-        import torch
-
-        from worldmodels.world_model import WorldModel
-
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.model = WorldModel.from_pretrained(model_dir, device=device)
-        if self.model.meta.get("kind") != "web":
-            raise ValueError(f"{model_dir}: a web world model is needed, got kind "
-                             f"{self.model.meta.get('kind')!r}")
-        self.temperature, self.top_p = temperature, top_p
-        self.generator = torch.Generator(device=self.model.device).manual_seed(seed)
-        self.malformed_total, self.last_info = 0, {}
-
-    def predict(self, state: AgentState, actions: list[str]) -> list[str]:
-        if not actions:
-            return []
-        page = {"observation": state.observation, "url": state.url, "objective": state.objective,
-                "previous_actions": list(state.previous_actions)}
-        out = self.model.predict([page] * len(actions), list(actions), n_samples=1,
-                                 temperature=self.temperature, top_p=self.top_p,
-                                 generator=self.generator)
-        trees = [t if isinstance(t, str) else state.observation for t in out["next_tree"]]
-        malformed = sum(not isinstance(t, str) for t in out["next_tree"])
-        self.malformed_total += malformed
-        self.last_info = {"malformed": malformed, "texts": list(out["text"])}
-        return trees
-
-
 # ---- command-line names -> components ---------------------------------------------------------
 
 def _learned(name: str):
@@ -385,7 +341,8 @@ def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
         return getattr(importlib.import_module(mod), attr)()
     if Path(spec).is_dir():
         if kind == "world_model":
+            from .web_world_model import LearnedWebWorldModel
             return LearnedWebWorldModel(spec, device=device)
-        return _learned("LMPolicy" if kind == "policy" else "LearnedValue")(spec)
+        return _learned("LMPolicy" if kind == "policy" else "LearnedValue")(spec, device=device)
     raise ValueError(f"--{kind.replace('_', '-')} {spec!r}: expected {forms[kind]} or "
                      f"pkg.module:factory (no such directory)")

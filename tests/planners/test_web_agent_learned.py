@@ -16,7 +16,8 @@ from web_agent_stubs import ListPolicy, StubEnv, TableValue, tree  # noqa: E402
 from web_records import CART, EMPTY_CART, records  # noqa: E402
 
 from planners.web_agent import AgentConfig, run_agent_episode  # noqa: E402
-from planners.web_components import AgentState, LearnedWebWorldModel, load_component  # noqa: E402
+from planners.web_components import AgentState, load_component  # noqa: E402
+from planners.web_world_model import LearnedWebWorldModel  # noqa: E402
 from worldmodels.commands.pretrain import app as pretrain_app  # noqa: E402
 
 STATE = AgentState("Buy a mug", "http://shop.test:7770/cart", CART, (), "shop", "cheapest")
@@ -78,3 +79,19 @@ def test_a_trained_web_world_model_drives_the_loop(tiny_web_wm):
     assert end["success"] and step["choice"] == "click [3]"
     assert step["info"]["world_model"]["malformed"] >= 0
     assert step["prediction_matched"] in (True, False) and step["observation"] == tree("home")
+
+
+def test_live_origins_are_shown_as_the_training_data_fixed_origin():
+    live = "http://127.0.0.1:41234"
+    state = AgentState("Buy a mug", f"{live}/cart", CART.replace("'Mug'", f"'Mug' url: {live}/p/1"),
+                       (f"goto [{live}/cart]",), "shop", "cheapest")
+    wm = LearnedWebWorldModel.__new__(LearnedWebWorldModel)
+    wm.model = FakeWorldModel([("Updated items:\n...", "[1] link 'x' url: http://localhost:shop/p/2")])
+    wm.temperature, wm.top_p, wm.generator, wm.malformed_total = 1.0, None, None, 0
+    wm.fixed_origin = True
+    assert wm.predict(state, [f"goto [{live}/p/2]"]) == [f"[1] link 'x' url: {live}/p/2"]
+    context, actions, _, _ = wm.model.calls[0]
+    assert actions == ["goto [http://localhost:shop/p/2]"]
+    assert context[0]["url"] == "http://localhost:shop/cart"
+    assert context[0]["previous_actions"] == ["goto [http://localhost:shop/cart]"]
+    assert "url: http://localhost:shop/p/1" in context[0]["observation"]
