@@ -227,13 +227,14 @@ def _end_reason(history: list[str], failures: int, th: int) -> str | None:
 
 def run_agent_episode(env, policy, world_model, value, site: str, family: str, seed: int,
                       cfg: AgentConfig, log: Callable[[dict], None] | None = None,
-                      reference=None, episode: str | None = None) -> dict:
+                      reference=None, episode: str | None = None,
+                      meta: dict | None = None) -> dict:
     """One episode of the agent on ``env`` (a ``WebEnv`` or anything with its ``reset``,
     ``step``, ``success``, ``task.objective`` and ``server.url``).
 
     ``reference``: an optional policy (e.g. ``ScriptedPolicy()``) asked once per step, for the
     log only (``reference_action``, used by the failure analysis); it never acts. ``log``
-    receives the records. Returns the ``episode_end`` record: ``success``, ``steps``,
+    receives the records; ``meta`` (JSON-able) is added to the ``episode_start`` record. Returns the ``episode_end`` record: ``success``, ``steps``,
     ``reason`` (``stop`` | ``max_steps`` | ``repeated_failures`` | ``repeated_action``),
     ``answer``, ``failed_steps`` and the summed ``timing``.
     """
@@ -249,7 +250,7 @@ def run_agent_episode(env, policy, world_model, value, site: str, family: str, s
     _begin([policy, world_model, value, reference], info)
     state = AgentState(env.task.objective, page_url(obs), obs, (), site, family)
     log({"type": "episode_start", "episode": episode, "site": site, "family": family,
-         "seed": seed, "objective": state.objective, "config": asdict(cfg)})
+         "seed": seed, "objective": state.objective, "config": asdict(cfg), **(meta or {})})
     totals: Counter = Counter()
     executed: list[str] = []
     failures = failed_steps = 0

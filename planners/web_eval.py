@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .web_agent import MODES, AgentConfig, JsonlLog, run_agent_episode
 from .web_components import OracleWorldModel, ScriptedPolicy, load_component
-from .web_logs import finished_ids, read_episodes
+from .web_logs import read_episodes
 from .web_stats import CATEGORIES, failure_table, mcnemar_exact, paired_bootstrap, wilson
 
 __all__ = ["Setting", "parse_setting", "WebAgentRunConfig", "WebAgentEvalConfig",
@@ -78,7 +78,7 @@ class WebAgentRunConfig:
     reference: scripted (log the scripted agent's action per step, for the failure analysis)
         or none.
     agent: the agent's settings (:class:`planners.web_agent.AgentConfig`).
-    log: the JSONL log (appended; finished episodes in it are skipped).
+    log: the JSONL log (appended; its finished episodes are skipped; one setting per log).
     device: torch device of learned components (cpu, cuda, auto).
     """
 
@@ -174,9 +174,17 @@ def run_episodes(setting: Setting, jobs: list[tuple[str, str, int]], agent: Agen
                  log_path, env=None, reference: str = "scripted", device: str = "cpu",
                  progress=None) -> list[dict]:
     """Run ``jobs`` (site, family, seed) with ``setting``, appending to ``log_path``; episodes
-    already complete there are skipped. ``env``: a ``WebEnv`` (one is opened when None).
+    already complete there are skipped (a log holding episodes of another setting is a
+    ValueError naming both). ``env``: a ``WebEnv`` (one is opened when None).
     Returns the ``episode_end`` records of the episodes run now."""
-    done = finished_ids(log_path)
+    spec = asdict(setting)
+    done = {}
+    if Path(log_path).is_file():
+        done = {e["episode"]: e["start"].get("setting") for e in read_episodes(log_path)}
+    for ep, other in done.items():
+        if other != spec:
+            raise ValueError(f"{log_path} holds episode {ep} run with setting {other}, not "
+                             f"{spec}; use another log")
     todo = [j for j in jobs if f"{j[0]}/{j[1]}/{j[2]}" not in done]
     if not todo:
         return []
@@ -192,7 +200,8 @@ def run_episodes(setting: Setting, jobs: list[tuple[str, str, int]], agent: Agen
             for site, family, seed in todo:
                 ends.append(run_agent_episode(env, comps.policy, comps.world_model, comps.value,
                                               site, family, seed, cfg, log,
-                                              _reference(reference, site, family)))
+                                              _reference(reference, site, family),
+                                              meta={"setting": spec}))
                 if progress:
                     progress(setting.name, ends[-1])
     finally:

@@ -189,3 +189,18 @@ def test_cli_bad_inputs_exit_2(tmp_path):
     r = runner.invoke(app, ["webagent", "run", "--policy", str(tmp_path / "missing"),
                             "--log", str(tmp_path / "l.jsonl")])
     assert r.exit_code == 2 and "no such directory" in r.output
+
+
+def test_a_log_holds_one_setting(tmp_path):
+    from planners.web_eval import run_episodes
+
+    log = tmp_path / "l.jsonl"
+    s = parse_setting("a=web_agent_stubs:wrong_policy,none,none")
+    ends = run_episodes(s, [("stub", "b", 0)], AgentConfig(max_steps=1), log, env=StubEnv(),
+                        reference="none")
+    assert len(ends) == 1 and read_episodes(log)[0]["start"]["setting"]["name"] == "a"
+    assert run_episodes(s, [("stub", "b", 0)], AgentConfig(max_steps=1), log, env=StubEnv(),
+                        reference="none") == []
+    other = parse_setting("a=random,none,none")
+    with pytest.raises(ValueError, match="holds episode stub/b/0 run with setting"):
+        run_episodes(other, [("stub", "b", 1)], AgentConfig(max_steps=1), log, env=StubEnv())
