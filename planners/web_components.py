@@ -215,6 +215,30 @@ class OracleWorldModel:
         info["browser_steps"] += 1 + len(prefix)
         self._at = prefix
 
+    def script_to_go(self, actions: tuple[str, ...], horizon: int) -> dict:
+        """Steps the family's scripted agent (noise 0) needs from the state after ``actions``
+        until the task check holds (``{"steps": k or None, "browser_steps"}``; None: not within
+        ``horizon`` or it stopped first). Runs on this env (moving it off the episode)."""
+        return self._run(self._script_to_go, tuple(actions), horizon)
+
+    def _script_to_go(self, actions: tuple[str, ...], horizon: int) -> dict:
+        info = {"replays": 0, "browser_steps": 0}
+        self._go_to(actions, info)
+        ep, env = self.episode, self.env
+        agent = ScriptedAgent(ep.site, ep.family, 0.0, seed=ep.seed)
+        history, obs = [self._to_oracle(a) for a in actions], env.observation
+        self._at = None
+        for k in range(1, horizon + 1):
+            a = agent.act(obs, env.task, history)
+            obs, step = env.step(a)
+            history.append(a)
+            info["browser_steps"] += 1
+            if env.success():
+                return {"steps": k, **info}
+            if step["done"]:
+                break
+        return {"steps": None, **info}
+
     def outcome(self, state: AgentState, action: str) -> dict:
         """The true outcome of ``action`` in ``state`` (cached per action sequence)."""
         key = (*state.previous_actions, action)
@@ -263,32 +287,56 @@ class OracleWorldModel:
 
 
 class OracleValue:
-    """1.0 when the site's task check holds after the state's last action, else 0.0.
+    """The task check on the true site after the state's last action: 1.0 when it holds, else
+    0.0, or with ``gamma`` set, ``gamma**k`` when the family's scripted agent (noise 0) reaches
+    success ``k`` steps later within ``horizon`` (0.0 otherwise): a Monte-Carlo success-to-go,
+    the label the learned value model is trained on (``worldmodels.tasks.web_value``).
 
     The value of a predicted state is that of the action's *true* outcome: the state's
     ``previous_actions`` are replayed on the true site by ``oracle`` (an
     :class:`OracleWorldModel`; share the one used as the world model so its executions are
-    reused), so the predicted tree itself is not read. It is the upper bound of a value
-    function, and only as good as the check: a state that does not yet satisfy the objective
-    scores 0 however close it is (no partial progress).
+    reused), so the predicted tree itself is not read. It bounds what a value function can do
+    for the agent. Cost with ``gamma``: up to ``horizon`` extra browser steps and one replay per
+    scored state (cached per action sequence; ``last_info["browser_steps"]``).
     """
 
-    def __init__(self, oracle: OracleWorldModel):
-        self.oracle = oracle
+    def __init__(self, oracle: OracleWorldModel, gamma: float | None = None, horizon: int = 10):
+        if gamma is not None and not 0.0 < gamma < 1.0:
+            raise ValueError(f"OracleValue gamma must be in (0, 1) or None, got {gamma}")
+        if horizon < 1:
+            raise ValueError(f"OracleValue horizon must be >= 1, got {horizon}")
+        self.oracle, self.gamma, self.horizon = oracle, gamma, horizon
+        self._cache: dict[tuple[str, ...], float] = {}
+        self.last_info: dict = {}
 
     def begin_episode(self, episode: EpisodeInfo) -> None:
         if self.oracle.episode is not episode:
             self.oracle.begin_episode(episode)
+        self._cache = {}
+
+    def _value(self, s: AgentState, info: dict) -> float:
+        key = tuple(s.previous_actions)
+        if key not in self._cache:
+            parent = replace(s, previous_actions=key[:-1])
+            if self.oracle.outcome(parent, key[-1])["success"]:
+                self._cache[key] = 1.0
+            elif self.gamma is None:
+                self._cache[key] = 0.0
+            else:
+                run = self.oracle.script_to_go(key, self.horizon)
+                info["browser_steps"] += run["browser_steps"]
+                self._cache[key] = 0.0 if run["steps"] is None else self.gamma ** run["steps"]
+        return self._cache[key]
 
     def values(self, objective: str, states: list[AgentState]) -> list[float]:
+        info = {"browser_steps": 0}
         out = []
         for s in states:
             if not s.previous_actions:
                 raise ValueError("OracleValue scores states after an action (previous_actions "
                                  "is empty)")
-            parent = replace(s, previous_actions=s.previous_actions[:-1])
-            out.append(1.0 if self.oracle.outcome(parent, s.previous_actions[-1])["success"]
-                       else 0.0)
+            out.append(self._value(s, info))
+        self.last_info = info
         return out
 
 
@@ -311,8 +359,8 @@ def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
 
     kind ``policy``: ``random`` | ``scripted`` | ``scripted:<noise>`` | a trained policy
     directory (``web_learned.LMPolicy``). kind ``world_model``: ``oracle`` | ``none`` (None) | a
-    web world model directory. kind ``value``: ``oracle`` | a trained value directory
-    (``web_learned.LearnedValue``). Any kind: ``pkg.module:factory`` (called with no argument).
+    web world model directory. kind ``value``: ``oracle`` | ``oracle:<gamma>`` (success-to-go
+    under the script) | a trained value directory (``web_learned.LearnedValue``). Any kind: ``pkg.module:factory`` (called with no argument).
     ``oracle`` shares one :class:`OracleWorldModel` between world model and value. ValueError
     naming the kind and the accepted forms otherwise.
     """
@@ -321,7 +369,7 @@ def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
 
     forms = {"policy": "random, scripted[:noise], a policy directory",
              "world_model": "oracle, none, a web world model directory",
-             "value": "oracle, a value model directory"}
+             "value": "oracle, oracle:<gamma>, a value model directory"}
     if kind not in forms:
         raise ValueError(f"unknown component kind {kind!r}; expected one of {sorted(forms)}")
     if kind == "policy" and spec == "random":
@@ -336,6 +384,11 @@ def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
     if kind in ("world_model", "value") and spec == "oracle":
         oracle = oracle or OracleWorldModel()
         return oracle if kind == "world_model" else OracleValue(oracle)
+    if kind == "value" and spec.startswith("oracle:"):
+        try:
+            return OracleValue(oracle or OracleWorldModel(), float(spec.partition(":")[2]))
+        except ValueError as e:
+            raise ValueError(f"--value {spec!r}: expected oracle:<gamma in (0, 1)> ({e})") from e
     if ":" in spec and not Path(spec).exists():
         mod, _, attr = spec.partition(":")
         return getattr(importlib.import_module(mod), attr)()

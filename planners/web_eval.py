@@ -153,7 +153,8 @@ class _Components:
     """A setting's policy, world model and value (one oracle env shared), closed at the end."""
 
     def __init__(self, s: Setting, device: str):
-        self.oracle = OracleWorldModel() if "oracle" in (s.world_model, s.value) else None
+        uses = "oracle" in (s.world_model, s.value.partition(":")[0])
+        self.oracle = OracleWorldModel() if uses else None
         self.policy = load_component("policy", s.policy, device=device)
         self.world_model = load_component("world_model", s.world_model, self.oracle, device)
         self.value = (None if s.value == "none"
@@ -264,8 +265,9 @@ def _cost(episodes: list[dict]) -> dict:
             scored = sum("predicted" in k for k in r["kept"])
             c["world_model_predictions"] += scored
             c["value_states"] += scored + (r.get("value_real") is not None)
-            wm = (r.get("info") or {}).get("world_model") or {}
-            c["browser_steps"] += (r.get("choice") is not None) + wm.get("browser_steps", 0)
+            info = r.get("info") or {}
+            c["browser_steps"] += (r.get("choice") is not None) + sum(
+                (info.get(k) or {}).get("browser_steps", 0) for k in ("world_model", "value"))
     per_step = {k: round(v / steps, 4) for k, v in sorted(c.items())} if steps else {}
     return {"steps": steps, "steps_per_episode": round(steps / max(len(episodes), 1), 2),
             "per_step": per_step}

@@ -220,3 +220,16 @@ def test_scripted_policy_notes_follow_the_executed_actions(monkeypatch):
     assert p.propose(after, 2, random.Random(0)) == ["stop []"] * 2
     other = AgentState(s.objective, s.url, tree("a"), ("scroll [down]",), "stub", "b")
     assert p.propose(other, 1, random.Random(0)) == ["click  [3]"]
+
+
+def test_oracle_value_settings_are_checked():
+    from planners.web_components import OracleValue, OracleWorldModel, load_component
+
+    o = OracleWorldModel()  # no browser until it predicts
+    assert load_component("value", "oracle:0.8", o).gamma == 0.8
+    assert load_component("value", "oracle", o).gamma is None
+    for bad in ("oracle:2", "oracle:x"):
+        with pytest.raises(ValueError, match="oracle:<gamma"):
+            load_component("value", bad, o)
+    with pytest.raises(ValueError, match="horizon"):
+        OracleValue(o, 0.5, horizon=0)

@@ -11,11 +11,15 @@ pytest.importorskip("flask", reason="Flask missing: pip install -e '.[web]'")
 
 from planners.web_agent import AgentConfig, JsonlLog, run_agent_episode  # noqa: E402
 from planners.web_components import (  # noqa: E402
+    AgentState,
+    EpisodeInfo,
     OracleValue,
     OracleWorldModel,
     RandomPolicy,
     ScriptedPolicy,
+    next_state,
 )
+from worldmodels.envs.web.agents import find, page_url  # noqa: E402
 from worldmodels.envs.web.browser import WebEnv, find_chromium  # noqa: E402
 
 
@@ -61,3 +65,17 @@ def test_random_policy_alone_fails(env):
     cfg = AgentConfig(max_steps=5, mode="policy_sample")
     end = run_agent_episode(env, RandomPolicy(), None, None, "shop", "cheapest", 0, cfg)
     assert not end["success"] and end["steps"] == 5 and end["reason"] == "max_steps"
+
+
+def test_oracle_progress_value_is_the_scripts_success_to_go(env, oracle):
+    obs = env.reset("shop", 0, "cheapest")
+    oracle.begin_episode(EpisodeInfo("shop", "cheapest", 0, env.server.url, env.task))
+    value = OracleValue(oracle, gamma=0.8, horizon=5)
+    s = AgentState(env.task.objective, page_url(obs), obs, (), "shop", "cheapest")
+    category = f"click [{find(obs, 'link', env.task.params['category']).id}]"
+    cart = f"click [{find(obs, 'link', 'Cart').id}]"
+    v = value.values(s.objective, [next_state(s, a, obs) for a in (category, cart)])
+    # from the category page the script clicks the product, then "Add to cart": 2 steps; on the
+    # cart page it stops at once (its stop rule), so the task never holds
+    assert v == [pytest.approx(0.8 ** 2), 0.0]
+    assert value.last_info["browser_steps"] >= 3
