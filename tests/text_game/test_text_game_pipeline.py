@@ -10,6 +10,7 @@ import json
 
 import pytest
 import tg_records as R
+import yaml
 from typer.testing import CliRunner
 
 from worldmodels.commands.eval import app as eval_app
@@ -112,3 +113,19 @@ def test_an_hf_backbone_brings_its_own_tokenizer(tmp_path):
                                                      f"task.tokenizer={tmp_path / 'tok'}"])
     assert cfg.task.tokenizer == str(tmp_path / "tok")
     assert load_config(PretrainTextGameConfig, None, []).task.tokenizer is None  # llama: BPE on the corpus
+
+
+def test_max_minutes_stops_a_text_game_run_inside_its_step_budget(tmp_path):
+    train = R.write_records(tmp_path / "train.jsonl", copies=2)
+    out = tmp_path / "sft"
+    res = runner.invoke(pretrain_app, [
+        "text-game", "--train", str(train), "--test", str(train), "--style", "compact", "--preset", "test",
+        "--steps", "100000", "--max-minutes", "0.03", "--out", str(out), "--set", "task.bpe_vocab_size=400",
+        "--set", "task.max_new_tokens=24",
+        "--set", "model.max_positions=512", "--set", "train.batch_size=2", "--set", "train.device=cpu",
+        "--set", "train.eval_every=0", "--set", "train.save_every=0", "--set", "train.log_every=1",
+        "--set", "train.tensorboard=false"])
+    assert res.exit_code == 0, res.output
+    steps = [r["step"] for r in rows(out) if "step" in r]
+    assert 0 < max(steps) < 100000  # stopped by the 1.8 s budget, not the step count
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["max_minutes"] == 0.03

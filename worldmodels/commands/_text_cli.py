@@ -106,11 +106,13 @@ def add_pretrain(app: typer.Typer, may_change, name: str, cfg_cls, doc: str, wha
         init: str = typer.Option(None, "--init", help=f"{name} world model to continue from (init)"),
         preset: str = typer.Option(None, "--preset", help="backbone preset (model.preset)"),
         steps: int = typer.Option(None, "--steps", help="optimizer steps (train.steps)"),
+        max_minutes: float = typer.Option(None, "--max-minutes", help="time budget; the lr schedule "
+                                          "is fitted to it (train.max_minutes)"),
         set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. task.max_train=500 (keys below)"),
         resume: bool = typer.Option(False, "--resume", help=resume_help(may_change, {"train.steps": "--steps"})),
     ) -> None:
         flags = {"task.train": train, "task.test": test, "task.prompt_style": style, "out": out,
-                 "init": init, "model.preset": preset, "train.steps": steps}
+                 "init": init, "model.preset": preset, "train.steps": steps, "train.max_minutes": max_minutes}
         pretrain_main(cfg_cls, config, flags, set_, resume, may_change)
 
 
