@@ -248,6 +248,31 @@ def run_eval(cfg: WebAgentEvalConfig, env=None, progress=None) -> tuple[dict, st
     return results, md
 
 
+def report_logs(logs: dict[str, str | Path], compare: list[str], out: str | Path,
+                episodes: set[str] | None = None) -> tuple[dict, str]:
+    """:func:`summarize` of existing logs (setting name -> JSONL path; nothing is run), e.g.
+    settings evaluated into separate directories or with different episode counts. ``compare``:
+    ``a:b`` pairs (empty: every setting against the first); ``episodes``: keep only these ids.
+    Writes ``results.json`` and ``report.md`` under ``out``. FileNotFoundError / RecordError
+    name the log."""
+    eps = {}
+    for name, path in logs.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"log of setting {name!r} not found: {path}")
+        eps[name] = [e for e in read_episodes(path) if episodes is None or e["episode"] in episodes]
+    for pair in compare:
+        if len(pair.split(":")) != 2 or any(n not in eps for n in pair.split(":")):
+            raise ValueError(f"compare {pair!r}: expected a:b with a and b among {sorted(eps)}")
+    names = list(eps)
+    pairs = [tuple(p.split(":")) for p in compare] or [(names[0], n) for n in names[1:]]
+    results = summarize(eps, pairs)
+    md = report_markdown(results)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (Path(out) / "report.md").write_text(md)
+    return results, md
+
+
 def _rate(outcomes: list[bool]) -> dict:
     k, n = sum(outcomes), len(outcomes)
     lo, hi = wilson(k, n)

@@ -204,3 +204,28 @@ def test_a_log_holds_one_setting(tmp_path):
     other = parse_setting("a=random,none,none")
     with pytest.raises(ValueError, match="holds episode stub/b/0 run with setting"):
         run_episodes(other, [("stub", "b", 1)], AgentConfig(max_steps=1), log, env=StubEnv())
+
+
+def test_report_summarises_separately_run_logs_on_their_common_episodes(tmp_path):
+    def one(name, spec, episodes):
+        cfg = WebAgentEvalConfig(tasks=["stub/b"], episodes=episodes, seed=5, out=str(tmp_path / name),
+                                 reference="none", settings=[f"{name}={spec}"],
+                                 agent=AgentConfig(candidates=3, max_steps=2))
+        run_eval(cfg, env=StubEnv())
+        return tmp_path / name / "logs" / f"{name}.jsonl"
+
+    alone = one("alone", "web_agent_stubs:wrong_policy,none,none,policy_vote", 4)
+    mpc = one("mpc", "web_agent_stubs:wrong_policy,web_agent_stubs:TruthWM,web_agent_stubs:b_value", 2)
+    res = CliRunner().invoke(app, ["webagent", "report", f"alone={alone}", f"mpc={mpc}",
+                                   "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert out["settings"]["alone"]["overall"]["n"] == 4 and out["settings"]["mpc"]["overall"]["n"] == 2
+    c = out["comparisons"][0]
+    assert (c["a"], c["b"], c["n"], c["b_only"]) == ("alone", "mpc", 2, 2)  # paired on the 2 common
+    assert c["p_value"] == pytest.approx(0.5)  # 2 * 0.5^2
+    bad = CliRunner().invoke(app, ["webagent", "report", f"alone={alone}", "--compare", "alone:x",
+                                   "--out", str(tmp_path / "rep2")])
+    assert bad.exit_code == 2 and "alone:x" in bad.output
+    missing = CliRunner().invoke(app, ["webagent", "report", "x=/nonexistent.jsonl", "--out", str(tmp_path / "r3")])
+    assert missing.exit_code == 2 and "nonexistent" in missing.output

@@ -5,6 +5,7 @@ value chooses; ``planners.web_agent``).
         --value oracle --episodes 2 --log runs/webagent/shop.jsonl
     wm webagent run --policy random --world-model none --mode policy_sample   # the policy alone
     wm webagent show runs/webagent/shop.jsonl                 # every episode, step by step
+    wm webagent report alone=runs/a/logs/alone.jsonl mpc=runs/b/logs/mpc.jsonl --out runs/rep
     wm webagent eval --set 'settings=["alone=random,none,none,policy_sample","oracle=random,oracle,oracle"]' \\
         --episodes 30 --out runs/webagent_eval                # results.json + report.md; resumable
 
@@ -21,7 +22,7 @@ import typer
 
 from worldmodels.commands._common import build_config, config_epilog
 
-app = typer.Typer(help="MPC web agent over a web-DOM world model (run, show, eval)",
+app = typer.Typer(help="MPC web agent over a web-DOM world model (run, show, eval, report)",
                   no_args_is_help=True)
 
 
@@ -134,6 +135,32 @@ def eval_(
         _fail(e)
     typer.echo(md)
     typer.echo(f"written: {Path(cfg.out) / 'results.json'}, {Path(cfg.out) / 'report.md'}")
+
+
+@app.command("report")
+def report(
+    log: list[str] = typer.Argument(..., help="name=path/to/log.jsonl (repeatable)"),
+    compare: list[str] = typer.Option(None, help="a:b setting pair (repeatable; default: all vs the first)"),
+    out: str = typer.Option(..., help="output directory (results.json, report.md)"),
+) -> None:
+    """Summarise existing logs without running anything (settings evaluated separately or with
+    different episode counts): success with Wilson 95%, paired comparisons on the episodes both
+    logs hold, failure analysis and cost per step."""
+    from planners.web_eval import report_logs
+    from worldmodels.records import RecordError
+
+    logs = {}
+    for item in log:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            _fail(ValueError(f"log {item!r}: expected name=path/to/log.jsonl"))
+        logs[name] = path
+    try:
+        _, md = report_logs(logs, list(compare or []), out)
+    except (ValueError, FileNotFoundError, RecordError) as e:
+        _fail(e)
+    typer.echo(md)
+    typer.echo(f"written: {Path(out) / 'results.json'}, {Path(out) / 'report.md'}")
 
 
 def _yaml_list(items: list[str] | None) -> str | None:
