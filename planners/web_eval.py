@@ -155,10 +155,14 @@ class _Components:
     def __init__(self, s: Setting, device: str):
         uses = "oracle" in (s.world_model, s.value.partition(":")[0])
         self.oracle = OracleWorldModel() if uses else None
-        self.policy = load_component("policy", s.policy, device=device)
-        self.world_model = load_component("world_model", s.world_model, self.oracle, device)
-        self.value = (None if s.value == "none"
-                      else load_component("value", s.value, self.oracle, device))
+        try:  # a component that fails to load (a missing dir) must not leave the oracle open
+            self.policy = load_component("policy", s.policy, device=device)
+            self.world_model = load_component("world_model", s.world_model, self.oracle, device)
+            self.value = (None if s.value == "none"
+                          else load_component("value", s.value, self.oracle, device))
+        except BaseException:
+            self.close()
+            raise
 
     def close(self):
         if self.oracle is not None:
@@ -190,13 +194,13 @@ def run_episodes(setting: Setting, jobs: list[tuple[str, str, int]], agent: Agen
     if not todo:
         return []
     cfg = AgentConfig(**{**asdict(agent), "mode": setting.mode})
+    comps = _Components(setting, device)  # before the browser: a bad component fails fast
     own = env is None
-    if own:
-        from worldmodels.envs.web.browser import WebEnv
-        env = WebEnv()
-    comps = _Components(setting, device)
     ends = []
     try:
+        if own:
+            from worldmodels.envs.web.browser import WebEnv
+            env = WebEnv()
         with JsonlLog(log_path) as log:
             for site, family, seed in todo:
                 ends.append(run_agent_episode(env, comps.policy, comps.world_model, comps.value,
@@ -207,7 +211,7 @@ def run_episodes(setting: Setting, jobs: list[tuple[str, str, int]], agent: Agen
                     progress(setting.name, ends[-1])
     finally:
         comps.close()
-        if own:
+        if own and env is not None:
             env.close()
     return ends
 

@@ -180,7 +180,14 @@ def test_settings_are_parsed_and_checked():
             parse_setting(bad)
 
 
-def test_cli_bad_inputs_exit_2(tmp_path):
+def test_cli_bad_inputs_exit_2(tmp_path, monkeypatch):
+    import worldmodels.envs.web.browser as browser
+
+    class NoBrowser:  # a bad component must fail before a browser starts (none is left open)
+        def __init__(self, *a, **k):
+            raise AssertionError("a browser was started before the components loaded")
+
+    monkeypatch.setattr(browser, "WebEnv", NoBrowser)
     r = runner.invoke(app, ["webagent", "run", "--world-model", "none", "--mode", "mpc",
                             "--log", str(tmp_path / "l.jsonl")])
     assert r.exit_code == 2 and "needs a world model" in r.output
