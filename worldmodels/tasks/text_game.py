@@ -124,9 +124,15 @@ class TextGameTask(Task):
         _, reduction, ids = self.prompt_text(t)
         diff = make_diff(t.current, t.next, t.current_score, t.next_score)
         answer = self.tokenizer(render_answer(diff, self.prompt_style), add_special_tokens=False)["input_ids"]
-        return {"index": index, "prompt": torch.tensor(ids, dtype=torch.int32),
-                "answer": torch.tensor([*answer, self.eos_id], dtype=torch.int32), "transition": t,
-                "prompt_tokens": len(ids), "reduction": reduction}
+        return self.item(index, t, ids, reduction, [*answer, self.eos_id])
+
+    @staticmethod
+    def item(index: int, source, prompt_ids: list[int], reduction: str, answer_ids: list[int], **extra) -> dict:
+        """The item every chat task of this family builds: ``prompt`` / ``answer`` int32 ids, the
+        ``transition`` it came from, ``prompt_tokens``, the prompt ``reduction``, plus ``extra``."""
+        return {"index": index, "prompt": torch.tensor(prompt_ids, dtype=torch.int32),
+                "answer": torch.tensor(answer_ids, dtype=torch.int32), "transition": source,
+                "prompt_tokens": len(prompt_ids), "reduction": reduction, **extra}
 
     def lm_dataset(self, split: str) -> list[dict]:
         """Every record of ``split`` as an item (MLE)."""

@@ -111,9 +111,7 @@ class WebTask(TextGameTask):
         _, reduction, ids = self.prompt_text(t)
         gold = target_text(t, self.target, self.diff_mode) if with_target else ""
         answer = self.tokenizer(gold, add_special_tokens=False)["input_ids"]
-        return {"index": index, "prompt": torch.tensor(ids, dtype=torch.int32),
-                "answer": torch.tensor([*answer, self.eos_id], dtype=torch.int32), "transition": t,
-                "prompt_tokens": len(ids), "reduction": reduction, "gold": gold}
+        return self.item(index, t, ids, reduction, [*answer, self.eos_id], gold=gold)
 
     def dataset(self, split: str) -> list[dict]:
         """Every transition of ``split`` as an item (MLE, RLVR and evaluation alike)."""

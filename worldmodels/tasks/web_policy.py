@@ -70,6 +70,16 @@ def state_step(state, index: int = 0) -> AgentStep:
                      str(get("site", "") or ""), str(get("family", "") or ""), "", f"state[{index}]")
 
 
+def predict_states(task, context: list, n_samples: int = 1):
+    """``(batch, RolloutRequest)`` of ``task`` (the policy or value task) on B agent states
+    (``state_step``), each repeated ``n_samples`` times. ValueError when ``context`` is empty."""
+    items = [task.encode(state_step(st, i), i, with_target=False) for i, st in enumerate(context)]
+    if not items:
+        raise ValueError("predict needs at least one state")
+    batch = task.repeat(task.collate(items), n_samples)
+    return batch, task.rollout_request(batch)
+
+
 class WebPolicyTask(TextGameTask):
     """See the module docstring; keyword arguments are ``WebPolicyTaskConfig``'s fields."""
 
@@ -103,9 +113,7 @@ class WebPolicyTask(TextGameTask):
         _, reduction, ids = self.prompt_text(s)
         gold = s.action.strip() if with_target else ""
         answer = self.tokenizer(gold, add_special_tokens=False)["input_ids"]
-        return {"index": index, "prompt": torch.tensor(ids, dtype=torch.int32),
-                "answer": torch.tensor([*answer, self.eos_id], dtype=torch.int32), "transition": s,
-                "prompt_tokens": len(ids), "reduction": reduction, "gold": gold}
+        return self.item(index, s, ids, reduction, [*answer, self.eos_id], gold=gold)
 
     def dataset(self, split: str) -> list[dict]:
         """Every step of ``split`` as an item (MLE and evaluation alike)."""
@@ -162,11 +170,7 @@ class WebPolicyTask(TextGameTask):
     def predict_request(self, context: list, actions=None, n_samples: int = 1):
         """``context``: B agent states (``state_step``); ``actions`` is unused (a policy proposes
         them). ``decode`` then gives each of the ``n_samples`` samples' action text, item-major."""
-        items = [self.encode(state_step(st, i), i, with_target=False) for i, st in enumerate(context)]
-        if not items:
-            raise ValueError("predict needs at least one state")
-        batch = self.repeat(self.collate(items), n_samples)
-        return batch, self.rollout_request(batch)
+        return predict_states(self, context, n_samples)
 
     # ----- persistence (to_meta, save_assets, from_meta, for_pretrain: the text-game task's) ----
     config_class = WebPolicyTaskConfig

@@ -44,7 +44,7 @@ from worldmodels.tasks.web_agent_data import (
     value_bucket,
     value_labels,
 )
-from worldmodels.tasks.web_policy import state_step
+from worldmodels.tasks.web_policy import predict_states
 
 METRICS = ("mae", "success_accuracy", "parsed")
 
@@ -114,10 +114,8 @@ class WebValueTask(TextGameTask):
         (the label) and ``success`` (the task check holds in this state)."""
         _, reduction, ids = self.prompt_text(s)
         value = float(s.value) if with_target else 0.0
-        return {"index": index, "prompt": torch.tensor(ids, dtype=torch.int32),
-                "answer": torch.tensor([self.digit_ids[value_bucket(value)]], dtype=torch.int32),
-                "transition": s, "prompt_tokens": len(ids), "reduction": reduction, "value": value,
-                "success": bool(s.success)}
+        return self.item(index, s, ids, reduction, [self.digit_ids[value_bucket(value)]], value=value,
+                         success=bool(s.success))
 
     def dataset(self, split: str) -> list[dict]:
         """Every state of ``split`` as an item (MLE and evaluation alike)."""
@@ -203,11 +201,7 @@ class WebValueTask(TextGameTask):
     def predict_request(self, context: list, actions=None, n_samples: int = 1):
         """``context``: B agent states (``web_policy.state_step``; the observation is the state
         valued); ``actions`` is unused. Use :meth:`expected_values` on the batch for the read-out."""
-        items = [self.encode(state_step(st, i), i, with_target=False) for i, st in enumerate(context)]
-        if not items:
-            raise ValueError("predict needs at least one state")
-        batch = self.repeat(self.collate(items), n_samples)
-        return batch, self.rollout_request(batch)
+        return predict_states(self, context, n_samples)
 
     # ----- persistence (to_meta, save_assets, from_meta, for_pretrain: the text-game task's) ----
     config_class = WebValueTaskConfig
