@@ -162,6 +162,13 @@ class Task:
         """
         raise NotImplementedError
 
+    def noise_inputs(self, lm: dict, p: float, generator: torch.Generator) -> dict:
+        """``train.input_noise``: ``lm`` with each noisable input token replaced, with
+        probability ``p``, by a uniform random token of the same kind; labels untouched.
+        Default: refused (this task marks no tokens as noisable)."""
+        raise ValueError(f"train.input_noise is not supported by the {type(self).__name__} task "
+                         f"(set it to 0)")
+
     # ------------------------------------------------------------------------- rollouts
     def rollout_request(self, batch: dict) -> RolloutRequest:
         """What to generate for this batch (prompts, segments, prompt mask)."""

@@ -146,6 +146,16 @@ class VideoTask(VideoDataMixin, VideoMetricsMixin, Task):
                                                 batch.get("ctx_ids"))
         return {"input_ids": input_ids, "labels": labels}
 
+    def noise_inputs(self, lm: dict, p: float, generator: torch.Generator) -> dict:
+        """Visual-token inputs (ids below ``visual_vocab``: context and teacher-forced frames,
+        and a compressive tokenizer's context tokens) replaced with probability ``p`` by uniform
+        random visual ids; action and BOS/EOS tokens and all labels untouched. CPU tensors."""
+        ids = lm["input_ids"]
+        hit = (ids < self.visual_vocab) & (torch.rand(ids.shape, generator=generator) < p)
+        noisy = ids.clone()
+        noisy[hit] = torch.randint(0, self.visual_vocab, (int(hit.sum()),), generator=generator)
+        return {**lm, "input_ids": noisy}
+
     # ----- rollouts -------------------------------------------------------------------------
     def prompt_and_segments(self, frame_ids: Tensor, action_ids: Tensor, n_future: int,
                             ctx_ids: Tensor | None = None) -> tuple[Tensor, list[Segment]]:

@@ -126,14 +126,15 @@ def token_loss_sum(model, lm: dict) -> tuple[torch.Tensor, int]:
 
 
 def forward_backward(model, task, micro_batches: list[dict], device, precision: str = "fp32",
-                     window: int | None = None, border: str = "attached") -> dict:
+                     window: int | None = None, border: str = "attached", noise=None) -> dict:
     """One optimizer step's gradients: loss normalised by the global count of loss tokens.
 
     ``window``: truncated BPTT (``train.tbptt_step=sequence``): each micro-batch runs in
     windows of ``window`` tokens (:class:`~worldmodels.train.tbptt.WindowedLM`, ``border``),
     each window backpropagated as it comes; the gradients of all windows accumulate into this
-    step with the same normaliser, so the loss value equals the full pass's."""
-    lms = [to_device(task.lm_batch(b), device) for b in micro_batches]
+    step with the same normaliser, so the loss value equals the full pass's. ``noise``: a
+    callable lm -> lm applied to each micro-batch's ``lm_batch`` (``train.input_noise``)."""
+    lms = [to_device(_lm(task, b, noise), device) for b in micro_batches]
     local = sum(int((lm["labels"][:, 1:] != IGNORE_INDEX).sum()) for lm in lms)
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     total = float(all_reduce_sum(torch.tensor(float(local), device=device)))
@@ -153,8 +154,23 @@ def forward_backward(model, task, micro_batches: list[dict], device, precision: 
     return {"loss_sum": loss_sum, "loss_tokens": local, "tokens": tokens}
 
 
+def _lm(task, batch: dict, noise=None) -> dict:
+    lm = task.lm_batch(batch)
+    return noise(lm) if noise is not None else lm
+
+
+def input_noise(task, cfg: MLEConfig, step: int, rank: int = 0):
+    """``train.input_noise`` of optimizer step ``step`` as a callable lm -> lm (None when off):
+    ``task.noise_inputs`` with a generator seeded from (seed, step, rank), so a resumed run
+    draws the same noise."""
+    if not cfg.input_noise:
+        return None
+    gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 1_009 + rank)
+    return lambda lm: task.noise_inputs(lm, cfg.input_noise, gen)
+
+
 def window_steps(model, task, micro_batches: list[dict], device, precision: str, window: int,
-                 border: str, zero_grad):
+                 border: str, zero_grad, noise=None):
     """Truncated BPTT with an optimizer step per window (``train.tbptt_step=window``, Among
     Us): yields once per window k after ``zero_grad()`` and the backward of window k of every
     micro-batch, normalised by the loss tokens of window k (the token mean of that step). A
@@ -162,7 +178,7 @@ def window_steps(model, task, micro_batches: list[dict], device, precision: str,
     to carry the state; windows after the last one with loss tokens are not run). One process.
     Yields dicts with ``loss_sum``, ``loss_tokens``, ``tokens`` (the batch's tokens, on the
     last step) and ``last`` (True on the batch's last step)."""
-    lms = [to_device(task.lm_batch(b), device) for b in micro_batches]
+    lms = [to_device(_lm(task, b, noise), device) for b in micro_batches]
     runs = [WindowedLM(model, lm, window, border) for lm in lms]
     counts = [sum(r.loss_tokens(k) for r in runs if k < len(r)) for k in range(max(map(len, runs)))]
     stepped = [k for k, c in enumerate(counts) if c > 0]
@@ -184,15 +200,16 @@ def window_steps(model, task, micro_batches: list[dict], device, precision: str,
                    "tokens": sum(task.tokens_in(lm) for lm in lms) if last else 0}
 
 
-def _step_units(model, task, micro: list[dict], device, cfg: MLEConfig, opt):
+def _step_units(model, task, micro: list[dict], device, cfg: MLEConfig, opt, noise=None):
     """The gradients of each optimizer step a batch makes (one, or one per window with
     ``train.tbptt_step=window``), zeroed before each; yields :func:`forward_backward`'s dict."""
     if cfg.tbptt_window is not None and cfg.tbptt_step == "window":
         yield from window_steps(model, task, micro, device, cfg.precision, cfg.tbptt_window,
-                                cfg.tbptt_border, lambda: opt.zero_grad(set_to_none=True))
+                                cfg.tbptt_border, lambda: opt.zero_grad(set_to_none=True), noise)
         return
     opt.zero_grad(set_to_none=True)
-    yield forward_backward(model, task, micro, device, cfg.precision, cfg.tbptt_window, cfg.tbptt_border)
+    yield forward_backward(model, task, micro, device, cfg.precision, cfg.tbptt_window,
+                           cfg.tbptt_border, noise)
 
 
 class _null:
@@ -312,7 +329,8 @@ def train_mle(model, task, cfg: MLEConfig, run_dir, info: DistInfo | None = None
                 it = iter(loader)  # the sampler has moved on to the next epoch
                 micro.append(next(it))
             sampler.consumed(1)
-        for out in _step_units(ddp, task, micro, dev, cfg, opt):
+        noise = input_noise(task, cfg, step, info.rank)
+        for out in _step_units(ddp, task, micro, dev, cfg, opt, noise):
             gnorm = torch.nn.utils.clip_grad_norm_(ddp.parameters(), cfg.optim.grad_clip or float("inf"))
             opt.step()
             sched.step()

@@ -91,6 +91,11 @@ class MLEConfig:
         logit inside the window, with its gradient | "detached": the Among Us code's layout
         (the previous window's last logit, detached, scores the next window's first token:
         same loss value, no gradient for that token). Only with ``tbptt_window``.
+    input_noise: fraction of the input tokens the task marks as noisable (video: visual tokens)
+        replaced by uniform random tokens of the same kind in each training batch, labels left
+        clean (``Task.noise_inputs``): a regulariser for small datasets, the token analogue of
+        GameNGen's context-noise augmentation. Drawn from (seed, step, rank), so ``--resume``
+        stays exact. Held-out losses are computed without noise. 0 = off.
     """
 
     steps: int = 1000
@@ -115,6 +120,7 @@ class MLEConfig:
     tbptt_window: int | None = None
     tbptt_step: Literal["window", "sequence"] = "window"
     tbptt_border: Literal["attached", "detached"] = "attached"
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
@@ -133,6 +139,8 @@ class MLEConfig:
                 self.tbptt_window, int) or self.tbptt_window < 1):
             raise ValueError(f"train.tbptt_window must be an int >= 1 (tokens per window) or null, "
                              f"got {self.tbptt_window!r}")
+        if not 0 <= self.input_noise < 1:
+            raise ValueError(f"train.input_noise must be in [0, 1), got {self.input_noise}")
         if self.tbptt_step not in ("window", "sequence"):
             raise ValueError(f"train.tbptt_step must be window|sequence, got {self.tbptt_step!r}")
         if self.tbptt_border not in ("attached", "detached"):
