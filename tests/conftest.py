@@ -23,3 +23,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared sample data not found at {SHARED_DATA} (only present in the dev checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def web_env():
+    """One browser ``WebEnv`` on the local sites per test module (system Chromium via Playwright);
+    skips with the reason when Playwright, Flask or Chromium is missing."""
+    pytest.importorskip("playwright", reason="Playwright missing: pip install -e '.[browser]'")
+    pytest.importorskip("flask", reason="Flask missing: pip install -e '.[web]'")
+    from worldmodels.envs.web.browser import WebEnv, find_chromium
+
+    try:
+        find_chromium()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    with WebEnv() as e:
+        yield e

@@ -20,17 +20,6 @@ from planners.web_components import (  # noqa: E402
     next_state,
 )
 from worldmodels.envs.web.agents import find, page_url  # noqa: E402
-from worldmodels.envs.web.browser import WebEnv, find_chromium  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def env():
-    try:
-        find_chromium()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    with WebEnv() as e:
-        yield e
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +29,10 @@ def oracle():
     o.close()
 
 
-def test_oracle_mpc_solves_shop_cheapest_and_predicts_exactly(env, oracle, tmp_path):
+def test_oracle_mpc_solves_shop_cheapest_and_predicts_exactly(web_env, oracle, tmp_path):
     cfg = AgentConfig(candidates=8, branching=3, max_steps=8)
     with JsonlLog(tmp_path / "log.jsonl") as log:
-        end = run_agent_episode(env, ScriptedPolicy(noise=0.5), oracle, OracleValue(oracle),
+        end = run_agent_episode(web_env, ScriptedPolicy(noise=0.5), oracle, OracleValue(oracle),
                                 "shop", "cheapest", 0, cfg, log)
     records = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["type"] == "step"]
@@ -61,18 +50,18 @@ def test_oracle_mpc_solves_shop_cheapest_and_predicts_exactly(env, oracle, tmp_p
     assert sum(k["value"] for k in add[0]["kept"]) == 1.0
 
 
-def test_random_policy_alone_fails(env):
+def test_random_policy_alone_fails(web_env):
     cfg = AgentConfig(max_steps=5, mode="policy_sample")
-    end = run_agent_episode(env, RandomPolicy(), None, None, "shop", "cheapest", 0, cfg)
+    end = run_agent_episode(web_env, RandomPolicy(), None, None, "shop", "cheapest", 0, cfg)
     assert not end["success"] and end["steps"] == 5 and end["reason"] == "max_steps"
 
 
-def test_oracle_progress_value_is_the_scripts_success_to_go(env, oracle):
-    obs = env.reset("shop", 0, "cheapest")
-    oracle.begin_episode(EpisodeInfo("shop", "cheapest", 0, env.server.url, env.task))
+def test_oracle_progress_value_is_the_scripts_success_to_go(web_env, oracle):
+    obs = web_env.reset("shop", 0, "cheapest")
+    oracle.begin_episode(EpisodeInfo("shop", "cheapest", 0, web_env.server.url, web_env.task))
     value = OracleValue(oracle, gamma=0.8, horizon=5)
-    s = AgentState(env.task.objective, page_url(obs), obs, (), "shop", "cheapest")
-    category = f"click [{find(obs, 'link', env.task.params['category']).id}]"
+    s = AgentState(web_env.task.objective, page_url(obs), obs, (), "shop", "cheapest")
+    category = f"click [{find(obs, 'link', web_env.task.params['category']).id}]"
     cart = f"click [{find(obs, 'link', 'Cart').id}]"
     v = value.values(s.objective, [next_state(s, a, obs) for a in (category, cart)])
     # from the category page the script clicks the product, then "Add to cart": 2 steps; on the

@@ -15,6 +15,7 @@ admin order_status 5, price 8, email 9; forum upvote 6, reply_newest 8, new_thre
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from ...web_tree import Node, element_nodes, parse_tree
@@ -250,17 +251,26 @@ def _forum_login(obs, task, history):
     return f"type [{pw.id}] [{password}] [1]"
 
 
+def _forum_script(done: str):
+    """A forum script's common prologue: ``stop []`` once ``memory[done]`` is set, else log in
+    first (``_forum_login``), else the decorated body."""
+    def wrap(body):
+        @functools.wraps(body)
+        def script(obs, task, history, memory):
+            if memory.get(done):
+                return "stop []"
+            return _forum_login(obs, task, history) or body(obs, task, history, memory)
+        return script
+    return wrap
+
+
 def _open_subforum(obs, name):
     return _click(find(obs, "link", name)) or f"goto [{_origin(obs)}/]"
 
 
+@_forum_script(done="voted")
 def forum_upvote(obs, task, history, memory):
     p = task.params
-    if memory.get("voted"):
-        return "stop []"
-    action = _forum_login(obs, task, history)
-    if action:
-        return action
     vote = find(obs, "button", f"Upvote post {p['post_id']}")
     if vote:
         memory["voted"] = True
@@ -274,13 +284,9 @@ def forum_upvote(obs, task, history, memory):
     return f"goto [{_origin(obs)}/]"
 
 
+@_forum_script(done="sent")
 def forum_reply_newest(obs, task, history, memory):
     p = task.params
-    if memory.get("sent"):
-        return "stop []"
-    action = _forum_login(obs, task, history)
-    if action:
-        return action
     box = find(obs, "textbox", f"Reply to post {p['post_id']}")
     if box is not None:
         if field_value(obs, box) != REPLY_TEXT:
@@ -297,13 +303,9 @@ def forum_reply_newest(obs, task, history, memory):
     return _open_subforum(obs, p["subforum"])
 
 
+@_forum_script(done="sent")
 def forum_new_thread(obs, task, history, memory):
     p = task.params
-    if memory.get("sent"):
-        return "stop []"
-    action = _forum_login(obs, task, history)
-    if action:
-        return action
     if _title(obs) != f"{p['subforum']} - Forum":
         return _open_subforum(obs, p["subforum"])
     for label, text in (("Title", p["title"]), ("Message", THREAD_TEXT)):
