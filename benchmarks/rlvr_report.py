@@ -73,9 +73,13 @@ def plot(runs: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, k, title in zip(axes, ["mse", "mse_1", "repetition_rate"],
-                            ["held-out multi-step MSE (7 frames)", "held-out single-step MSE",
-                             "repetition rate"], strict=True):
+    has = lambda k: any(curves(r)[k] for by in runs.values() for r in by.values())  # noqa: E731
+    # a single-step model predicts one frame: no repetition rate; its ST-LPIPS instead, if measured
+    third = ("repetition_rate", "repetition rate") if has("repetition_rate") or not has("stlpips_1") \
+        else ("stlpips_1", "held-out single-step ST-LPIPS")
+    for ax, k, title in zip(axes, ["mse", "mse_1", third[0]],
+                            ["held-out multi-step MSE", "held-out single-step MSE", third[1]],
+                            strict=True):
         for arm, by_seed in runs.items():
             cs = [curves(r)[k] for r in by_seed.values() if curves(r)[k]]
             if not cs:
@@ -127,17 +131,17 @@ def markdown(summary: dict, notes: list[str], args) -> str:
     first = next(iter(arms.values()), None)
     if first and "mse" in first["metrics"]:
         row = ["pretrained (step 0)", str(len(first["seeds"])), "0", "-"]
-        for k in METRICS:
-            m = first["metrics"][k]["start"]
-            row.append(f"{m[0]:.4f} ± {m[1]:.4f}")
+        for k in METRICS:  # "–": not measured (a single-step model has no repetition rate)
+            m = first["metrics"].get(k, {}).get("start")
+            row.append(f"{m[0]:.4f} ± {m[1]:.4f}" if m else "–")
         lines.append("| " + " | ".join(row + ["-"]) + " |")
     for arm, s in arms.items():
         if "mse" not in s["metrics"]:
             continue
         row = [arm, str(len(s["seeds"])), str(s["steps"]), f"{s['wall_s'][0]:.0f}"]
         for k in METRICS:
-            m = s["metrics"][k]["end"]
-            row.append(f"{m[0]:.4f} ± {m[1]:.4f}")
+            m = s["metrics"].get(k, {}).get("end")
+            row.append(f"{m[0]:.4f} ± {m[1]:.4f}" if m else "–")
         rc = s["metrics"]["mse"]["rel_change"]
         row.append(f"{100 * rc[0]:+.1f}% ± {100 * rc[1]:.1f}%")
         lines.append("| " + " | ".join(row) + " |")
