@@ -91,3 +91,16 @@ def test_bad_rate_and_unsupported_task_are_refused():
 
     with pytest.raises(ValueError, match="train.input_noise is not supported by the NoNoise task"):
         object.__new__(NoNoise).noise_inputs({}, 0.1, torch.Generator())
+
+
+@pytest.mark.parametrize("name", ["pretrain_metaworld", "pretrain_metaworld_single", "pretrain_small",
+                                  "pretrain_tiny", "pretrain_tiny_skip6"])
+def test_video_pretrain_recipes_load(name):
+    from worldmodels.commands.pretrain import PretrainVideoConfig
+    from worldmodels.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "data" / "recipes" / f"{name}.yaml"
+    cfg = load_config(PretrainVideoConfig, path, ["train.steps=7"])
+    assert cfg.train.steps == 7
+    if name == "pretrain_metaworld_single":
+        assert cfg.task.layout.mode == "single" and cfg.train.input_noise == 0.2
