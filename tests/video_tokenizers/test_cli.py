@@ -166,3 +166,19 @@ def test_frame_resume_keeps_the_runs_own_settings(data, tmp_path):
                                        terminal_width=200).output.replace("│", " ").split())
     for name in ("--steps", "--max-minutes", "train.log_every", "train.save_every"):
         assert name in text.split("--resume", 1)[1]
+
+
+def test_a_fresh_run_into_a_finished_run_is_refused_before_writing(data, tmp_path):
+    """Without --resume an --out holding a checkpoint is an error (exit 2, one line naming
+    --resume); the recorded config, weights and checkpoint are left as they were."""
+    out = tmp_path / "tok"
+    run(["tokenizer", "train", "--kind", "frame", "--data", str(data), "--out", str(out),
+         "--steps", "1", "--batch-size", "4", *SMALL_FRAME, *QUIET])
+    before = {p.name: p.read_bytes() for p in (out / "config.yaml", out / "model.safetensors")}
+    res = CliRunner().invoke(app, ["tokenizer", "train", "--kind", "frame", "--data", str(data),
+                                   "--out", str(out), "--steps", "3", "--batch-size", "4",
+                                   "--lr", "0.01", *SMALL_FRAME, *QUIET])
+    assert res.exit_code == 2, res.output
+    (err,) = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert "already holds a tokenizer run" in err and "--resume" in err
+    assert {p.name: p.read_bytes() for p in (out / "config.yaml", out / "model.safetensors")} == before

@@ -185,6 +185,16 @@ def _clips(data: str, split: str, episodes: EpisodeConfig, image_size: int, clip
     return ClipDataset(files, clip_len, stride=1, frame_skip=frame_skip, **kw)
 
 
+def _refuse_restart(out: Path, resume: bool) -> None:
+    """A fresh run into an --out that holds a tokenizer checkpoint would overwrite it (and its
+    recorded config): one-line error, exit 2, before anything is written."""
+    from tokenizers_video.checkpoint import CHECKPOINT_DIR
+
+    if not resume and (out / CHECKPOINT_DIR).is_dir():
+        _fail(FileExistsError(f"{out} already holds a tokenizer run ({CHECKPOINT_DIR}/): pass "
+                              f"--resume to continue it, or choose another --out"))
+
+
 def _fail(e: Exception) -> None:
     """A user error (data, files, settings): one line on stderr, exit status 2."""
     typer.echo(f"error: {e}", err=True)
@@ -263,6 +273,7 @@ def train_cmd(
     mcfg = _resolve(cfg.kind, cfg.preset, cfg.model)
     used = EpisodeConfig(**cfg.episodes.resolved(mcfg.image_size))  # recorded as used
     cfg = dataclasses.replace(cfg, model=to_dict(mcfg), out=_run_dir(cfg), episodes=used)
+    _refuse_restart(Path(cfg.out), resume)
     log = typer.echo
     torch.manual_seed(cfg.train.seed)  # model initialisation
     model = FrameTokenizer(mcfg) if cfg.kind == "frame" else CompressiveTokenizer(mcfg)
