@@ -8,22 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
-from wm_fakes import FakeFrameTokenizer, make_episodes  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mle_toys import cfg, model_for, video_task  # noqa: E402
 
-from worldmodels.models import build_backbone  # noqa: E402
 from worldmodels.tasks.base import Task  # noqa: E402
-from worldmodels.tasks.video import VideoSpec, VideoTask  # noqa: E402
-from worldmodels.tasks.video_data import ActionCodec  # noqa: E402
+from worldmodels.tasks.video import VideoSpec  # noqa: E402
 from worldmodels.train.logging import read_metrics  # noqa: E402
-from worldmodels.train.mle import MLEConfig, OptimConfig, input_noise, train_mle  # noqa: E402
+from worldmodels.train.mle import MLEConfig, input_noise, train_mle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    root = make_episodes(tmp_path_factory.mktemp("data"), n=6, T=8)
-    return VideoTask(FakeFrameTokenizer(), VideoSpec("single", 2, 1), ActionCodec([-1, -1], [1, 1]),
-                     data_root=str(root), cache_dir=str(root / ".cache"))
+    return video_task(tmp_path_factory.mktemp("data"), VideoSpec("single", 2, 1))
 
 
 def lm_of(task, n=6):
@@ -48,33 +44,25 @@ def test_only_visual_inputs_change_at_about_the_rate_and_labels_stay(task):
 
 def test_same_seed_and_step_same_noise_other_step_other_noise(task):
     lm = lm_of(task)
-    cfg = MLEConfig(input_noise=0.2, seed=3)
-    a = input_noise(task, cfg, 5)(lm)["input_ids"]
-    b = input_noise(task, cfg, 5)(lm)["input_ids"]
-    c = input_noise(task, cfg, 6)(lm)["input_ids"]
+    run = MLEConfig(input_noise=0.2, seed=3)
+    a = input_noise(task, run, 5)(lm)["input_ids"]
+    b = input_noise(task, run, 5)(lm)["input_ids"]
+    c = input_noise(task, run, 6)(lm)["input_ids"]
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert input_noise(task, MLEConfig(), 5) is None  # off by default
 
 
-def cfg(steps, **kw):
-    base = dict(steps=steps, batch_size=4, grad_accum=1, eval_every=0, eval_batches=1,
-                save_every=3, log_every=1, seed=0, device="cpu", input_noise=0.25,
-                optim=OptimConfig(lr=3e-3, warmup_steps=2, schedule="cosine"))
-    base.update(kw)
-    return MLEConfig(**base)
-
-
-def model_for(task):
-    torch.manual_seed(0)
-    return build_backbone("test", task.vocab_size, 256)
+def noisy(steps, **kw):
+    """One micro-batch per step, no held-out evaluation, input noise 0.25."""
+    return cfg(steps, **{"grad_accum": 1, "eval_every": 0, "eval_batches": 1, "input_noise": 0.25, **kw})
 
 
 def test_noisy_training_resumes_exactly_and_differs_from_clean(task, tmp_path):
-    train_mle(model_for(task), task, cfg(6), tmp_path / "full")
-    train_mle(model_for(task), task, cfg(6), tmp_path / "half", until=3)
+    train_mle(model_for(task), task, noisy(6), tmp_path / "full")
+    train_mle(model_for(task), task, noisy(6), tmp_path / "half", until=3)
     torch.manual_seed(99)  # a resumed run must not depend on the global RNG
-    train_mle(model_for(task), task, cfg(6), tmp_path / "half", resume=True)
-    train_mle(model_for(task), task, cfg(6, input_noise=0.0), tmp_path / "clean")
+    train_mle(model_for(task), task, noisy(6), tmp_path / "half", resume=True)
+    train_mle(model_for(task), task, noisy(6, input_noise=0.0), tmp_path / "clean")
     loss = {k: [r["loss"] for r in read_metrics(tmp_path / k) if "loss" in r]
             for k in ("full", "half", "clean")}
     assert len(loss["full"]) == len(loss["half"]) == 6

@@ -12,34 +12,19 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
-from wm_fakes import FakeFrameTokenizer, make_episodes  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mle_toys import cfg, model_for, video_task  # noqa: E402
+from wm_fakes import FakeFrameTokenizer  # noqa: E402
 
-from worldmodels.models import build_backbone  # noqa: E402
-from worldmodels.tasks.video import VideoSpec, VideoTask  # noqa: E402
-from worldmodels.tasks.video_data import ActionCodec  # noqa: E402
+from worldmodels.tasks.video import VideoSpec  # noqa: E402
 from worldmodels.train import checkpoint as ckpt  # noqa: E402
 from worldmodels.train.logging import read_metrics  # noqa: E402
-from worldmodels.train.mle import MLEConfig, OptimConfig, train_mle  # noqa: E402
+from worldmodels.train.mle import train_mle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    root = make_episodes(tmp_path_factory.mktemp("data"), n=6, T=8)
-    return VideoTask(FakeFrameTokenizer(), VideoSpec("multi", 1, 2), ActionCodec([-1, -1], [1, 1]),
-                     data_root=str(root), cache_dir=str(root / ".cache"))
-
-
-def cfg(steps, **kw):
-    base = dict(steps=steps, batch_size=4, grad_accum=2, eval_every=3, eval_batches=2,
-                save_every=3, log_every=1, seed=0, device="cpu",
-                optim=OptimConfig(lr=3e-3, warmup_steps=2, schedule="cosine"))
-    base.update(kw)
-    return MLEConfig(**base)
-
-
-def model_for(task):
-    torch.manual_seed(0)
-    return build_backbone("test", task.vocab_size, 256)
+    return video_task(tmp_path_factory.mktemp("data"), VideoSpec("multi", 1, 2))
 
 
 def test_resume_is_exact(task, tmp_path):
