@@ -95,11 +95,12 @@ def _task_class(section):
     return get_task_class(name)
 
 
-def _refuse_restart(out: Path, resume: bool, what: str) -> bool:
-    """True when ``out`` holds a checkpoint; an error when it does and ``resume`` is off."""
+def refuse_restart(out: Path, resume: bool, what: str, has: bool | None = None) -> bool:
+    """True when ``out`` holds a checkpoint (``has``; default: a trainer checkpoint under
+    ``out/checkpoints``); FileExistsError naming --resume when it does and ``resume`` is off."""
     from worldmodels.train.checkpoint import latest_checkpoint
 
-    has = latest_checkpoint(out) is not None
+    has = latest_checkpoint(out) is not None if has is None else has
     if has and not resume:
         raise FileExistsError(f"{out} already holds {what}: pass --resume to continue it, or "
                               f"choose another --out")
@@ -118,7 +119,7 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
 
     info = init_distributed(cfg.train.device)
     out = Path(cfg.out)
-    has_checkpoint = _refuse_restart(out, resume, "a training run")
+    has_checkpoint = refuse_restart(out, resume, "a training run")
     if resume and cfg.init and has_checkpoint and info.is_main:
         print(f"note: --resume continues the checkpoint in {out}; the weights of init={cfg.init} "
               f"are replaced by the checkpoint's", file=sys.stderr)
@@ -173,7 +174,7 @@ def run_rlvr(cfg: RLVRConfig, resume: bool = False, progress: bool = True, rewar
 
     info = init_distributed(cfg.grpo.device)
     out = Path(cfg.out)
-    _refuse_restart(out, resume, "an RLVR run")
+    refuse_restart(out, resume, "an RLVR run")
     overrides = cfg.task.task_kwargs() if cfg.task is not None else {}
     wm = WorldModel.from_pretrained(cfg.init, device=str(info.device), **overrides)
     task, model = wm.task, wm.model

@@ -187,12 +187,14 @@ def _clips(data: str, split: str, episodes: EpisodeConfig, image_size: int, clip
 
 def _refuse_restart(out: Path, resume: bool) -> None:
     """A fresh run into an --out that holds a tokenizer checkpoint would overwrite it (and its
-    recorded config): one-line error, exit 2, before anything is written."""
+    recorded config): one-line error, exit 2, before anything is written (as `wm pretrain`)."""
     from tokenizers_video.checkpoint import CHECKPOINT_DIR
+    from worldmodels.pipelines import refuse_restart
 
-    if not resume and (out / CHECKPOINT_DIR).is_dir():
-        _fail(FileExistsError(f"{out} already holds a tokenizer run ({CHECKPOINT_DIR}/): pass "
-                              f"--resume to continue it, or choose another --out"))
+    try:
+        refuse_restart(out, resume, "a tokenizer run", has=(out / CHECKPOINT_DIR).is_dir())
+    except FileExistsError as e:
+        _fail(e)
 
 
 def _fail(e: Exception) -> None:
