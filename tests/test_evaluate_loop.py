@@ -8,6 +8,7 @@ from worldmodels.evaluate import (
     EvalConfig,
     _summary,
     bootstrap_ci,
+    compare_runs,
     flat,
     paired_difference,
     pick_items,
@@ -60,3 +61,27 @@ def test_paired_difference_removes_the_between_item_spread():
     assert d["ci95"][0] == pytest.approx(-0.01) and d["ci95"][1] == pytest.approx(-0.01)
     m_ci, b_ci = bootstrap_ci(model.mean(1), 400), bootstrap_ci(base.reshape(-1), 400)
     assert m_ci[1] > b_ci[0]                        # unpaired: the intervals overlap
+
+
+def _run(values, index=(0, 3, 6, 9), metric="f1"):
+    return {"index": list(index), "metrics": {metric: list(values)}, "baselines": {}}
+
+
+def test_compare_runs_averages_each_arm_per_item_then_bootstraps_the_difference():
+    a = [_run([0.2, 0.5, 0.9, 0.4]), _run([0.4, 0.5, 0.7, 0.6])]  # per item: 0.3 0.5 0.8 0.5
+    b = [_run([0.1, 0.5, 0.6, 0.5])]
+    res = compare_runs(a, b, "f1", resamples=300, seed=1)
+    d = np.array([0.2, 0.0, 0.2, 0.0])                              # A - B per item, by hand
+    assert res["items"] == 4 and res["diff"]["mean"] == pytest.approx(d.mean())
+    assert res["a"]["runs"] == pytest.approx([0.5, 0.55]) and res["b"]["mean"] == pytest.approx(0.425)
+    assert res["a_better"] == 0.5 and res["b_better"] == 0.0       # ties count for neither
+    assert res["diff"]["ci95"] == pytest.approx(bootstrap_ci(torch.tensor(d), 300, 1))
+
+
+def test_compare_runs_refuses_runs_on_other_items_or_without_the_metric():
+    with pytest.raises(ValueError, match="run 1 of arm B was evaluated on other items"):
+        compare_runs([_run([1, 2, 3, 4])], [_run([1, 2, 3, 4]), _run([1, 2, 3], index=(0, 1, 2))], "f1")
+    with pytest.raises(ValueError, match="run 0 of arm B has no metric 'f1'"):
+        compare_runs([_run([1, 2, 3, 4])], [_run([1, 2, 3, 4], metric="acc")], "f1")
+    with pytest.raises(ValueError, match="at least one run"):
+        compare_runs([], [_run([1, 2, 3, 4])], "f1")

@@ -108,7 +108,9 @@ def evaluate(model, task, dataset, cfg: EvalConfig | None = None, *, device: tor
     ``examples``: write that many examples with ``task.save_examples`` into ``out_dir``.
     Returns ``{"items", "n_samples", "temperature", "top_k", "seed", "metrics": {name: summary},
     "baselines": {baseline: {name: summary}}, "vs_baselines": {baseline: {name: paired
-    difference}}, "examples": [paths]}`` (see :func:`paired_difference`).
+    difference}}, "examples": [paths], "per_item": {"index": [dataset index], "metrics": {name:
+    [mean over an item's samples]}, "baselines": {baseline: {name: [value]}}}}`` (see
+    :func:`paired_difference`; ``per_item`` is what :func:`compare_runs` pairs across models).
     Raises ValueError when the dataset is empty.
     """
     import torch
@@ -176,8 +178,19 @@ def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, p
            "vs_baselines": {b: {k: paired_difference(torch.cat(values[k]), torch.cat(v), cfg.bootstrap)
                                 for k, v in d.items() if k in values}
                             for b, d in base_values.items()},
-           "examples": written}
+           "examples": written,
+           "per_item": {"index": list(idx),
+                        "metrics": {k: _item_means(v) for k, v in values.items()},
+                        "baselines": {b: {k: _item_means(v) for k, v in d.items()}
+                                      for b, d in base_values.items()}}}
     return res
+
+
+def _item_means(chunks: list[torch.Tensor]) -> list[float]:
+    """Per-batch (items, n) values -> one mean per item (what a paired comparison pairs)."""
+    import torch
+
+    return [float(x) for x in torch.cat(chunks).double().mean(1)]
 
 
 def paired_difference(model: torch.Tensor, baseline: torch.Tensor, resamples: int = 1000,
@@ -211,3 +224,45 @@ def eval_fn(task, cfg: EvalConfig, device=None, split: str = "test"):
         return flat(evaluate(model, task, dataset, cfg, device=device))
 
     return fn
+
+
+def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 10000,
+                 seed: int = 0) -> dict:
+    """Paired comparison of two arms (e.g. 3 RLVR seeds vs 3 continued-SFT seeds) evaluated on
+    the same items: each arm's runs are averaged per item, then the per-item difference A − B is
+    bootstrapped over items (percentile, ``resamples``). Pairing by item removes the spread
+    between items, so a small difference can be resolved that separate intervals would hide.
+
+    a, b: ``per_item`` dicts of :func:`evaluate` results (``wm eval`` writes them to
+    ``eval_items.json``), one per run. ``metric``: a key of their ``metrics``.
+    Returns ``{"metric", "items", "a": {"mean", "runs": [mean per run]}, "b": {...},
+    "diff": {"mean", "ci95"}, "a_better", "b_better"}`` (shares of items where one arm's mean is
+    strictly higher; ties are neither).
+    Raises ValueError when an arm is empty, a run lacks ``metric``, or the runs were evaluated
+    on different items.
+    """
+    import torch
+
+    if not a or not b:
+        raise ValueError("compare_runs: each arm needs at least one run")
+    index = a[0]["index"]
+    for arm, runs in (("A", a), ("B", b)):
+        for i, run in enumerate(runs):
+            if run["index"] != index:
+                raise ValueError(f"compare_runs: run {i} of arm {arm} was evaluated on other items "
+                                 f"({len(run['index'])} items) than run 0 of arm A ({len(index)}); "
+                                 f"evaluate both with the same data and --items")
+            if metric not in run["metrics"]:
+                raise ValueError(f"compare_runs: run {i} of arm {arm} has no metric {metric!r} "
+                                 f"(has {sorted(run['metrics'])})")
+
+    def arm(runs: list[dict]) -> torch.Tensor:  # (runs, items)
+        return torch.tensor([run["metrics"][metric] for run in runs], dtype=torch.float64)
+
+    va, vb = arm(a), arm(b)
+    d = va.mean(0) - vb.mean(0)
+    return {"metric": metric, "items": len(index),
+            "a": {"mean": float(va.mean()), "runs": [float(x) for x in va.mean(1)]},
+            "b": {"mean": float(vb.mean()), "runs": [float(x) for x in vb.mean(1)]},
+            "diff": {"mean": float(d.mean()), "ci95": bootstrap_ci(d, resamples, seed)},
+            "a_better": float((d > 0).double().mean()), "b_better": float((d < 0).double().mean())}

@@ -82,6 +82,19 @@ def test_eval_writes_accuracy_tables(runs):
     assert tables["prompt_tokens"]["reductions"] == {"none": 5}
     assert "## Accuracy % (records)" in (d / "eval" / "eval.md").read_text()
     assert {"accuracy", "task_specific", "parsed"} <= set(data["metrics"])
+    items = json.loads((d / "eval" / "eval_items.json").read_text())  # what `wm eval compare` pairs
+    assert len(items["index"]) == 5 and "per_item" not in data
+    assert sum(items["metrics"]["accuracy"]) / 5 == pytest.approx(data["metrics"]["accuracy"]["mean"])
+    assert set(items["baselines"]["no_change"]["accuracy"]) <= {0.0, 1.0}  # one greedy answer per item
+    res = runner.invoke(eval_app, ["compare", "--a", str(d / "eval"), "--b", str(d / "eval"),
+                                   "--metric", "accuracy", "--out", str(d / "cmp.json")])
+    assert res.exit_code == 0, res.output
+    cmp = json.loads((d / "cmp.json").read_text())
+    assert cmp["items"] == 5 and cmp["diff"]["mean"] == 0.0 and cmp["a_better"] == cmp["b_better"] == 0.0
+    res = runner.invoke(eval_app, ["compare", "--a", str(d / "eval"), "--b", str(d / "eval"), "--metric", "nope"])
+    assert res.exit_code == 2 and "no metric 'nope'" in res.output
+    res = runner.invoke(eval_app, ["compare", "--a", str(d / "eval"), "--b", str(d / "absent"), "--metric", "accuracy"])
+    assert res.exit_code == 2 and "no eval_items.json" in res.output
     res = runner.invoke(eval_app, ["text-game", "--model", str(d / "absent")])
     assert res.exit_code == 2 and "not a world model directory" in res.output
 

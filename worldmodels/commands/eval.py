@@ -28,16 +28,77 @@ def _group() -> None:
 
 
 def write_report(task, res: dict, out_dir) -> tuple[dict, str]:
-    """``task.report(res)`` written as ``eval.json`` and ``eval.md`` into ``out_dir``."""
+    """``task.report(res)`` written as ``eval.json`` and ``eval.md`` into ``out_dir``; the
+    per-item values (``res["per_item"]``, what `wm eval compare` pairs) as ``eval_items.json``."""
     import json
     from pathlib import Path
 
+    res = dict(res)
+    per_item = res.pop("per_item", None)
     data, md = task.report(res)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "eval.md").write_text(md)
+    if per_item is not None:
+        (out / "eval_items.json").write_text(json.dumps({"model": res.get("model"), "data": res.get("data"),
+                                                         **per_item}) + "\n")
     return data, md
+
+
+def _load_items(path: str) -> dict:
+    """``eval_items.json`` of a `wm eval` output folder (or the file itself)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    p = p / "eval_items.json" if p.is_dir() else p
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no eval_items.json (run `wm eval <modality> --out {p.parent if p.suffix else p}` "
+                                f"first; evaluations older than this command did not write it)")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not valid JSON ({e})") from e
+
+
+@app.command("compare")
+def compare(
+    a: list[str] = typer.Option(..., "--a", help="arm A: a `wm eval` output folder (repeat for seeds)"),
+    b: list[str] = typer.Option(..., "--b", help="arm B: a `wm eval` output folder (repeat for seeds)"),
+    metric: str = typer.Option(..., "--metric", help="metric to compare, e.g. f1, accuracy, mse"),
+    resamples: int = typer.Option(10000, "--resamples", min=1, help="bootstrap resamples over items"),
+    out: str = typer.Option(None, "--out", help="also write the result as JSON here"),
+) -> None:
+    """Paired comparison of two models (or two arms of seeds) evaluated on the same items.
+
+    Each arm's runs are averaged per item and the per-item difference A − B is bootstrapped
+    over items, so a gap smaller than either model's own interval can still be resolved:
+
+        wm eval web --model runs/rl_s0 --items 156 --out runs/rl_s0/eval_all   # ... each seed
+        wm eval compare --a runs/rl_s0/eval_all --a runs/rl_s1/eval_all \\
+            --b runs/sft_s0/eval_all --b runs/sft_s1/eval_all --metric f1
+    """
+    import json
+    from pathlib import Path
+
+    from worldmodels.evaluate import compare_runs
+
+    try:
+        res = compare_runs([_load_items(p) for p in a], [_load_items(p) for p in b], metric, resamples)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    res.update(a_runs=list(a), b_runs=list(b))
+    ci = res["diff"]["ci95"]
+    ci_s = f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"
+    typer.echo(f"{metric} on {res['items']} items: A {res['a']['mean']:.4g} ({len(a)} run(s)), "
+               f"B {res['b']['mean']:.4g} ({len(b)} run(s)); A − B {res['diff']['mean']:+.4g}, "
+               f"paired bootstrap 95 % {ci_s}; A better on {res['a_better']:.0%} of items, "
+               f"B on {res['b_better']:.0%}")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(res, indent=1) + "\n")
 
 
 @app.command("video")
