@@ -60,6 +60,9 @@ def _register() -> None:
     for name, summary in GROUPS.items():
         # a group named by a Python keyword lives in <name>_.py (commands/import_.py)
         module = importlib.import_module(f"worldmodels.commands.{name}{'_' * keyword.iskeyword(name)}")
+        if hasattr(module, "register"):  # a one-command module (commands/compress.py)
+            module.register(app, name)
+            continue
         sub: typer.Typer = module.app
         app.add_typer(sub, name=name, help=sub.info.help or summary)
 

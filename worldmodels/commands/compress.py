@@ -41,7 +41,6 @@ original, factorised and recovered (continued MLE, or --distill) model, FFN spar
 predictor recall / precision (--sparsity) and the clustered head's accuracy (--cluster-head).
 """
 
-app = typer.Typer(help=HELP, invoke_without_command=True, no_args_is_help=True)
 
 
 def _video_section(model: str):
@@ -56,7 +55,6 @@ def _video_section(model: str):
     return load_config(PretrainVideoConfig, path).task
 
 
-@app.callback(epilog=config_epilog(CompressConfig))
 def compress(
     model: str = typer.Option(None, "--model", help="world-model directory to compress (model)"),
     out: str = typer.Option(None, "--out", help="new directory for the compressed world model (out)"),
@@ -105,3 +103,9 @@ def compress(
                f"{res['after']['loss']:.4f}"
                + (f" -> {res['recovered']['loss']:.4f} recovered" if "recovered" in res else "")
                + f" -> {cfg.out} (compress.json, compress.md)")
+
+
+def register(app: typer.Typer, name: str) -> None:
+    """Add ``wm compress`` to the root ``app`` as one command (not a group: a group's usage line
+    would read ``wm compress [OPTIONS] COMMAND [ARGS]``)."""
+    app.command(name, help=HELP, epilog=config_epilog(CompressConfig), no_args_is_help=True)(compress)
