@@ -109,6 +109,31 @@ def test_cli_pretrain_video_writes_a_world_model(task, tmp_path):
     assert bad.exit_code != 0 and "stepz" in bad.output
 
 
+def test_cli_pretrain_video_with_the_rwkv7_backbone(task, tmp_path):
+    """The video modality on RWKV-7 (`--set model.family=rwkv7`): trains (loss falls), saves a
+    world model that loads as RWKV-7 and predicts frames through the recurrent-state rollout."""
+    from typer.testing import CliRunner
+
+    from worldmodels.commands.pretrain import app
+    from worldmodels.world_model import VideoWorldModel
+
+    tok_dir = tmp_path / "tok"
+    FakeFrameTokenizer().save_pretrained(tok_dir)
+    out = tmp_path / "wm"
+    r = CliRunner().invoke(app, ["video", "--data", task.data_root, "--tokenizer", str(tok_dir),
+                                 "--out", str(out), "--preset", "test", "--steps", "12",
+                                 "--set", "model.family=rwkv7", "--set", "train.batch_size=4",
+                                 "--set", "train.optim.lr=3e-3", "--set", "train.log_every=1",
+                                 "--set", "train.device=cpu", "--set", f"data.cache_dir={tmp_path / 'c'}"])
+    assert r.exit_code == 0, r.output
+    losses = [row["loss"] for row in read_metrics(out) if "loss" in row]
+    assert len(losses) == 12 and sum(losses[-3:]) < sum(losses[:3]), losses
+    wm = VideoWorldModel.from_pretrained(out, device="cpu")
+    assert type(wm.model).__name__ == "RWKV7ForCausalLM"
+    pred = wm.predict(torch.rand(2, 1, 3, 16, 16), torch.zeros(2, 2, 2), n_samples=2)  # 2 future frames
+    assert pred.shape == (2, 2, 2, 3, 16, 16) and pred.min() >= 0 and pred.max() <= 1
+
+
 def test_cli_pretrain_video_init_continues_from_a_world_model(task, tmp_path):
     """--init starts from another world model's backbone (same weights at step 0, its layout),
     and refuses a different tokenizer with the flag to use instead."""
