@@ -74,7 +74,11 @@ def test_compare_runs_averages_each_arm_per_item_then_bootstraps_the_difference(
     d = np.array([0.2, 0.0, 0.2, 0.0])                              # A - B per item, by hand
     assert res["items"] == 4 and res["diff"]["mean"] == pytest.approx(d.mean())
     assert res["a"]["runs"] == pytest.approx([0.5, 0.55]) and res["b"]["mean"] == pytest.approx(0.425)
-    assert res["a_better"] == 0.5 and res["b_better"] == 0.0       # ties count for neither
+    assert res["a_higher"] == 0.5 and res["b_higher"] == 0.0       # ties count for neither
+    assert res["a_better"] is None                                  # direction not recorded
+    lower = [{**r, "higher_is_better": {"f1": False}} for r in a]   # e.g. an error metric
+    res = compare_runs(lower, b, "f1", resamples=300, seed=1)
+    assert res["a_better"] == 0.0 and res["b_better"] == 0.5
     assert res["diff"]["ci95"] == pytest.approx(bootstrap_ci(torch.tensor(d), 300, 1))
 
 

@@ -181,6 +181,7 @@ def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, p
            "examples": written,
            "per_item": {"index": list(idx),
                         "metrics": {k: _item_means(v) for k, v in values.items()},
+                        "higher_is_better": {k: hib.get(k, True) for k in values},
                         "baselines": {b: {k: _item_means(v) for k, v in d.items()}
                                       for b, d in base_values.items()}}}
     return res
@@ -236,8 +237,9 @@ def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 100
     a, b: ``per_item`` dicts of :func:`evaluate` results (``wm eval`` writes them to
     ``eval_items.json``), one per run. ``metric``: a key of their ``metrics``.
     Returns ``{"metric", "items", "a": {"mean", "runs": [mean per run]}, "b": {...},
-    "diff": {"mean", "ci95"}, "a_better", "b_better"}`` (shares of items where one arm's mean is
-    strictly higher; ties are neither).
+    "diff": {"mean", "ci95"}, "a_higher", "b_higher", "higher_is_better", "a_better",
+    "b_better"}``: the shares of items where one arm's mean is strictly higher (ties are
+    neither), and, when the runs record the metric's direction, where it is better (else None).
     Raises ValueError when an arm is empty, a run lacks ``metric``, or the runs were evaluated
     on different items.
     """
@@ -261,8 +263,13 @@ def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 100
 
     va, vb = arm(a), arm(b)
     d = va.mean(0) - vb.mean(0)
-    return {"metric": metric, "items": len(index),
+    out = {"metric": metric, "items": len(index),
             "a": {"mean": float(va.mean()), "runs": [float(x) for x in va.mean(1)]},
             "b": {"mean": float(vb.mean()), "runs": [float(x) for x in vb.mean(1)]},
             "diff": {"mean": float(d.mean()), "ci95": bootstrap_ci(d, resamples, seed)},
-            "a_better": float((d > 0).double().mean()), "b_better": float((d < 0).double().mean())}
+            "a_higher": float((d > 0).double().mean()), "b_higher": float((d < 0).double().mean())}
+    hib = a[0].get("higher_is_better", {}).get(metric)
+    out["higher_is_better"] = hib
+    out["a_better"] = None if hib is None else (out["a_higher"] if hib else out["b_higher"])
+    out["b_better"] = None if hib is None else (out["b_higher"] if hib else out["a_higher"])
+    return out

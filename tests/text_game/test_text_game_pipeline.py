@@ -91,6 +91,7 @@ def test_eval_writes_accuracy_tables(runs):
     assert res.exit_code == 0, res.output
     cmp = json.loads((d / "cmp.json").read_text())
     assert cmp["items"] == 5 and cmp["diff"]["mean"] == 0.0 and cmp["a_better"] == cmp["b_better"] == 0.0
+    assert cmp["higher_is_better"] is True and items["higher_is_better"]["accuracy"] is True
     res = runner.invoke(eval_app, ["compare", "--a", str(d / "eval"), "--b", str(d / "eval"), "--metric", "nope"])
     assert res.exit_code == 2 and "no metric 'nope'" in res.output
     res = runner.invoke(eval_app, ["compare", "--a", str(d / "eval"), "--b", str(d / "absent"), "--metric", "accuracy"])

@@ -94,8 +94,10 @@ def compare(
     ci_s = f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"
     typer.echo(f"{metric} on {res['items']} items: A {res['a']['mean']:.4g} ({len(a)} run(s)), "
                f"B {res['b']['mean']:.4g} ({len(b)} run(s)); A − B {res['diff']['mean']:+.4g}, "
-               f"paired bootstrap 95 % {ci_s}; A better on {res['a_better']:.0%} of items, "
-               f"B on {res['b_better']:.0%}")
+               f"paired bootstrap 95 % {ci_s}; " + (
+                   f"A better on {res['a_better']:.0%} of items, B on {res['b_better']:.0%}"
+                   if res["a_better"] is not None else
+                   f"A higher on {res['a_higher']:.0%} of items, B on {res['b_higher']:.0%}"))
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(res, indent=1) + "\n")
