@@ -264,10 +264,10 @@ def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 100
     va, vb = arm(a), arm(b)
     d = va.mean(0) - vb.mean(0)
     out = {"metric": metric, "items": len(index),
-            "a": {"mean": float(va.mean()), "runs": [float(x) for x in va.mean(1)]},
-            "b": {"mean": float(vb.mean()), "runs": [float(x) for x in vb.mean(1)]},
-            "diff": {"mean": float(d.mean()), "ci95": bootstrap_ci(d, resamples, seed)},
-            "a_higher": float((d > 0).double().mean()), "b_higher": float((d < 0).double().mean())}
+           "a": {"mean": float(va.mean()), "runs": [float(x) for x in va.mean(1)]},
+           "b": {"mean": float(vb.mean()), "runs": [float(x) for x in vb.mean(1)]},
+           "diff": {"mean": float(d.mean()), "ci95": bootstrap_ci(d, resamples, seed)},
+           "a_higher": float((d > 0).double().mean()), "b_higher": float((d < 0).double().mean())}
     hib = a[0].get("higher_is_better", {}).get(metric)
     out["higher_is_better"] = hib
     out["a_better"] = None if hib is None else (out["a_higher"] if hib else out["b_higher"])

@@ -42,7 +42,6 @@ predictor recall / precision (--sparsity) and the clustered head's accuracy (--c
 """
 
 
-
 def _video_section(model: str):
     """The recorded VideoTaskConfig of a video model's pretraining run (its config.yaml)."""
     from worldmodels.commands.pretrain import PretrainVideoConfig
