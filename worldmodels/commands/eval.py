@@ -73,11 +73,11 @@ def compare(
     """Paired comparison of two models (or two arms of seeds) evaluated on the same items.
 
     Each arm's runs are averaged per item and the per-item difference A − B is bootstrapped
-    over items, so a gap smaller than either model's own interval can still be resolved:
+    over items, so a gap smaller than either model's own interval can still be resolved.
 
-        wm eval web --model runs/rl_s0 --items 156 --out runs/rl_s0/eval_all   # ... each seed
-        wm eval compare --a runs/rl_s0/eval_all --a runs/rl_s1/eval_all \\
-            --b runs/sft_s0/eval_all --b runs/sft_s1/eval_all --metric f1
+    \b
+    wm eval web --model runs/rl_s0 --items 156 --out runs/rl_s0/eval_all   # ... each seed
+    wm eval compare --a runs/rl_s0/eval_all --a runs/rl_s1/eval_all --b runs/sft_s0/eval_all --b runs/sft_s1/eval_all --metric f1
     """
     import json
     from pathlib import Path
