@@ -170,28 +170,22 @@ def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, p
     if was_training:
         model.train()
     hib = task.higher_is_better
+    vals = {k: torch.cat(v) for k, v in values.items()}                  # (items, n) per metric
+    base = {b: {k: torch.cat(v) for k, v in d.items()} for b, d in base_values.items()}  # (items, 1)
     res = {"items": len(idx), "n_samples": n, "temperature": cfg.temperature, "top_k": cfg.top_k,
            "seed": cfg.seed,
-           "metrics": {k: _summary(torch.cat(v), hib.get(k, True), cfg.bootstrap) for k, v in values.items()},
-           "baselines": {b: {k: _summary(torch.cat(v), hib.get(k, True), cfg.bootstrap) for k, v in d.items()}
-                         for b, d in base_values.items()},
-           "vs_baselines": {b: {k: paired_difference(torch.cat(values[k]), torch.cat(v), cfg.bootstrap)
-                                for k, v in d.items() if k in values}
-                            for b, d in base_values.items()},
+           "metrics": {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in vals.items()},
+           "baselines": {b: {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in d.items()}
+                         for b, d in base.items()},
+           "vs_baselines": {b: {k: paired_difference(vals[k], v, cfg.bootstrap) for k, v in d.items() if k in vals}
+                            for b, d in base.items()},
            "examples": written,
            "per_item": {"index": list(idx),
-                        "metrics": {k: _item_means(v) for k, v in values.items()},
-                        "higher_is_better": {k: hib.get(k, True) for k in values},
-                        "baselines": {b: {k: _item_means(v) for k, v in d.items()}
-                                      for b, d in base_values.items()}}}
+                        "metrics": {k: v.double().mean(1).tolist() for k, v in vals.items()},
+                        "higher_is_better": {k: hib.get(k, True) for k in vals},
+                        "baselines": {b: {k: v.double().mean(1).tolist() for k, v in d.items()}
+                                      for b, d in base.items()}}}
     return res
-
-
-def _item_means(chunks: list[torch.Tensor]) -> list[float]:
-    """Per-batch (items, n) values -> one mean per item (what a paired comparison pairs)."""
-    import torch
-
-    return [float(x) for x in torch.cat(chunks).double().mean(1)]
 
 
 def paired_difference(model: torch.Tensor, baseline: torch.Tensor, resamples: int = 1000,
@@ -266,7 +260,7 @@ def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 100
     out = {"metric": metric, "items": len(index),
            "a": {"mean": float(va.mean()), "runs": [float(x) for x in va.mean(1)]},
            "b": {"mean": float(vb.mean()), "runs": [float(x) for x in vb.mean(1)]},
-           "diff": {"mean": float(d.mean()), "ci95": bootstrap_ci(d, resamples, seed)},
+           "diff": paired_difference(va.T, vb.mean(0), resamples, seed),  # A's runs as its samples
            "a_higher": float((d > 0).double().mean()), "b_higher": float((d < 0).double().mean())}
     hib = a[0].get("higher_is_better", {}).get(metric)
     out["higher_is_better"] = hib
