@@ -94,6 +94,35 @@ def test_static_cache_and_compaction_equal_dynamic_cache(arch):
     assert fed[0] == 4 and min(fed) < 12
 
 
+@pytest.mark.parametrize("grow", [1, 3])
+def test_static_cache_growth_equals_dynamic_cache(monkeypatch, grow):
+    """The eager static cache starts ``STATIC_GROW`` positions past the prompt and grows by that
+    much when full: with a step of 1 or 3 it grows several times (across compaction, the forced
+    stretch and the second segment), and the samples still equal the plain dynamic path's; the
+    cache ends at the whole sequence and attended over less than that before."""
+    import worldmodels.train.rollout_cache as rc
+
+    monkeypatch.setattr(rc, "STATIC_GROW", grow)
+    sizes = []
+    real_grow = rc.Stepper._grow
+
+    def spy(self, length):
+        real_grow(self, length)
+        sizes.append(self.alloc)
+
+    monkeypatch.setattr(rc.Stepper, "_grow", spy)
+    model = tiny_lm("llama", 2)
+    req = grouped_request(G=3, seed=6)
+    total = req.prompt_ids.shape[1] + sum(s.length for s in req.segments)
+    for kw in ({"temperature": 1.0}, {"top_k": 1}):
+        sizes.clear()
+        fast = rollout(model, req, generator=torch.Generator().manual_seed(1), **kw)
+        plain = rollout(model, req, generator=torch.Generator().manual_seed(1), decode=PLAIN, **kw)
+        assert_same(fast, plain, atol=1e-6)
+        assert len(sizes) >= 2 and sizes == sorted(sizes) and sizes[-1] <= total
+    assert sizes[0] <= req.prompt_ids.shape[1] + 2 * grow + 1
+
+
 def test_compaction_widens_again_for_a_later_segment():
     """Rows that stopped in the first generate segment come back for the forced tokens and the
     second segment: all 12 rows are fed again after the narrowed steps."""

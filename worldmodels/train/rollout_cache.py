@@ -10,9 +10,12 @@ things to "call the model with a growing KV cache", none of which changes a samp
   ``Cache.batch_repeat_interleave``). A group whose rows differ, or a cache that cannot be
   expanded, falls back to the plain prefill of all B rows (correct, only slower).
 - **A static cache.** After the prefill the keys/values move into a transformers
-  ``StaticCache`` as long as the whole sequence, and the attention mask lives in one
-  preallocated (B, capacity) buffer: every decode step has the same shapes and writes in place
-  (the dynamic path concatenates every layer's cache and the mask at every step). Models whose
+  ``StaticCache``, and the attention mask lives in one preallocated (B, capacity) buffer: every
+  decode step writes in place (the dynamic path concatenates every layer's cache and the mask
+  at every step). The cache is allocated ``STATIC_GROW`` positions past what is fed and grows by
+  that much when full (up to the whole sequence), so a step attends over about the length
+  generated so far, not over ``max_new_tokens`` of mostly empty slots (answers are usually far
+  shorter than their cap). A compiled step gets the whole sequence at once (one shape). Models whose
   cache is not plain full-attention layers, or whose class does not declare
   ``_can_compile_fullgraph``, keep transformers' dynamic cache.
 - **Compaction**: rows that have stopped leave the decode steps, on the static cache
@@ -39,6 +42,7 @@ from torch import Tensor
 
 CACHE_MODES = ("auto", "static", "dynamic")
 COMPILE_BUCKET = 64  # compiled steps see cache lengths rounded up to a multiple of this
+STATIC_GROW = 32  # an eager static cache holds this many positions past what is fed; grows by it
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ class Stepper:
         if self.compiled:  # a compiled step is specialised to the cache length: round it up
             capacity = -(-capacity // COMPILE_BUCKET) * COMPILE_BUCKET
         self.B, self.capacity, self.masked = batch, capacity, masked
+        self.alloc = capacity  # positions the static cache holds (grows up to capacity)
         self.group = group_size if cfg.share_prefill and group_size > 1 and batch % group_size == 0 else 1
         self.cache = None
         self.static = self.shared_prefill = False
@@ -273,10 +278,12 @@ class Stepper:
             return self._forward(ids, None, None)
         if self.cfg.compact and not self.compiled:
             self._compact(mask.bool().any(1) if need is None else need | mask.bool().any(1))
+        if self.fed + n > self.alloc:
+            self._grow(self.fed + n)
         if self.permuted:
             ids, mask = ids[self.rows], mask[self.rows]
         pos = self._record(ids, mask)[:self.n]
-        ids, m = ids[:self.n], self.mask[:self.n]
+        ids, m = ids[:self.n], self.mask[:self.n, :self.alloc]
         self.rows_fed.append(self.n)
         if n == 1 and self.compiled:
             logits = _compiled_step(self.model, self.cfg.cuda_graphs)(ids, m, pos, self.cache)
@@ -324,13 +331,14 @@ class Stepper:
                                        pos if self.masked else None)
         if self.cfg.cache != "dynamic":
             cfg = _static_config(self.model)
-            static = None if cfg is None else _static_from(self.model, cfg, self.cache, self.capacity,
+            alloc = self.capacity if self.compiled else min(self.capacity, self.fed + STATIC_GROW)
+            static = None if cfg is None else _static_from(self.model, cfg, self.cache, alloc,
                                                            self.compiled)
             if static is None and self.cfg.cache == "static":
                 raise ValueError(f"DecodeConfig.cache='static': {type(self.model).__name__} with a "
                                  f"{type(self.cache).__name__} does not support transformers' StaticCache")
             if static is not None:
-                self.cache, self.static = static, True
+                self.cache, self.static, self.alloc = static, True, alloc
                 self._full = [(la.keys, la.values) for la in static.layers]
         self.recurrent = not self.static and self.cfg.compact and self.masked and _compactable(self.cache)
         return logits
@@ -360,6 +368,22 @@ class Stepper:
             t[:self.n] = t[:self.n].index_select(0, perm)
         self.permuted = True
         self._narrow(k)
+
+    def _grow(self, length: int) -> None:
+        """Reallocate the static layers to ``length + STATIC_GROW`` positions (at most
+        ``capacity``), keeping what they hold; every layer's whole (B, ...) tensors are copied."""
+        new = min(self.capacity, length + STATIC_GROW)
+        full = []
+        for la, (keys, values) in zip(self.cache.layers, self._full, strict=True):
+            grown = []
+            for t in (keys, values):
+                g = t.new_zeros(t.shape[0], t.shape[1], new, t.shape[3])
+                g[:, :, :self.alloc] = t
+                grown.append(g)
+            la.max_cache_len = new  # what the mask is built for (``get_mask_sizes``)
+            full.append((grown[0], grown[1]))
+        self._full, self.alloc = full, new
+        self._narrow(self.n)
 
     def _narrow(self, n: int) -> None:
         self.n = n
