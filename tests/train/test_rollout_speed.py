@@ -96,13 +96,12 @@ def test_static_cache_and_compaction_equal_dynamic_cache(arch):
 
 @pytest.mark.parametrize("grow", [1, 3])
 def test_static_cache_growth_equals_dynamic_cache(monkeypatch, grow):
-    """The eager static cache starts ``STATIC_GROW`` positions past the prompt and grows by that
-    much when full: with a step of 1 or 3 it grows several times (across compaction, the forced
-    stretch and the second segment), and the samples still equal the plain dynamic path's; the
-    cache ends at the whole sequence and attended over less than that before."""
+    """The eager static cache starts ``static_grow`` positions past the prompt and grows by that
+    much when full: with 1 or 3 it grows several times (across compaction, the forced stretch
+    and the second segment), and the samples still equal the plain dynamic path's; the cache
+    never outgrows the whole sequence. ``static_grow=0`` allocates it all at once."""
     import worldmodels.train.rollout_cache as rc
 
-    monkeypatch.setattr(rc, "STATIC_GROW", grow)
     sizes = []
     real_grow = rc.Stepper._grow
 
@@ -114,13 +113,19 @@ def test_static_cache_growth_equals_dynamic_cache(monkeypatch, grow):
     model = tiny_lm("llama", 2)
     req = grouped_request(G=3, seed=6)
     total = req.prompt_ids.shape[1] + sum(s.length for s in req.segments)
-    for kw in ({"temperature": 1.0}, {"top_k": 1}):
+    for g, kw in [(grow, {"temperature": 1.0}), (grow, {"top_k": 1}), (0, {"temperature": 1.0})]:
         sizes.clear()
-        fast = rollout(model, req, generator=torch.Generator().manual_seed(1), **kw)
+        fast = rollout(model, req, generator=torch.Generator().manual_seed(1),
+                       decode=DecodeConfig(static_grow=g), **kw)
         plain = rollout(model, req, generator=torch.Generator().manual_seed(1), decode=PLAIN, **kw)
         assert_same(fast, plain, atol=1e-6)
-        assert len(sizes) >= 2 and sizes == sorted(sizes) and sizes[-1] <= total
-    assert sizes[0] <= req.prompt_ids.shape[1] + 2 * grow + 1
+        if g:
+            assert len(sizes) >= 2 and sizes == sorted(sizes) and sizes[-1] <= total
+            assert sizes[0] <= req.prompt_ids.shape[1] + 2 * g + 1
+        else:
+            assert sizes == []
+    with pytest.raises(ValueError, match="static_grow"):
+        DecodeConfig(static_grow=-1)
 
 
 def test_compaction_widens_again_for_a_later_segment():

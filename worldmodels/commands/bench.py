@@ -59,6 +59,9 @@ def rollout_cmd(
     rounds: int = typer.Option(5, "--rounds", min=1, help="alternations of the --group line (median)"),
     compile_step: bool = typer.Option(False, "--compile", help="torch.compile the engine's decode step"),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="CUDA graphs for the decode step (GPU)"),
+    static_grow: int = typer.Option(32, "--static-grow", min=0,
+                                    help="positions the engine's static cache holds past what is fed "
+                                    "(grows by this much; 0: the whole sequence at once)"),
     threads: int = typer.Option(0, "--threads", min=0,
                                 help="torch threads (0: leave as is; 1 gives steadier CPU numbers)"),
 ) -> None:
@@ -82,7 +85,9 @@ def rollout_cmd(
     if threads:
         torch.set_num_threads(threads)
     kw = _model_sizes(model) if model else {"vocab_size": vocab_size}
-    decode = DecodeConfig(compile=compile_step, cuda_graphs=cuda_graphs) if compile_step or cuda_graphs else None
+    decode = DecodeConfig(compile=compile_step, cuda_graphs=cuda_graphs, static_grow=static_grow)
+    if decode == DecodeConfig():
+        decode = None  # the engine's defaults
     result = run(out, preset=preset, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
                  stop_answers=stop_answers, repeats=repeats, device=device, group=group,
                  rounds=rounds, decode=decode, **kw)

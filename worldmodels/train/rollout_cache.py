@@ -12,8 +12,8 @@ things to "call the model with a growing KV cache", none of which changes a samp
 - **A static cache.** After the prefill the keys/values move into a transformers
   ``StaticCache``, and the attention mask lives in one preallocated (B, capacity) buffer: every
   decode step writes in place (the dynamic path concatenates every layer's cache and the mask
-  at every step). The cache is allocated ``STATIC_GROW`` positions past what is fed and grows by
-  that much when full (up to the whole sequence), so a step attends over about the length
+  at every step). The cache is allocated ``DecodeConfig.static_grow`` positions past what is fed
+  and grows by that much when full (up to the whole sequence), so a step attends over about the length
   generated so far, not over ``max_new_tokens`` of mostly empty slots (answers are usually far
   shorter than their cap). A compiled step gets the whole sequence at once (one shape). Models whose
   cache is not plain full-attention layers, or whose class does not declare
@@ -42,7 +42,6 @@ from torch import Tensor
 
 CACHE_MODES = ("auto", "static", "dynamic")
 COMPILE_BUCKET = 64  # compiled steps see cache lengths rounded up to a multiple of this
-STATIC_GROW = 32  # an eager static cache holds this many positions past what is fed; grows by it
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,11 @@ class DecodeConfig:
         shape for about a quarter off a step (docs/rollout.md).
     cuda_graphs: compile with mode "reduce-overhead" (CUDA graphs replay the whole step);
         needs a CUDA model; implies ``compile``.
+    static_grow: positions the eager static cache holds past what has been fed; when full it
+        is reallocated ``static_grow`` positions longer (at most the whole sequence). A step
+        attends over every allocated position, so this keeps attention near the length
+        generated so far when answers stop far short of ``max_new_tokens``. 0: allocate the
+        whole sequence at once (the behaviour before growth; what a compiled step always gets).
     """
 
     share_prefill: bool = True
@@ -71,6 +75,7 @@ class DecodeConfig:
     compact: bool = True
     compile: bool = False
     cuda_graphs: bool = False
+    static_grow: int = 32
 
     def __post_init__(self) -> None:
         if self.cache not in CACHE_MODES:
@@ -78,6 +83,8 @@ class DecodeConfig:
         for name in ("share_prefill", "compact", "compile", "cuda_graphs"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DecodeConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if isinstance(self.static_grow, bool) or not isinstance(self.static_grow, int) or self.static_grow < 0:
+            raise ValueError(f"DecodeConfig.static_grow must be an int >= 0, got {self.static_grow!r}")
 
 
 # ------------------------------------------------------------------------ cache keyword
@@ -331,7 +338,8 @@ class Stepper:
                                        pos if self.masked else None)
         if self.cfg.cache != "dynamic":
             cfg = _static_config(self.model)
-            alloc = self.capacity if self.compiled else min(self.capacity, self.fed + STATIC_GROW)
+            grow = 0 if self.compiled else self.cfg.static_grow
+            alloc = min(self.capacity, self.fed + grow) if grow else self.capacity
             static = None if cfg is None else _static_from(self.model, cfg, self.cache, alloc,
                                                            self.compiled)
             if static is None and self.cfg.cache == "static":
@@ -370,9 +378,9 @@ class Stepper:
         self._narrow(k)
 
     def _grow(self, length: int) -> None:
-        """Reallocate the static layers to ``length + STATIC_GROW`` positions (at most
+        """Reallocate the static layers to ``length + static_grow`` positions (at most
         ``capacity``), keeping what they hold; every layer's whole (B, ...) tensors are copied."""
-        new = min(self.capacity, length + STATIC_GROW)
+        new = min(self.capacity, length + self.cfg.static_grow)
         full = []
         for la, (keys, values) in zip(self.cache.layers, self._full, strict=True):
             grown = []
