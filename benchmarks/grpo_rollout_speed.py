@@ -88,16 +88,20 @@ def generate_rollout(model, req, temperature=1.0, top_k=None, top_p=None, genera
     """The ``generate`` baseline of the GRPO rollout: one generate segment with stop ids, then
     one forward for the log-probs. Returns a RolloutOutput like the engine's."""
     (seg,) = req.segments
-    if seg.kind != "generate" or seg.allowed is not None:
-        raise ValueError("the generate baseline handles one unrestricted generate segment")
+    if seg.kind != "generate":
+        raise ValueError("the generate baseline handles one generate segment")
     ids, P, L = req.prompt_ids, req.prompt_ids.shape[1], seg.length
+    extra = {}
+    if seg.allowed is not None:  # the engine's vocab mask: ids outside [lo, hi) get -inf
+        lo, hi = seg.allowed
+        extra["suppress_tokens"] = [*range(lo), *range(hi, model.config.vocab_size)]
     pmask = req.prompt_mask.long() if req.prompt_mask is not None else torch.ones_like(ids)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         if generator is not None and ids.device.type == "cpu":  # draw what the engine draws
             torch.set_rng_state(generator.get_state())
         out = model.generate(ids, attention_mask=pmask, max_new_tokens=L, do_sample=True,
                              temperature=temperature, top_k=top_k or 0, top_p=top_p or 1.0,
-                             eos_token_id=list(seg.stop_ids), pad_token_id=req.pad_id)
+                             eos_token_id=list(seg.stop_ids), pad_token_id=req.pad_id, **extra)
     comp = torch.full((ids.shape[0], L), req.pad_id, dtype=torch.long, device=ids.device)
     comp[:, : out.shape[1] - P] = out[:, P:]
     real = completion_attention_mask(comp, req.segments)
