@@ -12,6 +12,7 @@ from worldmodels.evaluate import (
     flat,
     paired_difference,
     pick_items,
+    pool_folds,
 )
 
 
@@ -89,3 +90,39 @@ def test_compare_runs_refuses_runs_on_other_items_or_without_the_metric():
         compare_runs([_run([1, 2, 3, 4])], [_run([1, 2, 3, 4], metric="acc")], "f1")
     with pytest.raises(ValueError, match="at least one run"):
         compare_runs([], [_run([1, 2, 3, 4])], "f1")
+
+
+def _fold(model, held, mse, copy, data="d"):
+    return {"model": model, "data": data, "index": list(range(len(mse))),
+            "episodes": {"held_out": held, "test_every": None, "test_tail": None},
+            "metrics": {"mse": mse}, "higher_is_better": {"mse": False},
+            "baselines": {"copy_last": {"mse": copy}}}
+
+
+def test_pool_folds_concatenates_the_folds_items_then_bootstraps_the_difference():
+    f0 = _fold("wm_f0", ["a/0.npz", "b/0"], [1.0, 2.0, 3.0], [2.0, 2.0, 4.0])
+    f1 = _fold("wm_f1", ["a/1", "b/1"], [5.0, 1.0], [4.0, 3.0])
+    res = pool_folds([f0, f1], "mse", "copy_last", resamples=300, seed=2)
+    d = np.array([-1.0, 0.0, -1.0, 1.0, -2.0])                      # model - copy-last, by hand
+    assert res["items"] == 5 and res["diff"]["mean"] == pytest.approx(d.mean())
+    assert res["model"] == pytest.approx(12 / 5) and res["baseline_mean"] == pytest.approx(3.0)
+    assert res["model_better"] == pytest.approx(3 / 5)              # lower MSE on 3 items, 1 tie
+    assert res["diff"]["ci95"] == pytest.approx(bootstrap_ci(torch.tensor(d), 300, 2))
+    assert [f["items"] for f in res["folds"]] == [3, 2]
+    assert res["folds"][1]["diff"] == pytest.approx(-0.5)
+
+
+def test_pool_folds_refuses_folds_that_share_held_out_items():
+    f0 = _fold("wm_f0", ["a/0.npz", "b/0"], [1.0, 2.0], [2.0, 2.0])
+    with pytest.raises(ValueError, match="hold out the same episodes.*a/0"):
+        pool_folds([f0, _fold("wm_f1", ["a/0", "b/1"], [1.0], [1.0])], "mse", "copy_last")
+    with pytest.raises(ValueError, match="same model"):
+        pool_folds([f0, _fold("wm_f0", ["a/1"], [1.0], [1.0])], "mse", "copy_last")
+    with pytest.raises(ValueError, match="no baseline 'copy_last_tokens'"):
+        pool_folds([f0], "mse", "copy_last_tokens")
+    with pytest.raises(ValueError, match="no metric 'psnr'"):
+        pool_folds([f0], "psnr", "copy_last")
+    # the same held-out names in another data folder are other items
+    res = pool_folds([f0, _fold("wm_g0", ["a/0", "b/0"], [3.0], [1.0], data="e")], "mse", "copy_last")
+    assert res["items"] == 3
+

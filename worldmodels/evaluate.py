@@ -267,3 +267,67 @@ def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 100
     out["a_better"] = None if hib is None else (out["a_higher"] if hib else out["b_higher"])
     out["b_better"] = None if hib is None else (out["b_higher"] if hib else out["a_higher"])
     return out
+
+
+def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 10000,
+               seed: int = 0) -> dict:
+    """One model recipe against a baseline over cross-validation folds: each fold is a model
+    trained without, and evaluated on, its own held-out episodes, so the folds' items are
+    disjoint and can be pooled. The per-item difference model − baseline of every fold is
+    bootstrapped over all pooled items (percentile, ``resamples``), as :func:`paired_difference`
+    does within one evaluation; with k folds the interval rests on k times the items.
+
+    folds: ``per_item`` dicts of :func:`evaluate` results (``eval_items.json``), one per fold,
+    each with ``baselines[baseline][metric]``. Returns ``{"metric", "baseline", "items",
+    "model": mean, "baseline_mean": mean, "diff": {"mean", "ci95"}, "higher_is_better",
+    "model_better": share of items where the model is strictly better (None when the direction
+    is not recorded), "folds": [{"items", "model", "baseline", "diff"} per fold]}``.
+    Raises ValueError on no folds, a fold without the metric or baseline, two folds with the
+    same model, or two folds of the same data that share an evaluated episode file
+    (``test_files``, written by `wm eval video`; else the recorded ``episodes.held_out``): pooled
+    items must be disjoint.
+    """
+    import torch
+
+    if not folds:
+        raise ValueError("pool_folds: no folds")
+    seen: dict = {}
+    splits: list[tuple] = []  # (fold, data, evaluated episode files)
+    parts, per_fold = [], []
+    for i, f in enumerate(folds):
+        m = f.get("model")
+        if m is not None and m in seen:
+            raise ValueError(f"pool_folds: folds {seen[m]} and {i} are the same model {m!r}; each fold "
+                             f"is a model trained without its own held-out episodes")
+        seen[m] = i
+        held = f.get("test_files") or (f.get("episodes") or {}).get("held_out")
+        if held:
+            held = {str(h).removesuffix(".npz") for h in held}
+            for j, data, other in splits:
+                if data == f.get("data") and held & other:
+                    raise ValueError(f"pool_folds: folds {j} and {i} hold out the same episodes of "
+                                     f"{data} ({', '.join(sorted(held & other)[:4])}); each fold must be "
+                                     f"evaluated on episodes no other fold holds out")
+            splits.append((i, f.get("data"), held))
+        if metric not in f["metrics"]:
+            raise ValueError(f"pool_folds: fold {i} has no metric {metric!r} (has {sorted(f['metrics'])})")
+        base = f.get("baselines", {}).get(baseline)
+        if base is None or metric not in base:
+            raise ValueError(f"pool_folds: fold {i} has no baseline {baseline!r} with {metric!r} "
+                             f"(baselines: {sorted(f.get('baselines', {}))})")
+        mv = torch.tensor(f["metrics"][metric], dtype=torch.float64)
+        bv = torch.tensor(base[metric], dtype=torch.float64)
+        parts.append((mv, bv))
+        per_fold.append({"items": len(mv), "model": float(mv.mean()), "baseline": float(bv.mean()),
+                         "diff": float((mv - bv).mean())})
+    mv = torch.cat([p[0] for p in parts])
+    bv = torch.cat([p[1] for p in parts])
+    hib = folds[0].get("higher_is_better", {}).get(metric)
+    d = mv - bv
+    return {"metric": metric, "baseline": baseline, "items": len(mv), "model": float(mv.mean()),
+            "baseline_mean": float(bv.mean()),
+            "diff": paired_difference(mv[:, None], bv, resamples, seed),
+            "higher_is_better": hib,
+            "model_better": None if hib is None else float(((d > 0) if hib else (d < 0)).double().mean()),
+            "folds": per_fold}
+

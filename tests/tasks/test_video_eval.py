@@ -37,3 +37,15 @@ def test_eval_video_cli(tmp_path):
     for gif in written:  # real GIF files, not empty placeholders
         assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a") and gif.stat().st_size > 100, gif
     assert "copy last frame" in (tmp_path / "wm" / "eval" / "eval.md").read_text()
+    # per-item values name the episodes they came from, so `wm eval pool` can refuse to pool
+    # two evaluations of the same held-out episodes
+    items = json.loads((tmp_path / "wm" / "eval" / "eval_items.json").read_text())
+    assert len(items["test_files"]) == 3 and len(items["metrics"]["mse"]) == 5
+    assert items["baselines"]["copy_last"]["mse"] and "layout" in items["episodes"]
+    r = CliRunner().invoke(app, ["pool", "--fold", str(tmp_path / "wm" / "eval"), "--metric", "mse"])
+    assert r.exit_code == 0 and "over 1 folds, 5 items" in r.output, r.output
+    items["model"] = "another model"  # another model evaluated on the same episodes
+    (tmp_path / "other.json").write_text(json.dumps(items))
+    r = CliRunner().invoke(app, ["pool", "--fold", str(tmp_path / "wm" / "eval"), "--fold",
+                                 str(tmp_path / "other.json"), "--metric", "mse"])
+    assert r.exit_code == 2 and "hold out the same episodes" in r.output

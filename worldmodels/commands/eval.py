@@ -41,8 +41,9 @@ def write_report(task, res: dict, out_dir) -> tuple[dict, str]:
     (out / "eval.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "eval.md").write_text(md)
     if per_item is not None:
+        split = {k: res[k] for k in ("episodes", "test_files") if res.get(k)}  # which items: `wm eval pool`
         (out / "eval_items.json").write_text(json.dumps({"model": res.get("model"), "data": res.get("data"),
-                                                         **per_item}) + "\n")
+                                                         **split, **per_item}) + "\n")
     return data, md
 
 
@@ -103,6 +104,53 @@ def compare(
         Path(out).write_text(json.dumps(res, indent=1) + "\n")
 
 
+@app.command("pool")
+def pool(
+    fold: list[str] = typer.Option(..., "--fold", help="a `wm eval` output folder of one fold's model "
+                                   "(repeat: one per fold)"),
+    metric: str = typer.Option(..., "--metric", help="metric, e.g. mse"),
+    baseline: str = typer.Option("copy_last", "--baseline", help="baseline the evaluation scored beside "
+                                 "the model (video: copy_last, copy_last_tokens, tokenizer)"),
+    resamples: int = typer.Option(10000, "--resamples", min=1, help="bootstrap resamples over items"),
+    out: str = typer.Option(None, "--out", help="also write the result as JSON here"),
+) -> None:
+    """Cross-validation: pool a recipe's folds (each model trained without its own held-out
+    episodes and evaluated on them) and bootstrap model − baseline over all their items.
+
+    A small dataset leaves few held-out clips per split; k folds give k times as many, each
+    scored by a model that never saw it.
+
+    \b
+    wm pretrain video --config R.yaml --held-out a/1.npz,b/1.npz --out runs/cv/wm_f1   # ... each fold
+    wm eval video --model runs/cv/wm_f1 --out runs/cv/wm_f1/eval                       # ... each fold
+    wm eval pool --fold runs/cv/wm_f0/eval --fold runs/cv/wm_f1/eval ... --metric mse --baseline copy_last
+    """
+    import json
+    from pathlib import Path
+
+    from worldmodels.evaluate import pool_folds
+
+    try:
+        res = pool_folds([_load_items(p) for p in fold], metric, baseline, resamples)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from e
+    res["fold_runs"] = list(fold)
+    ci = res["diff"]["ci95"]
+    ci_s = f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"
+    for path, f in zip(fold, res["folds"], strict=True):
+        typer.echo(f"  {path}: {f['items']} items, model {f['model']:.4g}, {baseline} {f['baseline']:.4g}, "
+                   f"difference {f['diff']:+.4g}")
+    better = (f"; the model better on {res['model_better']:.0%} of items"
+              if res["model_better"] is not None else "")
+    typer.echo(f"{metric} over {len(fold)} folds, {res['items']} items: model {res['model']:.4g}, {baseline} "
+               f"{res['baseline_mean']:.4g}; model − {baseline} {res['diff']['mean']:+.4g}, "
+               f"bootstrap 95 % {ci_s}{better}")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(res, indent=1) + "\n")
+
+
 @app.command("video")
 @episode_options
 def video(
@@ -128,6 +176,7 @@ def video(
     """Single-step and multi-step metrics (MSE, MAE, PSNR, SSIM, LPIPS, token accuracy,
     repetition) with bootstrap intervals, beside copy-last-frame and the tokenizer ceiling."""
     import logging
+    import os
     from pathlib import Path
 
     from worldmodels import metrics as M
@@ -177,7 +226,8 @@ def video(
     res = evaluate(wm.model, task, ds, cfg, device=wm.device, examples=gifs, out_dir=out_dir,
                    progress=True)
     res.update(model=str(model), data=str(task.data_root), note=note,
-               episodes=task.episodes_record())
+               episodes=task.episodes_record(),
+               test_files=sorted(os.path.relpath(f, task.data_root) for f in task._files("test")))
     _, md = write_report(task, res, out_dir)
     if len(ds) < 30:
         typer.echo(f"warning: only {len(ds)} held-out clips: the intervals below are wide", err=True)
