@@ -81,7 +81,7 @@ def test_bad_rate_and_unsupported_task_are_refused():
         object.__new__(NoNoise).noise_inputs({}, 0.1, torch.Generator())
 
 
-@pytest.mark.parametrize("name", ["pretrain_metaworld", "pretrain_metaworld_single", "pretrain_small",
+@pytest.mark.parametrize("name", ["pretrain_metaworld", "pretrain_metaworld_single", "pretrain_metaworld_skip10", "pretrain_small",
                                   "pretrain_tiny", "pretrain_tiny_skip6"])
 def test_video_pretrain_recipes_load(name):
     from worldmodels.commands.pretrain import PretrainVideoConfig
@@ -92,3 +92,5 @@ def test_video_pretrain_recipes_load(name):
     assert cfg.train.steps == 7
     if name == "pretrain_metaworld_single":
         assert cfg.task.layout.mode == "single" and cfg.train.input_noise == 0.2
+    if name == "pretrain_metaworld_skip10":  # the cross-validated recipe of docs/world_model.md
+        assert cfg.task.layout.frame_skip == 10 and cfg.train.input_noise == 0.4 and cfg.train.steps == 7
