@@ -284,9 +284,11 @@ def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 1
     is not recorded), "folds": [{"items", "model", "baseline", "diff"} per fold]}``.
     Raises ValueError on no folds, a fold without the metric or baseline, two folds with the
     same model, or two folds of the same data that share an evaluated episode file
-    (``test_files``, written by `wm eval video`; else the recorded ``episodes.held_out``): pooled
-    items must be disjoint.
+    (``test_files``, written by `wm eval video`; else the recorded ``episodes.held_out``; data
+    folders compared as real paths from the current directory): pooled items must be disjoint.
     """
+    import os
+
     import torch
 
     if not folds:
@@ -303,12 +305,13 @@ def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 1
         held = f.get("test_files") or (f.get("episodes") or {}).get("held_out")
         if held:
             held = {str(h).removesuffix(".npz") for h in held}
+            data_i = os.path.realpath(f["data"]) if f.get("data") else None
             for j, data, other in splits:
-                if data == f.get("data") and held & other:
+                if data == data_i and held & other:
                     raise ValueError(f"pool_folds: folds {j} and {i} hold out the same episodes of "
                                      f"{data} ({', '.join(sorted(held & other)[:4])}); each fold must be "
                                      f"evaluated on episodes no other fold holds out")
-            splits.append((i, f.get("data"), held))
+            splits.append((i, data_i, held))
         if metric not in f["metrics"]:
             raise ValueError(f"pool_folds: fold {i} has no metric {metric!r} (has {sorted(f['metrics'])})")
         base = f.get("baselines", {}).get(baseline)

@@ -176,7 +176,6 @@ def video(
     """Single-step and multi-step metrics (MSE, MAE, PSNR, SSIM, LPIPS, token accuracy,
     repetition) with bootstrap intervals, beside copy-last-frame and the tokenizer ceiling."""
     import logging
-    import os
     from pathlib import Path
 
     from worldmodels import metrics as M
@@ -227,7 +226,7 @@ def video(
                    progress=True)
     res.update(model=str(model), data=str(task.data_root), note=note,
                episodes=task.episodes_record(),
-               test_files=sorted(os.path.relpath(f, task.data_root) for f in task._files("test")))
+               test_files=task.split_files("test"))
     _, md = write_report(task, res, out_dir)
     if len(ds) < 30:
         typer.echo(f"warning: only {len(ds)} held-out clips: the intervals below are wide", err=True)

@@ -39,6 +39,13 @@ class VideoDataMixin:
     def _files(self, split: str) -> list:
         return self._split(split)[0]
 
+    def split_files(self, split: str) -> list[str]:
+        """The episode files of ``split`` ("train" | "test"), relative to the data folder, sorted
+        (what `wm eval video` records so `wm eval pool` can tell folds apart)."""
+        import os
+
+        return sorted(os.path.relpath(f, self.data_root) for f in self._files(split))
+
     def _token_dataset(self, clips, files, with_frames: bool, progress: bool, split: str
                        ) -> TokenClipDataset:
         """Token ids of ``clips``, cached under ``cache_dir`` (else the user cache directory,
