@@ -126,3 +126,18 @@ def test_pool_folds_refuses_folds_that_share_held_out_items():
     res = pool_folds([f0, _fold("wm_g0", ["a/0", "b/0"], [3.0], [1.0], data="e")], "mse", "copy_last")
     assert res["items"] == 3
 
+
+def test_pool_folds_versus_pairs_two_recipes_item_by_item():
+    a = [_fold("ft_f0", ["a/0"], [1.0, 2.0], [3.0, 3.0]), _fold("ft_f1", ["a/1"], [1.0], [2.0])]
+    b = [_fold("sc_f0", ["a/0"], [2.0, 2.0], [3.0, 3.0]), _fold("sc_f1", ["a/1"], [4.0], [2.0])]
+    res = pool_folds(a, "mse", "copy_last", resamples=300, seed=3, versus=b)
+    d = np.array([-1.0, 0.0, -3.0])                                  # A - B per item, by hand
+    assert res["versus"]["model"] == pytest.approx(8 / 3)
+    assert res["versus"]["diff"]["mean"] == pytest.approx(d.mean())
+    assert res["versus"]["diff"]["ci95"] == pytest.approx(bootstrap_ci(torch.tensor(d), 300, 3))
+    assert [f["versus"] for f in res["folds"]] == pytest.approx([2.0, 4.0])
+    with pytest.raises(ValueError, match="2 folds but 1 versus"):
+        pool_folds(a, "mse", "copy_last", versus=b[:1])
+    with pytest.raises(ValueError, match="versus fold 1 was evaluated on other items"):
+        pool_folds(a, "mse", "copy_last", versus=[b[0], _fold("sc_f1", ["a/1"], [4.0, 1.0], [2.0, 2.0])])
+

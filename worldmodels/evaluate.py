@@ -270,7 +270,7 @@ def compare_runs(a: list[dict], b: list[dict], metric: str, resamples: int = 100
 
 
 def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 10000,
-               seed: int = 0) -> dict:
+               seed: int = 0, versus: list[dict] | None = None) -> dict:
     """One model recipe against a baseline over cross-validation folds: each fold is a model
     trained without, and evaluated on, its own held-out episodes, so the folds' items are
     disjoint and can be pooled. The per-item difference model − baseline of every fold is
@@ -282,6 +282,9 @@ def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 1
     "model": mean, "baseline_mean": mean, "diff": {"mean", "ci95"}, "higher_is_better",
     "model_better": share of items where the model is strictly better (None when the direction
     is not recorded), "folds": [{"items", "model", "baseline", "diff"} per fold]}``.
+    ``versus``: another recipe's folds, in the same order and evaluated on the same items (e.g.
+    from scratch vs fine-tuned); adds ``"versus": {"model": mean, "diff": {"mean", "ci95"}}``,
+    this recipe minus that one paired per item over all folds, and ``"folds"[k]["versus"]``.
     Raises ValueError on no folds, a fold without the metric or baseline, two folds with the
     same model, or two folds of the same data that share an evaluated episode file
     (``test_files``, written by `wm eval video`; else the recorded ``episodes.held_out``; data
@@ -327,10 +330,25 @@ def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 1
     bv = torch.cat([p[1] for p in parts])
     hib = folds[0].get("higher_is_better", {}).get(metric)
     d = mv - bv
-    return {"metric": metric, "baseline": baseline, "items": len(mv), "model": float(mv.mean()),
-            "baseline_mean": float(bv.mean()),
-            "diff": paired_difference(mv[:, None], bv, resamples, seed),
-            "higher_is_better": hib,
-            "model_better": None if hib is None else float(((d > 0) if hib else (d < 0)).double().mean()),
-            "folds": per_fold}
+    out = {"metric": metric, "baseline": baseline, "items": len(mv), "model": float(mv.mean()),
+           "baseline_mean": float(bv.mean()),
+           "diff": paired_difference(mv[:, None], bv, resamples, seed),
+           "higher_is_better": hib,
+           "model_better": None if hib is None else float(((d > 0) if hib else (d < 0)).double().mean()),
+           "folds": per_fold}
+    if versus is not None:
+        if len(versus) != len(folds):
+            raise ValueError(f"pool_folds: {len(folds)} folds but {len(versus)} versus folds")
+        other = []
+        for i, (f, g) in enumerate(zip(folds, versus, strict=True)):
+            if g["index"] != f["index"] or g.get("test_files") != f.get("test_files"):
+                raise ValueError(f"pool_folds: versus fold {i} was evaluated on other items than fold {i}")
+            if metric not in g["metrics"]:
+                raise ValueError(f"pool_folds: versus fold {i} has no metric {metric!r}")
+            ov = torch.tensor(g["metrics"][metric], dtype=torch.float64)
+            per_fold[i]["versus"] = float(ov.mean())
+            other.append(ov)
+        ov = torch.cat(other)
+        out["versus"] = {"model": float(ov.mean()), "diff": paired_difference(mv[:, None], ov, resamples, seed)}
+    return out
 

@@ -111,6 +111,8 @@ def pool(
     metric: str = typer.Option(..., "--metric", help="metric, e.g. mse"),
     baseline: str = typer.Option("copy_last", "--baseline", help="baseline the evaluation scored beside "
                                  "the model (video: copy_last, copy_last_tokens, tokenizer)"),
+    versus: list[str] = typer.Option(None, "--vs", help="another recipe's eval folder for the same "
+                                     "fold (repeat, in --fold order): also report this recipe − that one"),
     resamples: int = typer.Option(10000, "--resamples", min=1, help="bootstrap resamples over items"),
     out: str = typer.Option(None, "--out", help="also write the result as JSON here"),
 ) -> None:
@@ -124,6 +126,7 @@ def pool(
     wm pretrain video --config R.yaml --held-out a/1.npz,b/1.npz --out runs/cv/wm_f1   # ... each fold
     wm eval video --model runs/cv/wm_f1 --out runs/cv/wm_f1/eval                       # ... each fold
     wm eval pool --fold runs/cv/wm_f0/eval --fold runs/cv/wm_f1/eval ... --metric mse --baseline copy_last
+    wm eval pool --fold runs/cv/wm_f0/eval ... --vs runs/cv/scratch_f0/eval ... --metric mse   # recipe A − B
     """
     import json
     from pathlib import Path
@@ -131,7 +134,8 @@ def pool(
     from worldmodels.evaluate import pool_folds
 
     try:
-        res = pool_folds([_load_items(p) for p in fold], metric, baseline, resamples)
+        res = pool_folds([_load_items(p) for p in fold], metric, baseline, resamples,
+                         versus=[_load_items(p) for p in versus] if versus else None)
     except (FileNotFoundError, ValueError, KeyError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
@@ -146,6 +150,12 @@ def pool(
     typer.echo(f"{metric} over {len(fold)} folds, {res['items']} items: model {res['model']:.4g}, {baseline} "
                f"{res['baseline_mean']:.4g}; model − {baseline} {res['diff']['mean']:+.4g}, "
                f"bootstrap 95 % {ci_s}{better}")
+    if versus:
+        v = res["versus"]
+        ci = v["diff"]["ci95"]
+        typer.echo(f"versus {len(versus)} folds of the other recipe: {v['model']:.4g}; this − other "
+                   f"{v['diff']['mean']:+.4g}, paired bootstrap 95 % "
+                   + (f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"))
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(res, indent=1) + "\n")
