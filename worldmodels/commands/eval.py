@@ -63,6 +63,11 @@ def _load_items(path: str) -> dict:
         raise ValueError(f"{p}: not valid JSON ({e})") from e
 
 
+def _ci_text(ci: list[float] | None) -> str:
+    """A bootstrap interval as printed by `wm eval compare` / `pool`."""
+    return f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"
+
+
 @app.command("compare")
 def compare(
     a: list[str] = typer.Option(..., "--a", help="arm A: a `wm eval` output folder (repeat for seeds)"),
@@ -91,8 +96,7 @@ def compare(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
     res.update(a_runs=list(a), b_runs=list(b))
-    ci = res["diff"]["ci95"]
-    ci_s = f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"
+    ci_s = _ci_text(res["diff"]["ci95"])
     typer.echo(f"{metric} on {res['items']} items: A {res['a']['mean']:.4g} ({len(a)} run(s)), "
                f"B {res['b']['mean']:.4g} ({len(b)} run(s)); A − B {res['diff']['mean']:+.4g}, "
                f"paired bootstrap 95 % {ci_s}; " + (
@@ -140,8 +144,7 @@ def pool(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from e
     res["fold_runs"] = list(fold)
-    ci = res["diff"]["ci95"]
-    ci_s = f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"
+    ci_s = _ci_text(res["diff"]["ci95"])
     for path, f in zip(fold, res["folds"], strict=True):
         typer.echo(f"  {path}: {f['items']} items, model {f['model']:.4g}, {baseline} {f['baseline']:.4g}, "
                    f"difference {f['diff']:+.4g}")
@@ -152,10 +155,8 @@ def pool(
                f"bootstrap 95 % {ci_s}{better}")
     if versus:
         v = res["versus"]
-        ci = v["diff"]["ci95"]
         typer.echo(f"versus {len(versus)} folds of the other recipe: {v['model']:.4g}; this − other "
-                   f"{v['diff']['mean']:+.4g}, paired bootstrap 95 % "
-                   + (f"[{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "(one item: no interval)"))
+                   f"{v['diff']['mean']:+.4g}, paired bootstrap 95 % {_ci_text(v['diff']['ci95'])}")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(res, indent=1) + "\n")

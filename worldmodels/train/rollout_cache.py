@@ -381,16 +381,16 @@ class Stepper:
         """Reallocate the static layers to ``length + static_grow`` positions (at most
         ``capacity``), keeping what they hold; every layer's whole (B, ...) tensors are copied."""
         new = min(self.capacity, length + self.cfg.static_grow)
-        full = []
-        for la, (keys, values) in zip(self.cache.layers, self._full, strict=True):
-            grown = []
-            for t in (keys, values):
-                g = t.new_zeros(t.shape[0], t.shape[1], new, t.shape[3])
-                g[:, :, :self.alloc] = t
-                grown.append(g)
+
+        def widen(t: Tensor) -> Tensor:  # (B, heads, alloc, dim) -> (B, heads, new, dim)
+            g = t.new_zeros(t.shape[0], t.shape[1], new, t.shape[3])
+            g[:, :, :self.alloc] = t
+            return g
+
+        self._full = [(widen(k), widen(v)) for k, v in self._full]
+        for la in self.cache.layers:
             la.max_cache_len = new  # what the mask is built for (``get_mask_sizes``)
-            full.append((grown[0], grown[1]))
-        self._full, self.alloc = full, new
+        self.alloc = new
         self._narrow(self.n)
 
     def _narrow(self, n: int) -> None:
