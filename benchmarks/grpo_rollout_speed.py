@@ -7,7 +7,10 @@ One ``GRPOTrainer`` (group 5, 8 prompts per step, one mini-batch, k3 KL against 
 the text-game tiny recipe's shape) runs whole steps alternately with two rollout functions:
 
 - ``engine``: :func:`worldmodels.train.rollout.rollout` as GRPO calls it (the request's
-  ``group_size`` = 5: one prefill per prompt, static cache, stopped rows compacted);
+  ``group_size`` = 5: one prefill per prompt, static cache, stopped rows compacted), with
+  ``--sampler`` (default ``multinomial``: ``generate``'s draws, so both paths sample the same
+  answers; ``inverse_cdf``, the engine's own default, draws other answers of the same
+  distribution);
 - ``generate``: ``model.generate`` (temperature 1, the segment's stop ids as EOS, the same
   batch of repeated prompts) followed by one forward for the rollout log-probs GRPO needs
   (``sequence_logprobs``), as TRL-style trainers do. It samples from the global RNG set to
@@ -26,6 +29,7 @@ answer ids. Writes ``grpo_rollout_speed.json`` into ``--out``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -141,6 +145,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampler", default="multinomial", choices=["multinomial", "inverse_cdf"],
+                    help="the engine's token sampler (multinomial: the same answers as generate)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from worldmodels.train.grpo import GRPOTrainer
@@ -152,7 +158,7 @@ def main(argv=None) -> dict:
                      device="cpu", eval_steps=0, save_steps=0, seed=args.seed)
     trainer = GRPOTrainer(cfg, task, model, reward)
     engine = grpo_mod.rollout
-    paths = {"engine": engine, "generate": generate_rollout}
+    paths = {"engine": functools.partial(engine, sampler=args.sampler), "generate": generate_rollout}
     roll_t: dict[str, float] = {}
 
     def timed(fn, name):
@@ -181,7 +187,7 @@ def main(argv=None) -> dict:
     grpo_mod.rollout = engine
     ratio = lambda xs: statistics.median(g / e for g, e in zip(xs["generate"], xs["engine"], strict=True))  # noqa: E731
     res = {"model": args.model or f"tiny Llama, vocab {args.vocab}, synthetic prompts 96-152 tokens",
-           "group": args.group, "prompts": args.prompts, "rows": args.group * args.prompts,
+           "group": args.group, "prompts": args.prompts, "sampler": args.sampler, "rows": args.group * args.prompts,
            "rounds": args.rounds, "threads": torch.get_num_threads(),
            "step_s": {k: round(statistics.median(v), 3) for k, v in steps.items()},
            "rollout_s": {k: round(statistics.median(v), 3) for k, v in rolls.items()},

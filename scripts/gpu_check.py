@@ -204,15 +204,16 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['preset']} | {r['batch']} | {r['params_M']} | {r['rollout_tok_s']:.0f} | "
                          f"{r['generate_tok_s']:.0f} | {r['ratio']:.2f} | {r['interact_tok_s']:.0f} |")
     lines += ["", "## Rollout vs generate, GRPO-like text (group, sampled, mixed lengths)", "",
-              "| preset | CUDA graphs | batch | answers mean (min-max) | engine tok/s | plain engine tok/s | "
-              "generate tok/s | ratio (median) | same tokens |", "|---|---|---|---|---|---|---|---|---|"]
+              "| preset | CUDA graphs | batch | mean answer (engine / generate) | engine tok/s | "
+              "plain engine tok/s | generate tok/s | ratio | ratio, generate's draws | same tokens |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("op") == "rollout_group":
-            ln = r["group_lengths"]
+            ln = r["group_mean_answer"]
             lines.append(f"| {r['preset']} | {'yes' if r['cuda_graphs'] else 'no'} | {r['group_batch']} | "
-                         f"{ln['mean']} ({ln['min']}-{ln['max']}) | {r['group_rollout_tok_s']:.0f} | "
+                         f"{ln['engine']} / {ln['generate']} | {r['group_rollout_tok_s']:.0f} | "
                          f"{r['group_plain_tok_s']:.0f} | {r['group_generate_tok_s']:.0f} | "
-                         f"{r['group_ratio']:.2f} | {r['group_same_tokens']} |")
+                         f"{r['group_ratio']:.2f} | {r['group_same_draws_ratio']:.2f} | {r['group_same_tokens']} |")
     lines += ["", "## Stages", "", "| stage | seconds | status |", "|---|---|---|"]
     for s in result["stages"]:
         lines.append(f"| {s['stage']} | {s['seconds']} | {s['status']} |")

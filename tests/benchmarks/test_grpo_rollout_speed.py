@@ -2,8 +2,8 @@
 
 The benchmark's ratio is only fair when both paths sample the same answers. With a vocab mask
 (a text task's ``Segment.allowed``, passed to ``generate`` as ``suppress_tokens``) and stop ids,
-from the same generator state, the baseline must return the engine's tokens, lengths and
-log-probs.
+from the same generator state, the baseline must return the tokens, lengths and log-probs of
+the engine with ``generate``'s sampler (the benchmark's default ``--sampler multinomial``).
 """
 
 import sys
@@ -33,7 +33,7 @@ def test_generate_baseline_with_a_vocab_mask_samples_the_engines_answers():
     prompt[~mask] = 0
     seg = Segment("generate", 16, allowed=(8, V), stop_ids=(9, 10, 11, 12))
     req = RolloutRequest(prompt, [seg], mask, pad_id=0, group_size=4)
-    ours = rollout(model, req, generator=torch.Generator().manual_seed(7))
+    ours = rollout(model, req, generator=torch.Generator().manual_seed(7), sampler="multinomial")
     theirs = generate_rollout(model, req, generator=torch.Generator().manual_seed(7))
     real = ours.loss_mask
     assert ours.lengths.unique().numel() >= 3  # mixed lengths: some rows stop early

@@ -140,7 +140,7 @@ def test_rlvr_lora_resume_is_bit_exact_and_exports_both_ways(pretrained, tmp_pat
     kw = dict(input_ids=lm["input_ids"], attention_mask=lm["attention_mask"])
     with torch.no_grad():
         la, lb, l0 = ma.model(**kw).logits, mb.model(**kw).logits, m0.model(**kw).logits
-    torch.testing.assert_close(la, lb, rtol=0, atol=1e-5)  # merging only rounds W + B @ A
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)  # merging only rounds W + B @ A
     assert (la - l0).abs().max() > 1e-3  # RLVR moved the model
     states, actions = ["box closed, lamp off", "radio on"], ["open box", "turn off radio"]
     assert ma.predict(states, actions, top_k=1)["text"] == mb.predict(states, actions, top_k=1)["text"]

@@ -10,17 +10,21 @@ from worldmodels.cli import app
 from worldmodels.train.rollout_bench import run
 
 
-def test_group_line_samples_the_same_mixed_answers_in_both_paths(tmp_path):
+def test_group_line_samples_mixed_answers_and_generates_draws_exactly(tmp_path):
     res = run(tmp_path, preset="test", vocab_size=300, batch=7, prompt_len=5, new_tokens=24,
               segment_tokens=4, forced_tokens=1, repeats=1, device="cpu", group=3, rounds=2)
     assert res["group_batch"] == 6 and res["group"] == 3  # 7 // 3 prompts x 3 samples
-    assert res["group_same_tokens"] is True  # same draws: the ratio compares equal work
-    ln = res["group_lengths"]
-    assert 1 <= ln["min"] < ln["max"] <= 12  # stops at targets <= new_tokens / 2
-    assert res["group_ratio"] > 0 and res["group_plain_ratio"] > 0
-    assert set(res["group_seconds"]) == {"engine", "plain", "generate"}
+    assert res["group_same_tokens"] is True  # the multinomial engine draws generate's tokens
+    assert res["group_stop_ids"] == 300 * 4 // 24
+    ln = res["group_mean_answer"]
+    assert set(ln) == {"engine", "engine_multinomial", "plain", "generate"}
+    assert ln["engine_multinomial"] == ln["plain"] == ln["generate"]  # same draws, same answers
+    assert all(1 <= v < 24 for v in ln.values())  # the stop ids end answers early
+    assert res["group_ratio"] == pytest.approx(res["group_rollout_tok_s"] / res["group_generate_tok_s"])
+    assert res["group_same_draws_ratio"] > 0 and res["group_plain_ratio"] > 0
+    assert set(res["group_seconds"]) == {"engine", "engine_multinomial", "plain", "generate"}
     md = (tmp_path / "bench_rollout.md").read_text()
-    assert "2 prompts x group 3, sampled (T=1)" in md and "median of 2 alternations" in md
+    assert "2 prompts x group 3, sampled (T=1), 2 rounds" in md and "generate`'s draws" in md
     with pytest.raises(ValueError, match="group 9 exceeds the batch 7"):
         run(tmp_path, preset="test", vocab_size=300, batch=7, prompt_len=5, new_tokens=8,
             repeats=1, device="cpu", group=9)
@@ -50,8 +54,9 @@ def test_gpu_check_reports_the_group_line_against_the_2x_aim():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     row = {"op": "rollout_group", "preset": "small", "group": 5, "group_batch": 40, "group_ratio": 2.4,
-           "group_lengths": {"mean": 20.5, "min": 2, "max": 48}, "group_rollout_tok_s": 900.0,
-           "group_plain_tok_s": 400.0, "group_generate_tok_s": 375.0, "group_same_tokens": True}
+           "group_mean_answer": {"engine": 20.5, "generate": 21.0}, "group_rollout_tok_s": 900.0,
+           "group_plain_tok_s": 400.0, "group_generate_tok_s": 375.0, "group_same_draws_ratio": 2.2,
+           "group_same_tokens": True}
     rows = [{**row, "cuda_graphs": False, "group_ratio": 1.5}, {**row, "cuda_graphs": True}]
     got = {t["target"]: t for t in mod.targets(rows)}
     assert got["rollout / generate, text group 5, small"]["met"] is False  # 1.5 < 2
@@ -59,4 +64,4 @@ def test_gpu_check_reports_the_group_line_against_the_2x_aim():
     assert (graphs["bar"], graphs["value"], graphs["met"]) == (2.0, 2.4, True)
     assert all(t["met"] is None for t in mod.targets(rows, dry_run=True))
     md = mod.markdown({"tiny": False, "env": {}, "rows": rows, "stages": [], "targets": mod.targets(rows)})
-    assert "| small | yes | 40 | 20.5 (2-48) | 900 | 400 | 375 | 2.40 | True |" in md
+    assert "| small | yes | 40 | 20.5 / 21.0 | 900 | 400 | 375 | 2.40 | 2.20 | True |" in md

@@ -69,7 +69,7 @@ def test_shared_prefill_samples_equal_plain_prefill(arch, cache):
     assert seen[0] == 12
     assert shared.lengths.unique().numel() >= 3 and shared.stopped.any()  # mixed lengths, stops
     assert shared.completion_ids[:, :8].view(4, 3, 8).unique(dim=1).shape[1] > 1  # samples differ in a group
-    assert_same(shared, plain)
+    assert_same(shared, plain, atol=1e-6)  # a prefill of 4 rows vs 12: matmul rounding may differ
     # the rollout's own log-probs are what one forward over the sequences gives
     lp = sequence_logprobs(model, shared.sequences, req.prompt_ids.shape[1], req.segments,
                            attention_mask=shared.attention_mask)

@@ -20,13 +20,17 @@ Three measurements on the same random prompts and model:
   between them.
 - GRPO-like groups (``group`` G > 1): ``batch // G`` prompts, each repeated G times
   item-major (``task.repeat``), sampled at temperature 1 (GRPO's rollouts) with answers of
-  mixed lengths (stop ids as above, from a first sampled run, so the G samples of a prompt end
-  at different lengths too). Both paths draw from the global RNG seeded alike, so they sample
-  the same tokens (``group_same_tokens``). The engine runs with the request's ``group_size``
-  (one prefill per prompt); the engine without its speed paths (plain prefill, dynamic
-  cache, no compaction: the engine before them) is timed too. The paths alternate ``rounds``
-  times in this process; ``group_ratio`` is the median of the per-round time ratios
-  generate / engine (the machine may be shared and noisy).
+  mixed lengths: a fixed random set of stop ids (:func:`_group_stop_ids`), so answers end
+  after ~``new_tokens``/4 tokens on average whoever draws them. Four paths alternate
+  ``rounds`` times in this process (after one untimed round), every path of round r seeded
+  with ``seed + r``: the engine (the request's ``group_size``, one prefill per prompt, its
+  default ``inverse_cdf`` sampler); the engine with ``sampler="multinomial"``, which draws
+  exactly ``generate``'s tokens (``group_same_tokens`` checks every round); that engine
+  without its speed paths (plain prefill, dynamic cache, no compaction); ``model.generate``.
+  ``group_ratio`` = the engine's answer tokens/s over generate's, each summed over the
+  rounds (their draws differ, so their answer lengths differ round by round);
+  ``group_same_draws_ratio`` / ``group_plain_ratio`` = the median of the per-round time
+  ratios generate / engine on identical tokens.
 
 Writes ``bench_rollout.json`` and ``bench_rollout.md`` into ``out_dir``.
 """
@@ -81,9 +85,10 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
     ``stop_rollout_tok_s``, ``stop_generate_tok_s``, ``stop_ratio``, ``stop_lengths``
     (mean/min/max answer tokens) and ``stop_same_tokens``.
 
-    With ``group`` > 1 also ``group_rollout_tok_s``, ``group_generate_tok_s``,
-    ``group_plain_tok_s``, ``group_ratio``, ``group_plain_ratio``, ``group_same_tokens`` and
-    ``group_lengths`` (the GRPO-like line above).
+    With ``group`` > 1 also ``group_rollout_tok_s``, ``group_multinomial_tok_s``,
+    ``group_plain_tok_s``, ``group_generate_tok_s``, ``group_ratio``, ``group_same_draws_ratio``,
+    ``group_plain_ratio``, ``group_same_tokens`` and ``group_mean_answer`` (the GRPO-like line
+    above).
 
     ``backbone_dir``: a saved causal LM (default: a fresh ``preset`` Llama with ``vocab_size``
     ids). ``allowed`` / ``forced_range``: [lo, hi) id ranges of the interleaved pattern
@@ -166,6 +171,26 @@ def _stop_bench(model, prompt, new_tokens, repeats, sync, hf, decode=None) -> di
             "stop_rows_stopped": int(ours.stopped.sum())}
 
 
+def _group_stop_ids(vocab: int, new_tokens: int, seed: int) -> tuple[int, ...]:
+    """A fixed random set of ``vocab * 4 // new_tokens`` ids (at least 1): on a near-uniform
+    (random) model a sampled answer stops at each step with probability ~4 / new_tokens, so
+    answers have mixed lengths (mean ~new_tokens / 4) whichever sampler draws them."""
+    import torch
+
+    k = min(vocab, max(1, vocab * 4 // new_tokens))
+    g = torch.Generator().manual_seed(seed + 1)
+    return tuple(sorted(torch.randperm(vocab, generator=g)[:k].tolist()))
+
+
+def _answer_tokens(ids, stops) -> int:
+    """Real answer tokens in ``ids`` (B, T): each row up to and including its first stop id."""
+    import torch
+
+    hit = torch.isin(ids, torch.tensor(stops, device=ids.device))
+    first = torch.where(hit.any(1), hit.int().argmax(1) + 1, torch.full_like(hit[:, 0], ids.shape[1], dtype=torch.long))
+    return int(first.sum())
+
+
 def _group_bench(model, prompt, new_tokens, group, rounds, sync, decode, seed) -> dict:
     import statistics
 
@@ -177,46 +202,54 @@ def _group_bench(model, prompt, new_tokens, group, rounds, sync, decode, seed) -
     grouped = prompt[:n].repeat_interleave(group, 0)  # (n*G, P), item-major like task.repeat
     ones, P = torch.ones_like(grouped), grouped.shape[1]
     plain = DecodeConfig(share_prefill=False, cache="dynamic", compact=False)
-
-    def ours(segs, cfg=decode):
-        torch.manual_seed(seed)  # temperature-1 draws from the global RNG, as generate's
-        return rollout(model, grouped, segs, group_size=group, decode=cfg)
-
-    free = ours([Segment("generate", new_tokens)]).completion_ids
-    stops = _stop_ids_for_mixed_lengths(free, new_tokens)
+    stops = _group_stop_ids(model.config.vocab_size, new_tokens, seed)
     seg = [Segment("generate", new_tokens, stop_ids=stops)]
 
-    def theirs():
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            return model.generate(grouped, attention_mask=ones, max_new_tokens=new_tokens, do_sample=True,
-                                  top_k=0, top_p=1.0, temperature=1.0, eos_token_id=list(stops),
-                                  pad_token_id=0)[:, P:]
+    def ours(cfg=decode, sampler="inverse_cdf"):
+        out = rollout(model, grouped, seg, group_size=group, decode=cfg, sampler=sampler)
+        return out, int(out.lengths.sum())
 
-    out, gen_ids = ours(seg), theirs()
-    n_tok = int(out.lengths.sum())
-    same = gen_ids.shape[1] == int(out.lengths.max()) and bool(
-        (gen_ids == out.completion_ids[:, : gen_ids.shape[1]])[out.loss_mask[:, : gen_ids.shape[1]]].all())
-    paths = {"engine": lambda: ours(seg), "plain": lambda: ours(seg, plain), "generate": theirs}
+    def theirs():
+        with torch.no_grad():
+            ids = model.generate(grouped, attention_mask=ones, max_new_tokens=new_tokens, do_sample=True,
+                                 top_k=0, top_p=1.0, temperature=1.0, eos_token_id=list(stops),
+                                 pad_token_id=0)[:, P:]
+        return ids, _answer_tokens(ids, stops)
+
+    paths = {"engine": ours, "engine_multinomial": lambda: ours(sampler="multinomial"),
+             "plain": lambda: ours(plain, "multinomial"), "generate": theirs}
     times = {k: [] for k in paths}
-    for _ in range(rounds):
+    toks = {k: [] for k in paths}
+    same = True
+    for r in range(rounds + 1):  # round 0 warms up and is not timed
+        drawn = {}
         for k, fn in paths.items():
+            torch.manual_seed(seed + r)  # temperature-1 draws from the global RNG, as generate's
             sync()
             t = time.perf_counter()
-            fn()
+            drawn[k], m = fn()
             sync()
-            times[k].append(time.perf_counter() - t)
+            if r:
+                times[k].append(time.perf_counter() - t)
+                toks[k].append(m)
+        mine, gen_ids = drawn["engine_multinomial"], drawn["generate"]
+        T = gen_ids.shape[1]
+        same = same and T == int(mine.lengths.max()) and bool(
+            (gen_ids == mine.completion_ids[:, :T])[mine.loss_mask[:, :T]].all())
+    tok_s = {k: sum(toks[k]) / sum(times[k]) for k in paths}
     med = {k: statistics.median(v) for k, v in times.items()}
-    lengths = out.lengths.float()
-    return {"group": group, "group_batch": n * group, "group_rounds": rounds,
-            "group_rollout_tok_s": n_tok / med["engine"], "group_plain_tok_s": n_tok / med["plain"],
-            "group_generate_tok_s": n_tok / med["generate"],
-            "group_ratio": statistics.median(g / e for g, e in zip(times["generate"], times["engine"], strict=True)),
-            "group_plain_ratio": statistics.median(
-                g / e for g, e in zip(times["generate"], times["plain"], strict=True)),
+
+    def same_draw_ratio(k):  # identical tokens each round: per-round time ratios, median
+        return statistics.median(g / e for g, e in zip(times["generate"], times[k], strict=True))
+
+    return {"group": group, "group_batch": n * group, "group_rounds": rounds, "group_stop_ids": len(stops),
+            "group_rollout_tok_s": tok_s["engine"], "group_multinomial_tok_s": tok_s["engine_multinomial"],
+            "group_plain_tok_s": tok_s["plain"], "group_generate_tok_s": tok_s["generate"],
+            "group_ratio": tok_s["engine"] / tok_s["generate"],
+            "group_same_draws_ratio": same_draw_ratio("engine_multinomial"),
+            "group_plain_ratio": same_draw_ratio("plain"),
             "group_same_tokens": same,
-            "group_lengths": {"mean": round(float(lengths.mean()), 1), "min": int(lengths.min()),
-                              "max": int(lengths.max())},
+            "group_mean_answer": {k: round(sum(toks[k]) / len(toks[k]) / (n * group), 1) for k in paths},
             "group_seconds": {k: round(v, 4) for k, v in med.items()}}
 
 
@@ -254,15 +287,18 @@ def _markdown(res: dict) -> str:
                  ("ratio with stop ids", f"{res['stop_ratio']:.2f}"
                   + ("" if res["stop_same_tokens"] else " (tokens differ!)"))]
     if "group_ratio" in res:
-        ln = res["group_lengths"]
+        ln = res["group_mean_answer"]
         what = (f"{res['group_batch'] // res['group']} prompts x group {res['group']}, sampled (T=1), "
-                f"answers {ln['min']}-{ln['max']} tokens (mean {ln['mean']})")
-        rows += [(f"rollout engine, {what}", f"{res['group_rollout_tok_s']:.0f}"),
-                 ("rollout engine without its speed paths (plain prefill, dynamic cache)",
+                f"{res['group_rounds']} rounds")
+        rows += [(f"rollout engine, {what} (mean answer {ln['engine']})", f"{res['group_rollout_tok_s']:.0f}"),
+                 ("rollout engine, `generate`'s draws (sampler multinomial)",
+                  f"{res['group_multinomial_tok_s']:.0f}"),
+                 ("rollout engine without its speed paths (multinomial, plain prefill, dynamic cache)",
                   f"{res['group_plain_tok_s']:.0f}"),
-                 (f"model.generate, {what}", f"{res['group_generate_tok_s']:.0f}"),
-                 (f"ratio, median of {res['group_rounds']} alternations (plain engine: "
-                  f"{res['group_plain_ratio']:.2f})", f"{res['group_ratio']:.2f}"
+                 (f"model.generate (mean answer {ln['generate']})", f"{res['group_generate_tok_s']:.0f}"),
+                 ("ratio, tokens/s engine / generate", f"{res['group_ratio']:.2f}"),
+                 ("ratio with `generate`'s draws (same tokens; median per-round time ratio; plain "
+                  f"engine {res['group_plain_ratio']:.2f})", f"{res['group_same_draws_ratio']:.2f}"
                   + ("" if res["group_same_tokens"] else " (tokens differ!)"))]
     rows.append((f"rollout, interleaved ({res['interact_pattern']})", f"{res['interact_tok_s']:.0f}"))
     body = "".join(f"| {a} | {b} |\n" for a, b in rows)
