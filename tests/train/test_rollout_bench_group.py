@@ -34,10 +34,11 @@ def test_bench_rollout_cli_group_flag(tmp_path):
     result = CliRunner().invoke(app, ["bench", "rollout", "--out", str(tmp_path), "--preset", "test",
                                       "--batch", "4", "--prompt-len", "4", "--new-tokens", "8",
                                       "--repeats", "1", "--device", "cpu", "--group", "2",
-                                      "--rounds", "1", "--threads", "1"])
+                                      "--rounds", "1", "--threads", "1", "--seed", "3"])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "bench_rollout.json").read_text())
     assert f"group 2 (sampled, mixed lengths) ratio {saved['group_ratio']:.2f}" in result.output
+    assert saved["seed"] == 3
     bad = CliRunner().invoke(app, ["bench", "rollout", "--out", str(tmp_path), "--batch", "2",
                                    "--group", "3"])
     assert bad.exit_code != 0 and "--group 3 exceeds --batch 2" in bad.output

@@ -64,6 +64,7 @@ def rollout_cmd(
                                     "(grows by this much; 0: the whole sequence at once)"),
     threads: int = typer.Option(0, "--threads", min=0,
                                 help="torch threads (0: leave as is; 1 gives steadier CPU numbers)"),
+    seed: int = typer.Option(0, "--seed", help="model, prompts and draws (--group round r: seed + r)"),
 ) -> None:
     """KV-cached rollout engine vs `model.generate` on the same batch: tokens/s and their ratio
     (fixed length; answers with stop ids; GRPO-like groups with --group; the interleaved
@@ -90,7 +91,7 @@ def rollout_cmd(
         decode = None  # the engine's defaults
     result = run(out, preset=preset, batch=batch, prompt_len=prompt_len, new_tokens=new_tokens,
                  stop_answers=stop_answers, repeats=repeats, device=device, group=group,
-                 rounds=rounds, decode=decode, **kw)
+                 rounds=rounds, decode=decode, seed=seed, **kw)
     line = (f"rollout {result['rollout_tok_s']:.0f} tok/s, generate "
             f"{result['generate_tok_s']:.0f} tok/s, ratio {result['ratio']:.2f}")
     if "stop_ratio" in result:

@@ -131,7 +131,7 @@ def run(out_dir: str | Path, backbone_dir: str | Path | None = None, preset: str
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(), "dtype": str(dt).replace("torch.", ""),
         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), "vocab": V,
-        "batch": batch, "prompt_len": prompt_len, "new_tokens": new_tokens,
+        "batch": batch, "prompt_len": prompt_len, "new_tokens": new_tokens, "seed": seed,
         "rollout_tok_s": batch * new_tokens / t_ours, "generate_tok_s": batch * new_tokens / t_hf,
         "ratio": t_hf / t_ours,
     }
