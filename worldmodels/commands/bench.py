@@ -55,7 +55,8 @@ def rollout_cmd(
     group: int = typer.Option(0, "--group", min=0,
                               help="also time GRPO-like rollouts: batch//GROUP prompts x GROUP samples "
                               "each (temperature 1, answers of mixed lengths), the engine with one "
-                              "prefill per prompt vs generate, alternated (e.g. --group 5)"),
+                              "prefill per prompt (its own sampler, and generate's for the same "
+                              "tokens) vs generate, alternated (e.g. --group 5)"),
     rounds: int = typer.Option(5, "--rounds", min=1, help="alternations of the --group line (median)"),
     compile_step: bool = typer.Option(False, "--compile", help="torch.compile the engine's decode step"),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="CUDA graphs for the decode step (GPU)"),
