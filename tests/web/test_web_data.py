@@ -71,3 +71,14 @@ def test_metrics_hand_worked():
     assert agg["site=forum"]["n"] == 1 and agg["site=forum"]["f1"] == 0.0
     with pytest.raises(KeyError, match="metrics row 0: missing field 'site'"):
         aggregate([transition_metrics(GOLD, GOLD)], ["site"])
+
+
+def test_says_no_change_whatever_the_wording():
+    from worldmodels.tasks.web import NO_CHANGE_TEXT
+    from worldmodels.tasks.web_metrics import says_no_change
+
+    assert says_no_change(NO_CHANGE_TEXT)
+    assert says_no_change("Updated items:\nNone\nNew items:\n  None\n")  # other order, spacing, missing section
+    assert not says_no_change(GOLD)  # a real change
+    assert not says_no_change("New items:\nNone\nDeleted items:\n[3] link 'x'")  # one section changes
+    assert not says_no_change("garbage") and not says_no_change("") and not says_no_change(None)

@@ -75,6 +75,8 @@ def test_predict_and_evaluate_with_the_no_change_baseline(runs, tmp_path):
     base = res["baselines"]["no_change"]  # by hand: F1 0, 2/3, 1, 1 (test_web_task)
     assert base["f1"]["mean"] == pytest.approx((0 + 2 / 3 + 1 + 1) / 4)
     assert base["exact"]["mean"] == pytest.approx(0.5)
+    assert base["no_change"]["mean"] == 1.0  # the baseline says "no change" on every item
+    assert 0.0 <= res["metrics"]["no_change"]["mean"] <= 1.0
 
 
 def test_rlvr_f1_resume_is_bit_exact(runs):

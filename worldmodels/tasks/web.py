@@ -44,7 +44,7 @@ from worldmodels.tasks.web_diff import (
     split_sections,
     tree_diff,
 )
-from worldmodels.tasks.web_metrics import METRICS, aggregate, transition_metrics
+from worldmodels.tasks.web_metrics import METRICS, aggregate, says_no_change, transition_metrics
 from worldmodels.tasks.web_prompt import fit_prompt, render_prompt
 from worldmodels.web_tree import render_tree
 
@@ -155,12 +155,14 @@ class WebTask(TextGameTask):
         for i, (text, gold) in enumerate(zip(predictions["text"], items["gold"], strict=True)):
             m = transition_metrics(text, gold)
             m["parsed"] = float(bool(split_sections(text)) if isinstance(text, str) else False)
+            m["no_change"] = float(says_no_change(text))  # share answering "no change": a diagnostic
             rows.append(m)
             if self.eval_rows is not None:
                 self.eval_rows.append({**m, "source": predictions.get("source", "model"),
                                        "site": items["site"][i], "reduction": items["reduction"][i],
                                        "prompt_tokens": items["prompt_tokens"][i]})
-        return {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in (*METRICS, "parsed")}
+        return {k: torch.tensor([r[k] for r in rows], dtype=torch.float32)
+                for k in (*METRICS, "parsed", "no_change")}
 
     def baselines(self, batch: dict) -> dict:
         n = len(batch["transition"])

@@ -6,7 +6,8 @@
 ``precision``, ``recall``, ``f1`` are :func:`worldmodels.tasks.web_rewards.prf` (RLVR-World's
 pooled set F1, reference ``language.md`` §1.3). ``exact`` is 1 when the predicted section sets
 equal the gold ones for all three sections (a missing section counts as empty), else 0.
-Aggregates are means over transitions (macro average), overall and per value of each key
+:func:`says_no_change` tells whether a prediction is the "no change" answer (a diagnostic, not
+a score). Aggregates are means over transitions (macro average), overall and per value of each key
 (e.g. ``site`` for our sites, ``domain`` / ``website`` for Mind2Web), plus ``n``.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from worldmodels.tasks.web_diff import SECTIONS
 from worldmodels.tasks.web_rewards import prepare_response, prf, section_sets
 
-__all__ = ["METRICS", "transition_metrics", "aggregate"]
+__all__ = ["METRICS", "transition_metrics", "says_no_change", "aggregate"]
 
 METRICS = ("precision", "recall", "f1", "exact")
 
@@ -31,6 +32,15 @@ def transition_metrics(response, gold, after_reasoning: str | None = None,
     ref = section_sets(gold)
     exact = bool(pred) and all(pred.get(h, set()) == ref.get(h, set()) for h in SECTIONS)
     return {"precision": p, "recall": r, "f1": f, "exact": float(exact)}
+
+
+def says_no_change(response, after_reasoning: str | None = None, strip_special: Iterable[str] = ()) -> bool:
+    """True when ``response`` parses to at least one section and every parsed section holds only
+    ``None``: the "no change" answer, whatever its wording or spacing. A world model that gives it
+    on every transition scores the "no change" baseline exactly (what an F1-trained tiny model
+    can collapse to); `wm eval web` reports the share as ``no_change``. Never raises."""
+    pred = section_sets(prepare_response(response, after_reasoning, strip_special))
+    return bool(pred) and all(items <= {"None"} for items in pred.values())
 
 
 def aggregate(rows: Iterable[Mapping], keys: Iterable[str] = ()) -> dict[str, dict[str, float]]:
