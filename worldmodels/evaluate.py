@@ -174,8 +174,8 @@ def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, p
     base = {b: {k: torch.cat(v) for k, v in d.items()} for b, d in base_values.items()}  # (items, 1)
     res = {"items": len(idx), "n_samples": n, "temperature": cfg.temperature, "top_k": cfg.top_k,
            "seed": cfg.seed,
-           "metrics": {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in vals.items()},
-           "baselines": {b: {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in d.items()}
+           "metrics": {k: _summary(v, hib.get(k, True) is not False, cfg.bootstrap) for k, v in vals.items()},
+           "baselines": {b: {k: _summary(v, hib.get(k, True) is not False, cfg.bootstrap) for k, v in d.items()}
                          for b, d in base.items()},
            "vs_baselines": {b: {k: paired_difference(vals[k], v, cfg.bootstrap) for k, v in d.items() if k in vals}
                             for b, d in base.items()},

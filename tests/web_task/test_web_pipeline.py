@@ -15,7 +15,7 @@ from web_records import CART, records
 from worldmodels.commands.eval import app as eval_app
 from worldmodels.commands.pretrain import app as pretrain_app
 from worldmodels.commands.rlvr import app as rlvr_app
-from worldmodels.evaluate import EvalConfig, evaluate
+from worldmodels.evaluate import EvalConfig, compare_runs, evaluate
 from worldmodels.world_model import WorldModel
 
 runner = CliRunner()
@@ -77,6 +77,10 @@ def test_predict_and_evaluate_with_the_no_change_baseline(runs, tmp_path):
     assert base["exact"]["mean"] == pytest.approx(0.5)
     assert base["no_change"]["mean"] == 1.0  # the baseline says "no change" on every item
     assert 0.0 <= res["metrics"]["no_change"]["mean"] <= 1.0
+    items = res["per_item"]  # a diagnostic: no direction, so compare never calls one run better
+    assert items["higher_is_better"]["no_change"] is None and items["higher_is_better"]["f1"] is True
+    cmp = compare_runs([items], [{**items, "metrics": {**items["metrics"], "no_change": [1.0] * 4}}], "no_change")
+    assert cmp["a_better"] is None and cmp["b_better"] is None and cmp["diff"]["mean"] <= 0
 
 
 def test_rlvr_f1_resume_is_bit_exact(runs):

@@ -135,14 +135,15 @@ class Task:
 
     Class attributes: ``name`` (the registry name, also written as ``worldmodel.json``'s
     ``kind``), ``vocab_size`` (all token ids are < it), ``pad_id`` (pads sequences; never in the
-    loss), ``higher_is_better`` (per metric name, for best-of-n; names not listed count as
-    higher-is-better).
+    loss), ``higher_is_better`` (per metric name, for best-of-n and `wm eval compare`'s "better";
+    names not listed count as higher-is-better; ``None``: a diagnostic with no better direction,
+    whose best-of-n is its maximum and which compare never calls better).
     """
 
     name: str = "task"
     vocab_size: int = 0
     pad_id: int = 0
-    higher_is_better: dict[str, bool] = {}
+    higher_is_better: dict[str, bool | None] = {}
 
     # ----------------------------------------------------------------------------- data
     def dataset(self, split: str) -> Dataset:

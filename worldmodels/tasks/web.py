@@ -85,7 +85,7 @@ class WebTask(TextGameTask):
     """See the module docstring; keyword arguments are ``WebTaskConfig``'s fields."""
 
     name = "web"
-    higher_is_better = {m: True for m in (*METRICS, "parsed")}
+    higher_is_better = {**{m: True for m in (*METRICS, "parsed")}, "no_change": None}  # a diagnostic
 
     def __init__(self, tokenizer, train: str, test: str, data_format="auto", max_train=None, max_test=None,
                  target="diff", diff_mode="clean", prompt_style="compact", max_prompt_tokens=None,
