@@ -89,11 +89,12 @@ def bootstrap_ci(values: torch.Tensor, resamples: int = 1000, seed: int = 0) -> 
     return [float(means.quantile(0.025)), float(means.quantile(0.975))]
 
 
-def _summary(values: torch.Tensor, higher: bool, resamples: int) -> dict:
-    """values (items, n) -> mean / best_of_n / std / ci95."""
+def _summary(values: torch.Tensor, higher: bool | None, resamples: int) -> dict:
+    """values (items, n) -> mean / best_of_n / std / ci95 (best-of-n: the max unless ``higher``
+    is False; None, a diagnostic without direction, takes the max)."""
     from worldmodels.metrics import best_of_n
 
-    stats = best_of_n(values, higher)
+    stats = best_of_n(values, higher is not False)
     return {"mean": float(values.double().mean()), "best_of_n": stats["mean"], "std": stats["std"],
             "ci95": bootstrap_ci(values.double().mean(1), resamples)}
 
@@ -174,8 +175,8 @@ def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, p
     base = {b: {k: torch.cat(v) for k, v in d.items()} for b, d in base_values.items()}  # (items, 1)
     res = {"items": len(idx), "n_samples": n, "temperature": cfg.temperature, "top_k": cfg.top_k,
            "seed": cfg.seed,
-           "metrics": {k: _summary(v, hib.get(k, True) is not False, cfg.bootstrap) for k, v in vals.items()},
-           "baselines": {b: {k: _summary(v, hib.get(k, True) is not False, cfg.bootstrap) for k, v in d.items()}
+           "metrics": {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in vals.items()},
+           "baselines": {b: {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in d.items()}
                          for b, d in base.items()},
            "vs_baselines": {b: {k: paired_difference(vals[k], v, cfg.bootstrap) for k, v in d.items() if k in vals}
                             for b, d in base.items()},
