@@ -182,21 +182,12 @@ def _group_stop_ids(vocab: int, new_tokens: int, seed: int) -> tuple[int, ...]:
     return tuple(sorted(torch.randperm(vocab, generator=g)[:k].tolist()))
 
 
-def _answer_tokens(ids, stops) -> int:
-    """Real answer tokens in ``ids`` (B, T): each row up to and including its first stop id."""
-    import torch
-
-    hit = torch.isin(ids, torch.tensor(stops, device=ids.device))
-    first = torch.where(hit.any(1), hit.int().argmax(1) + 1, torch.full_like(hit[:, 0], ids.shape[1], dtype=torch.long))
-    return int(first.sum())
-
-
 def _group_bench(model, prompt, new_tokens, group, rounds, sync, decode, seed) -> dict:
     import statistics
 
     import torch
 
-    from worldmodels.train.rollout import DecodeConfig, Segment, rollout
+    from worldmodels.train.rollout import DecodeConfig, Segment, rollout, segment_masks
 
     n = prompt.shape[0] // group
     grouped = prompt[:n].repeat_interleave(group, 0)  # (n*G, P), item-major like task.repeat
@@ -214,7 +205,7 @@ def _group_bench(model, prompt, new_tokens, group, rounds, sync, decode, seed) -
             ids = model.generate(grouped, attention_mask=ones, max_new_tokens=new_tokens, do_sample=True,
                                  top_k=0, top_p=1.0, temperature=1.0, eos_token_id=list(stops),
                                  pad_token_id=0)[:, P:]
-        return ids, _answer_tokens(ids, stops)
+        return ids, int(segment_masks(ids, seg).sum())  # answer tokens: each row up to its stop
 
     paths = {"engine": ours, "engine_multinomial": lambda: ours(sampler="multinomial"),
              "plain": lambda: ours(plain, "multinomial"), "generate": theirs}
