@@ -120,12 +120,15 @@ class WorldModel:
         return getattr(self.task, name)
 
     def generate(self, request, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, generator: torch.Generator | None = None):
-        """One rollout of ``request`` (a ``RolloutRequest``) on this model's device."""
+                 top_p: float | None = None, generator: torch.Generator | None = None,
+                 sampler: str = "inverse_cdf"):
+        """One rollout of ``request`` (a ``RolloutRequest``) on this model's device.
+        ``sampler``: ``rollout``'s token sampler ("inverse_cdf" or "multinomial", the draws of
+        runs made before 2026-11-30); ValueError on another name."""
         from worldmodels.train.rollout import rollout
 
         return rollout(self.model, request.to(self.device), temperature=temperature, top_k=top_k,
-                       top_p=top_p, generator=generator)
+                       top_p=top_p, generator=generator, sampler=sampler)
 
     @torch.no_grad()
     def predict(self, context, actions, n_samples: int = 1, temperature: float = 1.0,

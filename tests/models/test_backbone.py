@@ -91,6 +91,25 @@ def test_frame_skip_model_takes_actions_at_the_environment_rate(tmp_path):
         wm.predict(frames, actions[:, :5])
 
 
+def test_generate_passes_the_sampler_to_the_rollout_engine():
+    """``WorldModel.generate(..., sampler=...)`` draws as ``rollout(..., sampler=...)`` does from
+    the same generator seed; "multinomial" (the draws of runs before 2026-11-30) differs from the
+    default, and an unknown sampler is refused."""
+    from worldmodels.train.rollout import RolloutRequest, Segment, rollout
+    task = VideoTask(FakeFrameTokenizer(), VideoSpec("single", 2, 1), ActionCodec([-1, -1], [1, 1]))
+    wm = VideoWorldModel(build_backbone("test", task.vocab_size, 256), task)
+    req = RolloutRequest(torch.randint(0, task.vocab_size, (3, 5)), [Segment("generate", 12)])
+    out = {}
+    for sampler in ("multinomial", "inverse_cdf"):
+        got = wm.generate(req, generator=torch.Generator().manual_seed(4), sampler=sampler)
+        want = rollout(wm.model, req, generator=torch.Generator().manual_seed(4), sampler=sampler)
+        assert torch.equal(got.completion_ids, want.completion_ids)
+        out[sampler] = got.completion_ids
+    assert not torch.equal(out["multinomial"], out["inverse_cdf"])
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        wm.generate(req, sampler="gumbel")
+
+
 # --- strict load_backbone (issue 17.4): nothing may stay at random init silently ---------------
 
 def _saved(tmp_path, tied: bool, name: str = "b"):

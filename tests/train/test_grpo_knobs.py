@@ -130,8 +130,34 @@ def test_train_micro_batch_gives_the_unsplit_gradient():
 def test_new_knobs_validated():
     with pytest.raises(ValueError, match="train_micro_batch must be >= 0"):
         GRPOConfig(train_micro_batch=-1)
+    with pytest.raises(ValueError, match="sampler must be inverse_cdf|multinomial, got 'gumbel'"):
+        GRPOConfig(sampler="gumbel")
     d = GRPOConfig()
     assert (d.train_micro_batch, d.gradient_checkpointing, d.mask_truncated_completions) == (0, False, False)
+    assert d.sampler == "inverse_cdf"
+
+
+def test_sampler_knob_reaches_the_rollout(monkeypatch):
+    """``sampler`` is passed to every draw of the trainer's rollouts, and the two samplers give
+    other tokens from the same generator seed (each sampler's exactness: test_sampler.py)."""
+    import worldmodels.train.rollout as rollout_mod
+    calls = []
+    real_draw = rollout_mod.draw
+
+    def spy(probs, generator=None, sampler="inverse_cdf"):
+        calls.append(sampler)
+        return real_draw(probs, generator, sampler)
+
+    monkeypatch.setattr(rollout_mod, "draw", spy)
+    seqs = {}
+    for name in ("multinomial", "inverse_cdf"):
+        calls.clear()
+        tr = GRPOTrainer(cfg(sampler=name), StopTask(), tiny_model(), StopReward())
+        tr.train_step()
+        assert calls and set(calls) == {name}
+        seqs[name] = torch.cat([c.sequences for c in tr._last_chunks])
+    assert seqs["multinomial"].shape == seqs["inverse_cdf"].shape
+    assert not torch.equal(seqs["multinomial"], seqs["inverse_cdf"])
 
 
 def test_segments_without_stop_ids_are_never_truncated():

@@ -131,7 +131,7 @@ class GRPOTrainer:
             (cfg.seed * 1_000_003 + step) * 100_003 + index)
         self.model.eval()
         out = rollout(self.model, req, temperature=cfg.temperature, top_k=cfg.top_k,
-                      top_p=cfg.top_p, generator=gen)
+                      top_p=cfg.top_p, generator=gen, sampler=cfg.sampler)
         am = out.attention_mask
         has_stops = any(s.kind == "generate" and s.stop_ids for s in segments)
         truncated = ~out.stopped if has_stops else torch.zeros_like(out.stopped)

@@ -60,6 +60,11 @@ class GRPOConfig:
         and >= ``MIN_TEMPERATURE`` (1e-6). 1.0.
     top_k: sample only from the k most likely tokens; null = no truncation.
     top_p: nucleus sampling threshold; null = no truncation.
+    sampler: how the rollout draws a token from its probabilities (``train/rollout.py``
+        ``SAMPLERS``): "inverse_cdf" (default; one uniform number per row, located in the
+        float64 cumulative sum) or "multinomial" (``torch.multinomial``: ``generate``'s draws
+        for the same seed, and those of runs made before the engine's default changed on
+        2026-11-30). Both sample the same distribution exactly.
     scale_rewards: advantage scaling: "group" (unbiased group std), "batch" (std of all
         rewards of the step), "none" (only subtract the group mean).
     loss_type: "token_mean" (mean over all generated tokens of a mini-batch) or
@@ -101,6 +106,7 @@ class GRPOConfig:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+    sampler: Literal["inverse_cdf", "multinomial"] = "inverse_cdf"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     loss_type: Literal["token_mean", "sequence_mean"] = "token_mean"
     max_steps: int = 300
@@ -155,6 +161,8 @@ class GRPOConfig:
              f"below), got {self.temperature}")
         need(self.top_k is None or self.top_k >= 1, f"top_k must be >= 1 or null, got {self.top_k}")
         need(self.top_p is None or 0 < self.top_p <= 1, f"top_p must be in (0, 1] or null, got {self.top_p}")
+        need(self.sampler in ("inverse_cdf", "multinomial"),
+             f"sampler must be inverse_cdf|multinomial, got {self.sampler!r}")
         need(self.scale_rewards in ("group", "batch", "none"),
              f"scale_rewards must be group|batch|none, got {self.scale_rewards!r}")
         need(self.loss_type in ("token_mean", "sequence_mean"),
