@@ -114,7 +114,7 @@ def test_pool_folds_concatenates_the_folds_items_then_bootstraps_the_difference(
 
 def test_pool_folds_refuses_folds_that_share_held_out_items():
     f0 = _fold("wm_f0", ["a/0.npz", "b/0"], [1.0, 2.0], [2.0, 2.0])
-    with pytest.raises(ValueError, match="hold out the same episodes.*a/0"):
+    with pytest.raises(ValueError, match="evaluated on the same episodes.*a/0"):
         pool_folds([f0, _fold("wm_f1", ["a/0", "b/1"], [1.0], [1.0])], "mse", "copy_last")
     with pytest.raises(ValueError, match="same model"):
         pool_folds([f0, _fold("wm_f0", ["a/1"], [1.0], [1.0])], "mse", "copy_last")
@@ -125,6 +125,23 @@ def test_pool_folds_refuses_folds_that_share_held_out_items():
     # the same held-out names in another data folder are other items
     res = pool_folds([f0, _fold("wm_g0", ["a/0", "b/0"], [3.0], [1.0], data="e")], "mse", "copy_last")
     assert res["items"] == 3
+
+
+def test_pool_folds_refuses_text_folds_that_share_records_of_one_file():
+    """Text-game / web evaluations record no episodes, only the record numbers (``index``) of
+    their data file: folds on the same file must evaluate disjoint records."""
+    def text_fold(model, index, data="data/text_game/test.jsonl"):
+        return {"model": model, "data": data, "index": index, "metrics": {"accuracy": [1.0] * len(index)},
+                "higher_is_better": {"accuracy": True},
+                "baselines": {"no_change": {"accuracy": [0.0] * len(index)}}}
+    with pytest.raises(ValueError, match="evaluated on the same records of .*test.jsonl .*record 2"):
+        pool_folds([text_fold("a", [0, 1, 2]), text_fold("b", [2, 3])], "accuracy", "no_change")
+    res = pool_folds([text_fold("a", [0, 1, 2]), text_fold("b", [3, 4])], "accuracy", "no_change")
+    assert res["items"] == 5 and res["model_better"] == 1.0
+    # the same record numbers of another file are other records
+    res = pool_folds([text_fold("a", [0, 1]), text_fold("b", [0, 1], data="data/text_game/test_games.jsonl")],
+                     "accuracy", "no_change")
+    assert res["items"] == 4
 
 
 def test_pool_folds_versus_pairs_two_recipes_item_by_item():

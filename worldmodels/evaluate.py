@@ -288,8 +288,10 @@ def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 1
     this recipe minus that one paired per item over all folds, and ``"folds"[k]["versus"]``.
     Raises ValueError on no folds, a fold without the metric or baseline, two folds with the
     same model, or two folds of the same data that share an evaluated episode file
-    (``test_files``, written by `wm eval video`; else the recorded ``episodes.held_out``; data
-    folders compared as real paths from the current directory): pooled items must be disjoint.
+    (``test_files``, written by `wm eval video`; else the recorded ``episodes.held_out``) or an
+    evaluated record (``index``: the record numbers `wm eval text-game` / `web` evaluated of their
+    data file); data compared as real paths from the current directory. Pooled items must be
+    disjoint.
     """
     import os
 
@@ -307,14 +309,17 @@ def pool_folds(folds: list[dict], metric: str, baseline: str, resamples: int = 1
                              f"is a model trained without its own held-out episodes")
         seen[m] = i
         held = f.get("test_files") or (f.get("episodes") or {}).get("held_out")
+        what = "episodes"
+        if not held and f.get("index") is not None:  # text game, web: records of one data file
+            held, what = [f"record {k}" for k in f["index"]], "records"
         if held:
             held = {str(h).removesuffix(".npz") for h in held}
             data_i = os.path.realpath(f["data"]) if f.get("data") else None
             for j, data, other in splits:
                 if data == data_i and held & other:
-                    raise ValueError(f"pool_folds: folds {j} and {i} hold out the same episodes of "
+                    raise ValueError(f"pool_folds: folds {j} and {i} were evaluated on the same {what} of "
                                      f"{data} ({', '.join(sorted(held & other)[:4])}); each fold must be "
-                                     f"evaluated on episodes no other fold holds out")
+                                     f"evaluated on {what} no other fold holds out")
             splits.append((i, data_i, held))
         if metric not in f["metrics"]:
             raise ValueError(f"pool_folds: fold {i} has no metric {metric!r} (has {sorted(f['metrics'])})")

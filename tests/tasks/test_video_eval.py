@@ -48,4 +48,4 @@ def test_eval_video_cli(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(items))
     r = CliRunner().invoke(app, ["pool", "--fold", str(tmp_path / "wm" / "eval"), "--fold",
                                  str(tmp_path / "other.json"), "--metric", "mse"])
-    assert r.exit_code == 2 and "hold out the same episodes" in r.output
+    assert r.exit_code == 2 and "were evaluated on the same episodes" in r.output

@@ -114,7 +114,7 @@ def pool(
                                    "(repeat: one per fold)"),
     metric: str = typer.Option(..., "--metric", help="metric, e.g. mse"),
     baseline: str = typer.Option("copy_last", "--baseline", help="baseline the evaluation scored beside "
-                                 "the model (video: copy_last, copy_last_tokens, tokenizer)"),
+                                 "the model (video: copy_last, copy_last_tokens, tokenizer; text-game, web: no_change)"),
     versus: list[str] = typer.Option(None, "--vs", help="another recipe's eval folder for the same "
                                      "fold (repeat, in --fold order): also report this recipe − that one"),
     resamples: int = typer.Option(10000, "--resamples", min=1, help="bootstrap resamples over items"),
@@ -124,7 +124,8 @@ def pool(
     episodes and evaluated on them) and bootstrap model − baseline over all their items.
 
     A small dataset leaves few held-out clips per split; k folds give k times as many, each
-    scored by a model that never saw it.
+    scored by a model that never saw it. Folds that evaluated the same episodes (video) or the
+    same records of one data file (text-game, web) are refused: pooled items must be disjoint.
 
     \b
     wm pretrain video --config R.yaml --held-out a/1.npz,b/1.npz --out runs/cv/wm_f1   # ... each fold
