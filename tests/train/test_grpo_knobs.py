@@ -136,6 +136,11 @@ def test_new_knobs_validated():
     d = GRPOConfig()
     assert (d.train_micro_batch, d.gradient_checkpointing, d.mask_truncated_completions) == (0, False, False)
     assert d.sampler == "inverse_cdf"
+    # the config's allowed names are the engine's samplers (a new one must be added to both)
+    import typing
+
+    from worldmodels.train.rollout import SAMPLERS
+    assert typing.get_args(typing.get_type_hints(GRPOConfig)["sampler"]) == SAMPLERS
 
 
 def test_sampler_knob_reaches_the_rollout(monkeypatch):
