@@ -116,8 +116,8 @@ def _rollout(tiny: bool, out: Path) -> list[dict]:
                                 segment_tokens=8 if tiny else 64, repeats=1 if tiny else 3)
         rows.append({"op": "rollout", "preset": preset, **res})
     text = ([("test", 6, 8, 12, 3, None)] if tiny else
-            [("tiny", 40, 124, 96, 5, None), ("small", 40, 124, 96, 5, None),
-             ("small", 40, 124, 96, 5, DecodeConfig(cuda_graphs=True))])
+            [("tiny", 40, 124, 96, 5, None), ("tiny", 40, 124, 96, 5, DecodeConfig(cuda_graphs=True)),
+             ("small", 40, 124, 96, 5, None), ("small", 40, 124, 96, 5, DecodeConfig(cuda_graphs=True))])
     for preset, batch, prompt_len, new_tokens, group, decode in text:
         tag = f"rollout_text_{preset}_g{group}" + ("_graphs" if decode else "")
         res = rollout_bench.run(out / tag, preset=preset, vocab_size=300 if tiny else 2048, batch=batch,

@@ -23,6 +23,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from worldmodels.train.rollout_cache import output_cache
+
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
@@ -102,5 +104,5 @@ def test_model_on_cuda_equals_cpu(use_fla):
         steps = [out.logits[:, -1]]
         for t in range(70, 80):
             steps.append(gpu(x[:, t:t + 1].cuda(), attention_mask=mask[:, :t + 1].cuda(),
-                             cache=out.cache).logits[:, -1])
+                             cache=output_cache(out)).logits[:, -1])
         torch.testing.assert_close(torch.stack(steps, 1).cpu(), ref[:, 69:], atol=2e-3, rtol=1e-3)

@@ -19,6 +19,7 @@ from rwkv7_toys import V, random_model  # noqa: E402
 from worldmodels.models import BackboneConfig, count_params, load_backbone, make_backbone  # noqa: E402
 from worldmodels.models.rwkv7 import RWKV7Config, RWKV7State  # noqa: E402
 from worldmodels.strict_load import WeightsMismatch  # noqa: E402
+from worldmodels.train.rollout_cache import output_cache
 
 ATOL = 2e-5
 
@@ -40,7 +41,7 @@ def test_left_padded_rows_equal_unpadded_rows():
     for i, r in enumerate(rows):
         alone = model(r[None], use_cache=True)
         torch.testing.assert_close(out.logits[i, T - len(r):], alone.logits[0], atol=ATOL, rtol=0)
-        for la, lb in zip(out.cache.layers, alone.cache.layers, strict=True):
+        for la, lb in zip(output_cache(out).layers, output_cache(alone).layers, strict=True):
             for a, b in zip(la, lb, strict=True):
                 torch.testing.assert_close(a[i], b[0], atol=ATOL, rtol=0)
 
@@ -55,7 +56,7 @@ def test_cache_continuation_equals_full_forward(mode):
     full = model(x).logits
     out = model(x[:, :25], use_cache=True)
     got = [out.logits]
-    cache = out.cache
+    cache = output_cache(out)
     for t in range(25, 34):
         got.append(model(x[:, t:t + 1], cache=cache).logits)
     got.append(model(x[:, 34:], past_key_values=cache).logits)  # the older keyword works too
@@ -71,7 +72,7 @@ def test_stopped_rows_in_a_decode_batch_do_not_disturb_the_others():
     model = random_model(3)
     x = ids(2, 30, seed=4)
     out = model(x[:, :10], attention_mask=torch.ones(2, 10), use_cache=True)
-    cache, mask = out.cache, torch.ones(2, 10, dtype=torch.long)
+    cache, mask = output_cache(out), torch.ones(2, 10, dtype=torch.long)
     logits = {0: [], 1: []}
     for t in range(10, 30):
         real = torch.tensor([1, 0 if 15 <= t < 22 else 1])  # row 1 pauses for 7 steps
@@ -91,7 +92,7 @@ def test_stopped_rows_in_a_decode_batch_do_not_disturb_the_others():
 def test_cache_row_operations():
     model = random_model(4)
     x = ids(2, 6, seed=5)
-    cache = model(x, use_cache=True).cache
+    cache = output_cache(model(x, use_cache=True))
     wkv = cache.layers[1][1].clone()
     cache.batch_repeat_interleave(3)
     assert cache.batch_size == 6 and torch.equal(cache.layers[1][1][2], wkv[0])
@@ -214,7 +215,7 @@ def test_gradient_checkpointing_and_lora_targets():
     trained = [n.split(".") for n, p in lora.named_parameters() if p.requires_grad]
     assert {n[-3] for n in trained} == {"lora_A", "lora_B"}
     assert {n[-4] for n in trained} == {"r_proj", "k_proj", "v_proj", "o_proj"}
-    assert isinstance(lora(x[:, :3], use_cache=True).cache, RWKV7State)
+    assert isinstance(output_cache(lora(x[:, :3], use_cache=True)), RWKV7State)
 
 
 @torch.no_grad()

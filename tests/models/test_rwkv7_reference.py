@@ -17,6 +17,7 @@ from rwkv7_toys import V, blinkdl_state_dict  # noqa: E402
 
 from worldmodels.models.rwkv7_convert import load_blinkdl, load_rwkv7  # noqa: E402
 from worldmodels.strict_load import WeightsMismatch  # noqa: E402
+from worldmodels.train.rollout_cache import output_cache
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_logits_equal_blinkdl_rwkv_sequence_and_stepwise(blinkdl_rwkv, pth, mode
         cache, ours_steps = None, []
         for t in TOKENS:
             o = model(torch.tensor([[t]]), cache=cache, use_cache=True)
-            cache = o.cache
+            cache = output_cache(o)
             ours_steps.append(o.logits[0, -1])
     torch.testing.assert_close(ours, full, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(torch.stack(ours_steps), steps, atol=2e-5, rtol=1e-5)

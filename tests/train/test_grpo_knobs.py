@@ -178,3 +178,18 @@ def test_segments_without_stop_ids_are_never_truncated():
     m = tr.train_step()
     assert m["completions/clipped_ratio"] == 0.0
     assert all(c.loss_mask.all() for c in tr._last_chunks)
+
+
+def test_rollout_cuda_graphs_knob_is_validated_and_refused_off_cuda():
+    """``rollout_cuda_graphs`` takes a bool, is refused with device=cpu at config time and, with
+    device=auto on a machine without CUDA, when the trainer is built (before any rollout).
+    Its effect on a GPU (same samples and update as the eager step): tests/gpu."""
+    with pytest.raises(ValueError, match="rollout_cuda_graphs must be true|false"):
+        cfg(rollout_cuda_graphs="yes")
+    with pytest.raises(ValueError, match="rollout_cuda_graphs needs a CUDA device, got device='cpu'"):
+        cfg(rollout_cuda_graphs=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA device; this run is on cpu"):
+            GRPOTrainer(cfg(rollout_cuda_graphs=True, device="auto"), StopTask(), tiny_model(), StopReward())
+    tr = GRPOTrainer(cfg(), StopTask(), tiny_model(), StopReward())
+    assert tr.decode.cuda_graphs is False

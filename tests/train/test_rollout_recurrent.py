@@ -18,7 +18,7 @@ from rollout_toys import padded_group_request  # noqa: E402
 from rwkv7_toys import random_model  # noqa: E402
 
 from worldmodels.train.rollout import DecodeConfig, rollout  # noqa: E402
-from worldmodels.train.rollout_cache import Stepper  # noqa: E402
+from worldmodels.train.rollout_cache import Stepper, output_cache  # noqa: E402
 
 V = 40
 OFF = DecodeConfig(compact=False)
@@ -93,10 +93,36 @@ def test_merged_state_equals_the_uncompacted_state(model):
     assert on.recurrent and not off.recurrent
     assert on.rows_fed == [4, 4, 1, 1, 4] and off.rows_fed == [4]  # prefill only counted off
     assert on.sub is None and on.parked is None
-    for a, b in zip(on.cache.layers, off.cache.layers, strict=True):
+    for a, b in zip(output_cache(on).layers, output_cache(off).layers, strict=True):
         for x, y in zip(a, b, strict=True):
             torch.testing.assert_close(x, y, atol=1e-6, rtol=0)
     for k, (x, y) in enumerate(zip(lon, loff, strict=True)):
         live = steps[k - 1][1].bool().any(1) if k else torch.ones(B, dtype=torch.bool)
         torch.testing.assert_close(x[live], y[live], atol=1e-5, rtol=0)
-    assert on.cache.seen == off.cache.seen
+    assert output_cache(on).seen == output_cache(off).seen
+
+
+def test_state_is_read_from_past_key_values_when_forward_takes_cache(model):
+    """transformers 5.0-5.1x: our RWKV-7's forward takes ``cache`` but the output class names
+    the field ``past_key_values`` (seen on the H200's 5.17). The engine must carry the state
+    from whichever field holds it: the same samples as the model whose output says ``cache``."""
+    from types import SimpleNamespace
+
+    class OldOutputs(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None,
+                    use_cache=None, logits_to_keep=0):
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
+                             use_cache=use_cache, logits_to_keep=logits_to_keep)
+            return SimpleNamespace(logits=out.logits, past_key_values=output_cache(out))
+
+    req = request(G=2)
+    old = rollout(OldOutputs(model), req, generator=torch.Generator().manual_seed(5), decode=OFF)
+    new = rollout(model, req, generator=torch.Generator().manual_seed(5), decode=OFF)
+    assert_same(old, new)
+    assert output_cache(SimpleNamespace(cache=None, past_key_values="pkv")) == "pkv"
+    assert output_cache(SimpleNamespace(cache="c", past_key_values=None)) == "c"
+    assert output_cache(SimpleNamespace(logits=1)) is None

@@ -17,6 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 from worldmodels.tasks.base import RolloutRequest
 from worldmodels.train.rollout import DecodeConfig, rollout, sequence_logprobs
+from worldmodels.train.rollout_cache import cache_keyword, output_cache
 
 V = 40
 PLAIN = DecodeConfig(share_prefill=False, cache="dynamic", compact=False)  # the engine before sharing
@@ -171,8 +172,9 @@ def test_unexpandable_cache_falls_back_to_prefilling_every_row():
                     past_key_values=None, use_cache=None, logits_to_keep=0):
             cache = None if past_key_values is None else past_key_values[0]
             out = self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             use_cache=True, logits_to_keep=logits_to_keep, cache=cache)
-            return SimpleNamespace(logits=out.logits, past_key_values=(out.cache,))
+                             use_cache=True, logits_to_keep=logits_to_keep,
+                             **{cache_keyword(self.inner): cache})
+            return SimpleNamespace(logits=out.logits, past_key_values=(output_cache(out),))
 
     inner = tiny_lm("llama", 5)
     req = grouped_request(G=3)
@@ -210,7 +212,7 @@ def test_static_cache_required_but_unsupported_raises():
                     use_cache=None, logits_to_keep=0):
             out = self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              cache=cache, use_cache=use_cache, logits_to_keep=logits_to_keep)
-            return SimpleNamespace(logits=out.logits, cache=out.cache)
+            return SimpleNamespace(logits=out.logits, cache=output_cache(out))
 
     req = grouped_request(G=3)
     with pytest.raises(ValueError, match="StaticCache"):

@@ -21,6 +21,7 @@ from worldmodels.models.rwkv7_cache import RWKV7State  # noqa: E402
 from worldmodels.tasks.base import IGNORE_INDEX  # noqa: E402
 from worldmodels.train.mle import forward_backward, token_loss_sum  # noqa: E402
 from worldmodels.train.mle_config import MLEConfig  # noqa: E402
+from worldmodels.train.rollout_cache import output_cache
 from worldmodels.train.tbptt import WindowedLM, windows  # noqa: E402
 
 
@@ -65,8 +66,8 @@ def hand_windowed(model, lm, W, border_grad=True):
     for s in range(0, T - 1, W):
         e = min(s + W, T - 1)
         out = model(input_ids=ids[:, s:e], attention_mask=am[:, :e], cache=state, use_cache=True)
-        state = RWKV7State(len(out.cache.layers))
-        for i, (a, b, c) in enumerate(out.cache.layers):
+        state = RWKV7State(len(output_cache(out).layers))
+        for i, (a, b, c) in enumerate(output_cache(out).layers):
             state.update(i, (a.detach(), b.detach(), c.detach()))
         logp = out.logits.float().log_softmax(-1)
         if not border_grad and e < T - 1:  # a border: the next window scores it

@@ -46,7 +46,7 @@ from worldmodels.train import distributed as dist
 from worldmodels.train.grpo_chunk import Chunk, micro_batches, segment_rows
 from worldmodels.train.grpo_config import GRPOConfig
 from worldmodels.train.grpo_loss import group_advantages, grpo_loss, loss_denominator
-from worldmodels.train.rollout import rollout, sequence_logprobs
+from worldmodels.train.rollout import DecodeConfig, rollout, sequence_logprobs
 from worldmodels.train.tbptt import windowed_grpo_backward
 
 EvalFn = Callable[[torch.nn.Module], dict]
@@ -69,6 +69,10 @@ class GRPOTrainer:
         self.cfg, self.task, self.reward = cfg, task, reward
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.device = dist.pick_device(cfg.device)
+        if cfg.rollout_cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"GRPOConfig.rollout_cuda_graphs needs a CUDA device; this run is on "
+                             f"{self.device} (device={cfg.device!r})")
+        self.decode = DecodeConfig(cuda_graphs=cfg.rollout_cuda_graphs)
         self.model = model.to(self.device)
         # frozen reference only when the KL term is on; a LoRA policy is its own reference
         # with the adapter disabled
@@ -131,7 +135,7 @@ class GRPOTrainer:
             (cfg.seed * 1_000_003 + step) * 100_003 + index)
         self.model.eval()
         out = rollout(self.model, req, temperature=cfg.temperature, top_k=cfg.top_k,
-                      top_p=cfg.top_p, generator=gen, sampler=cfg.sampler)
+                      top_p=cfg.top_p, generator=gen, sampler=cfg.sampler, decode=self.decode)
         am = out.attention_mask
         has_stops = any(s.kind == "generate" and s.stop_ids for s in segments)
         truncated = ~out.stopped if has_stops else torch.zeros_like(out.stopped)

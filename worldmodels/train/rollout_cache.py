@@ -136,6 +136,16 @@ def cache_keyword(model) -> str:
     return key
 
 
+def output_cache(out):
+    """The cache a forward returned, whichever field holds it: ``cache`` (transformers
+    >= 5.2x) or ``past_key_values`` (earlier 5.x, and models written for them). A model's
+    forward can take ``cache`` while its output class, from an older transformers, still
+    names the field ``past_key_values`` (our RWKV-7 on 5.17), so the two are read apart from
+    :func:`cache_keyword`. None when the output holds no cache."""
+    cache = getattr(out, "cache", None)
+    return getattr(out, "past_key_values", None) if cache is None else cache
+
+
 def is_recurrent_cache(cache) -> bool:
     """True for a cache of constant size that can be cut from the graph (``detach()``): a
     recurrent state (RWKV-7's), not a KV cache."""
@@ -314,7 +324,7 @@ class Stepper:
     def _forward(self, ids: Tensor, mask: Tensor | None, pos: Tensor | None) -> Tensor:
         kw = {} if mask is None else {"attention_mask": mask, "position_ids": pos}
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self.key: self.cache}, **kw)
-        self.cache = getattr(out, self.key)
+        self.cache = output_cache(out)
         return out.logits[:, -1]
 
     def _prefill(self, ids: Tensor, pos: Tensor) -> Tensor:

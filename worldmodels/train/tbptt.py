@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodels.tasks.base import IGNORE_INDEX
-from worldmodels.train.rollout_cache import cache_keyword, is_recurrent_cache
+from worldmodels.train.rollout_cache import cache_keyword, is_recurrent_cache, output_cache
 
 BORDERS = ("attached", "detached")
 STEPS = ("window", "sequence")
@@ -119,7 +119,7 @@ class WindowedLM:
         kw = {} if self.am is None else {"attention_mask": self.am[:, :e],
                                           "position_ids": self.pos[:, s:e]}
         out = self.model(input_ids=self.ids[:, s:e], use_cache=True, **{self.key: self.state}, **kw)
-        state = getattr(out, self.key, None)
+        state = output_cache(out)
         require_recurrent(state, self.model, self.flag)
         self.state = state.detach()  # the graph built above keeps its own references
         self.next = k + 1
@@ -170,7 +170,7 @@ def windowed_logprobs(model, sequences: Tensor, prompt_len: int, segments: list,
         with contextlib.nullcontext() if lo < e else torch.no_grad():
             out = model(input_ids=sequences[:, s:e], use_cache=True, logits_to_keep=max(e - lo, 1),
                         **{key: state}, **wkw)
-        state = getattr(out, key, None)
+        state = output_cache(out)
         require_recurrent(state, model, flag)
         state = state.detach()
         if lo >= e:
