@@ -121,7 +121,20 @@ def load_gguf_tokenizer(path: str | Path):
 
     p = Path(path).resolve()
     _check_file(p)
-    return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name, local_files_only=True)
+    if tok.pad_token is None:  # transformers < 5.2x drops the file's padding token
+        pad = _gguf_int(p, "tokenizer.ggml.padding_token_id")
+        if pad is not None and 0 <= pad < len(tok):
+            tok.pad_token = tok.convert_ids_to_tokens(pad)
+    return tok
+
+
+def _gguf_int(path: Path, key: str) -> int | None:
+    """The integer metadata field ``key`` of the GGUF file ``path``, or None when absent."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(path)).fields.get(key)
+    return None if field is None or not field.data else int(field.parts[field.data[0]][0])
 
 
 def convert_gguf(path: str | Path, out: str | Path, dtype=None, tokenizer: bool = True) -> Path:

@@ -74,7 +74,9 @@ def load_text_tokenizer(path: str | Path):
 
     p = Path(path)
     if p.is_file() and p.suffix == ".gguf":
-        return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name, local_files_only=True)
+        from worldmodels.models.gguf import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(p)
     if not p.is_dir() or not any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
         raise FileNotFoundError(f"{p}: no tokenizer here (expected a directory with tokenizer.json "
                                 f"or tokenizer_config.json, or a .gguf file)")
