@@ -21,6 +21,11 @@ JSON is rewritten after every stage, so a run cut short still reports what it fi
    (``worldmodels/train/rollout_bench.py``), tiny and small presets; then the GRPO-like text
    line (group 5, sampled answers of mixed lengths; engine eager and with CUDA graphs).
 5. ``gpu_tests``: ``pytest -m gpu`` with ``TRITON_INTERPRET=0``.
+6. ``rwkv7_fla``: fla's RWKV-7 kernels vs our CPU form, errors printed per case (needs
+   fla-core, carried as a wheel in ``.whl/``; skipped without it).
+
+Files: ``gpu_check.json`` / ``.md``, ``gpu_tests.log`` / ``.xml`` and ``rollout.tar.gz`` (each
+rollout line's own JSON and table): few enough for the device's 8 returned files.
 
 The targets the kernels issue set are checked in the summary (``targets``): forward >= 0.9x
 SDPA and >= 400 TFLOP/s (bf16, head dim 64 and 128, the largest N measured), backward >= 0.8x
@@ -34,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -107,11 +113,11 @@ def _rollout(tiny: bool, out: Path) -> list[dict]:
     from worldmodels.train import rollout_bench
     from worldmodels.train.rollout_cache import DecodeConfig
 
-    rows = []
+    rows, detail = [], out / "rollout"
     runs = ([("test", 8, 16, 16)] if tiny else
             [("tiny", 32, 64, 256), ("tiny", 128, 64, 256), ("small", 32, 64, 256), ("small", 128, 64, 256)])
     for preset, batch, prompt_len, new_tokens in runs:
-        res = rollout_bench.run(out / f"rollout_{preset}_b{batch}", preset=preset, batch=batch,
+        res = rollout_bench.run(detail / f"{preset}_b{batch}", preset=preset, batch=batch,
                                 prompt_len=prompt_len, new_tokens=new_tokens,
                                 segment_tokens=8 if tiny else 64, repeats=1 if tiny else 3)
         rows.append({"op": "rollout", "preset": preset, **res})
@@ -120,10 +126,51 @@ def _rollout(tiny: bool, out: Path) -> list[dict]:
              ("small", 40, 124, 96, 5, None), ("small", 40, 124, 96, 5, DecodeConfig(cuda_graphs=True))])
     for preset, batch, prompt_len, new_tokens, group, decode in text:
         tag = f"rollout_text_{preset}_g{group}" + ("_graphs" if decode else "")
-        res = rollout_bench.run(out / tag, preset=preset, vocab_size=300 if tiny else 2048, batch=batch,
+        res = rollout_bench.run(detail / tag, preset=preset, vocab_size=300 if tiny else 2048, batch=batch,
                                 prompt_len=prompt_len, new_tokens=new_tokens, segment_tokens=4 if tiny else 32,
                                 repeats=1, group=group, rounds=2 if tiny else 5, decode=decode)
         rows.append({"op": "rollout_group", "preset": preset, "cuda_graphs": decode is not None, **res})
+    # one archive instead of two files per line: the device returns at most 8 files from $OUT
+    shutil.make_archive(str(detail), "gztar", root_dir=out, base_dir=detail.name)
+    shutil.rmtree(detail)
+    return rows
+
+
+def _rwkv7_fla(tiny: bool) -> list[dict]:
+    """fla's RWKV-7 kernels against our CPU chunked form, float32 inputs: the largest error of
+    the output (over its largest value) and of the final state, per kernel, length and initial
+    state, printed as each finishes (the pytest file checks the same at a fixed tolerance but
+    reports only at its end; fla's autotuning makes it slow). Also with TF32 dots disallowed
+    where fla reads ``torch.backends.cuda.matmul.allow_tf32``. Skipped without fla or CUDA."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from worldmodels.models.rwkv7_ops import fla_ops, wkv7, wkv7_chunked
+
+    if tiny or not torch.cuda.is_available() or fla_ops() is None:
+        return [{"op": "rwkv7_fla", "skipped": "needs CUDA and flash-linear-attention (fla-core)"}]
+    import fla
+
+    rows = []
+    for T in (1, 63, 200):
+        for with_state in (False, True):
+            g = torch.Generator().manual_seed(T)
+            r, k, v = (torch.randn(2, T, 2, 64, generator=g) for _ in range(3))
+            log_w = -math.exp(-0.5) * torch.rand(2, T, 2, 64, generator=g)
+            kk = F.normalize(torch.randn(2, T, 2, 64, generator=g), dim=-1)
+            a = torch.rand(2, T, 2, 64, generator=g)
+            S0 = torch.randn(2, 2, 64, 64, generator=g) * 0.1 if with_state else None
+            x = [r, log_w, k, v, -kk, kk * a]
+            y_ref, S_ref = wkv7_chunked(*x, S0, chunk_size=32)
+            y, S = wkv7(*[t.cuda() for t in x], None if S0 is None else S0.cuda(), mode="chunk")
+            row = {"op": "rwkv7_fla", "fla": getattr(fla, "__version__", "?"), "T": T,
+                   "initial_state": with_state, "kernel": "chunk" if T > 1 else "fused_recurrent",
+                   "y_err_rel": float((y.cpu() - y_ref).abs().max() / y_ref.abs().max()),
+                   "S_err": float((S.cpu() - S_ref).abs().max()), "S_max": float(S_ref.abs().max())}
+            print(f"[gpu_check] rwkv7_fla {row}", flush=True)
+            rows.append(row)
     return rows
 
 
@@ -214,6 +261,16 @@ def markdown(result: dict) -> str:
                          f"{ln['engine']} / {ln['generate']} | {r['group_rollout_tok_s']:.0f} | "
                          f"{r['group_plain_tok_s']:.0f} | {r['group_generate_tok_s']:.0f} | "
                          f"{r['group_ratio']:.2f} | {r['group_same_draws_ratio']:.2f} | {r['group_same_tokens']} |")
+    fla = [r for r in rows if r.get("op") == "rwkv7_fla"]
+    if fla:
+        lines += ["", "## RWKV-7: fla's kernels vs our CPU form (float32 inputs)", ""]
+        if "skipped" in fla[0]:
+            lines.append(f"Skipped: {fla[0]['skipped']}.")
+        else:
+            lines += [f"fla {fla[0]['fla']}", "", "| kernel | T | initial state | output error / max | "
+                      "state error (max state) |", "|---|---|---|---|---|"]
+            lines += [f"| {r['kernel']} | {r['T']} | {r['initial_state']} | {r['y_err_rel']:.2e} | "
+                      f"{r['S_err']:.2e} ({r['S_max']:.3g}) |" for r in fla]
     lines += ["", "## Stages", "", "| stage | seconds | status |", "|---|---|---|"]
     for s in result["stages"]:
         lines.append(f"| {s['stage']} | {s['seconds']} | {s['status']} |")
@@ -229,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="output folder (default $OUT, else runs/gpu_check)")
     ap.add_argument("--tiny", action="store_true",
                     help="CPU dry run with tiny shapes (Triton interpreter); not speed figures")
-    ap.add_argument("--stages", default="env,attention,vq,rollout,gpu_tests",
-                    help="comma-separated subset of: env,attention,vq,rollout,gpu_tests")
+    ap.add_argument("--stages", default="env,attention,vq,rollout,gpu_tests,rwkv7_fla",
+                    help="comma-separated subset of: env,attention,vq,rollout,gpu_tests,rwkv7_fla")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -255,7 +312,8 @@ def _run(args, out: Path) -> int:
     result = {"tiny": args.tiny, "env": {}, "rows": [], "stages": [], "targets": [],
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     stages = {"env": None, "attention": lambda: _attention(args.tiny), "vq": lambda: _vq(args.tiny),
-              "rollout": lambda: _rollout(args.tiny, out), "gpu_tests": lambda: _gpu_tests(args.tiny, out)}
+              "rollout": lambda: _rollout(args.tiny, out), "gpu_tests": lambda: _gpu_tests(args.tiny, out),
+              "rwkv7_fla": lambda: _rwkv7_fla(args.tiny)}
     wanted = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(stages))
     if unknown:

@@ -59,3 +59,21 @@ def test_cpu_dry_run_writes_json_and_markdown(gpu_check, tmp_path):
 def test_unknown_stage_is_a_usage_error(gpu_check, tmp_path, capsys):
     assert gpu_check.main(["--tiny", "--out", str(tmp_path), "--stages", "env,warp"]) == 2
     assert "warp" in capsys.readouterr().err
+
+
+def test_rollout_lines_come_back_as_one_archive(gpu_check, tmp_path):
+    """The device returns at most 8 files from $OUT: the rollout stage packs each line's files
+    into rollout.tar.gz; without CUDA and fla the RWKV-7 stage records a skip, not a failure."""
+    import tarfile
+
+    rc = gpu_check.main(["--tiny", "--out", str(tmp_path), "--stages", "rollout,rwkv7_fla"])
+    assert rc == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["gpu_check.json", "gpu_check.md", "rollout.tar.gz"]
+    with tarfile.open(tmp_path / "rollout.tar.gz") as tar:
+        inside = [n for n in tar.getnames() if n.endswith("bench_rollout.json")]
+    assert len(inside) == 2  # the tiny dry run's fixed-length line and its text line
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    fla = [r for r in res["rows"] if r["op"] == "rwkv7_fla"]
+    assert len(fla) == 1 and "skipped" in fla[0]
+    assert "Skipped: needs CUDA" in (tmp_path / "gpu_check.md").read_text()

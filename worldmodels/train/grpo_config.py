@@ -69,9 +69,9 @@ class GRPOConfig:
         (``DecodeConfig.cuda_graphs``: ``torch.compile`` mode "reduce-overhead" on the static
         KV cache). Needs a CUDA device; False runs the step eagerly. On an H200 the GRPO-like
         text rollout (116M Llama, group 5) ran 5.8x ``generate`` with it and 1.1x without
-        (docs/kernels.md, "GPU check"): a small model's decode is launch-bound there. The first
-        steps pay the compilation (about a minute per prompt-length bucket of 64 positions),
-        and after torch's recompile limit a new bucket runs eagerly.
+        (docs/rollout.md): a small model's decode is launch-bound there. The first rollout of
+        each cache length (prompt + answers, rounded up to 64 positions) pays a compilation;
+        past torch's recompile limit a new length runs eagerly.
     scale_rewards: advantage scaling: "group" (unbiased group std), "batch" (std of all
         rewards of the step), "none" (only subtract the group mean).
     loss_type: "token_mean" (mean over all generated tokens of a mini-batch) or
