@@ -25,7 +25,8 @@ parseable proposal (nothing is executed), is a failed step; ``repeating_action_f
 a row (WebArena's ``early_stop`` "repeating action" rule), end the episode.
 
 Every step is a JSONL record (:data:`STEP_FIELDS`); an episode starts with an ``episode_start``
-record and ends with ``episode_end`` (``success`` from the env's task check).
+record and ends with ``episode_end`` (``success`` from the env's task check); each step's
+``success`` is the same check right after it (logs written before 2026-12-01 lack it).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ STOP_RULES = ("parsed", "substring")
 #: Keys of every ``step`` record.
 STEP_FIELDS = ("type", "episode", "step", "url", "observation", "previous_actions", "proposals",
                "kept", "choice", "reason", "reference_action", "next_observation", "valid",
-               "error", "prediction_matched", "prediction_exact", "value_real", "info",
+               "error", "prediction_matched", "prediction_exact", "value_real", "success", "info",
                "timing")
 
 
@@ -280,7 +281,8 @@ def run_agent_episode(env, policy, world_model, value, site: str, family: str, s
                       prediction_matched=(same_tree(chosen["predicted"], nxt)
                                           if "predicted" in chosen else None),
                       prediction_exact=(chosen["predicted"] == nxt if "predicted" in chosen
-                                        else None), value_real=None)
+                                        else None), value_real=None,
+                      success=bool(env.success()))  # the task check after this step: value labels
         if "predicted" in chosen and not step["done"]:
             t0 = time.perf_counter()  # the value of what really happened (failure analysis)
             real = next_state(state, d.choice, nxt)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from worldmodels.envs.web.build import fixed_origin
 from worldmodels.records import RecordError, iter_records
 
 from .web_agent import tree_delta
 
-__all__ = ["read_episodes", "finished_ids", "render_episode"]
+__all__ = ["read_episodes", "finished_ids", "render_episode", "value_records"]
 
 _REQUIRED = {"episode_start": {"episode": str, "site": str, "family": str, "seed": int,
                                "objective": str},
@@ -61,6 +62,43 @@ def read_episodes(path, complete_only: bool = True) -> list[dict]:
 def finished_ids(path) -> set[str]:
     """Episode ids with a complete attempt in ``path`` (empty when the file does not exist)."""
     return {e["episode"] for e in read_episodes(path)} if Path(path).is_file() else set()
+
+
+def value_records(path, agent: str = "policy") -> list[dict]:
+    """Training records for the value model (``web_agent_data.VALUE_FIELDS``) from the complete
+    episodes of the agent log ``path``: one per step, whose state is the step's
+    ``next_observation``, labelled later by ``success_to_go`` from the step's own ``success``
+    (the task check right after it) and the episode's. So a value trained on them learns the
+    success-to-go *of the logged policy* from the states that policy visits, its mistakes
+    included (the demonstrations of ``wm data build web`` show few of those).
+
+    Every live origin ``http://127.0.0.1:<port>`` is written ``http://localhost:<site>``, as in
+    ``wm data build web``'s records. ``episode`` is the episode's seed and ``agent`` the given
+    name. A step with no parseable candidate (nothing executed) has ``current_action`` "none".
+    Raises RecordError naming the file and episode for a log written before steps carried
+    ``success`` (2026-12-01), and as :func:`read_episodes` for a malformed log."""
+    out = []
+    for ep in read_episodes(path):
+        start, end, steps = ep["start"], ep["end"], ep["steps"]
+        site = start["site"]
+
+        def fx(text: str, site=site) -> str:
+            return fixed_origin(text, site)
+
+        for st in steps:
+            if not isinstance(st.get("success"), bool):
+                raise RecordError(f"{path}: episode {ep['episode']!r} step {st['step']}: field "
+                                  f"'success' is {st.get('success')!r}; expected bool (logs "
+                                  f"written before 2026-12-01 do not carry the per-step check)")
+            out.append({"objective": start["objective"], "url": fx(st.get("url", "")),
+                        "previous_actions": [fx(a) for a in st.get("previous_actions", [])],
+                        "observation": fx(st["observation"]),
+                        "current_action": fx(st["choice"]) if st.get("choice") else "none",
+                        "next_state_acctree": fx(st["next_observation"]), "site": site,
+                        "family": start["family"], "agent": agent, "success": st["success"],
+                        "episode_success": end["success"], "episode_steps": len(steps),
+                        "episode": start["seed"], "step": st["step"], "seed": start["seed"]})
+    return out
 
 
 def _indent(lines, prefix="      "):

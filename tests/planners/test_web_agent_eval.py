@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from web_agent_stubs import ListPolicy, StubEnv, TableValue, TruthWM  # noqa: E402
+from web_agent_stubs import ListPolicy, StubEnv, TableValue, TruthWM, tree  # noqa: E402
 
 from planners.web_agent import AgentConfig, JsonlLog, run_agent_episode  # noqa: E402
 from planners.web_eval import WebAgentEvalConfig, parse_setting, run_eval  # noqa: E402
@@ -236,3 +236,55 @@ def test_report_summarises_separately_run_logs_on_their_common_episodes(tmp_path
     assert bad.exit_code == 2 and "alone:x" in bad.output
     missing = CliRunner().invoke(app, ["webagent", "report", "x=/nonexistent.jsonl", "--out", str(tmp_path / "r3")])
     assert missing.exit_code == 2 and "nonexistent" in missing.output
+
+
+class _SeqPolicy:
+    """Proposes the next action of ``seq`` at each step (n copies)."""
+
+    def __init__(self, seq):
+        self.seq = list(seq)
+
+    def propose(self, state, n, rng):
+        return [self.seq.pop(0)] * n
+
+
+def test_value_data_from_logs_labels_the_policy_success_to_go(tmp_path):
+    """``wm webagent value-data``: one record per logged step, the state after it, the step's own
+    task check; ``value_labels`` then gives gamma^(steps to the success) or 0 (hand-computed);
+    live origins are written as the data builder's fixed origin; ``--add`` records come first;
+    an old log without the per-step check is refused naming the episode."""
+    from worldmodels.tasks.web_agent_data import VALUE_FIELDS, load_agent_steps, value_labels
+
+    log = tmp_path / "ep.jsonl"
+    with JsonlLog(log) as lg:  # a -> b (the check holds) -> stop; then a, a (never)
+        run_agent_episode(StubEnv(), _SeqPolicy(["click [2]", "click [3]", "stop []"]), None, None,
+                          "stub", "b", 0, AgentConfig(candidates=1, max_steps=4, mode="policy_sample"), lg)
+        run_agent_episode(StubEnv(), _SeqPolicy(["click [2]", "click [2]"]), None, None, "stub", "b", 1,
+                          AgentConfig(candidates=1, max_steps=2, mode="policy_sample"), lg)
+    live = tmp_path / "live.jsonl"  # the real sites' origins are 127.0.0.1:<port>
+    live.write_text(log.read_text().replace("http://stub.test", "http://127.0.0.1:4567"))
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps([{"demo": 1}]))
+    out = tmp_path / "value.json"
+    r = runner.invoke(app, ["webagent", "value-data", str(live), "--out", str(out), "--add", str(base)])
+    assert r.exit_code == 0, r.output
+    assert "6 records (1 added, 5 steps of 2 logged episodes, 1 successful)" in r.output
+    recs = json.loads(out.read_text())
+    assert recs[0] == {"demo": 1}
+    rows = recs[1:]
+    assert [(x["episode"], x["step"], x["success"], x["episode_success"]) for x in rows] == [
+        (0, 0, False, True), (0, 1, True, True), (0, 2, True, True),
+        (1, 0, False, False), (1, 1, False, False)]
+    assert rows[0]["next_state_acctree"] == tree("a").replace("http://stub.test", "http://localhost:stub")
+    assert rows[1]["previous_actions"] == ["click [2]"] and rows[1]["current_action"] == "click [3]"
+    assert "127.0.0.1" not in json.dumps(rows)
+    only = tmp_path / "only.json"
+    only.write_text(json.dumps(rows))
+    steps = load_agent_steps(only, VALUE_FIELDS)
+    assert value_labels(steps, gamma=0.8) == pytest.approx([0.8, 1.0, 1.0, 0.0, 0.0])
+    old = tmp_path / "old.jsonl"  # a log from before steps carried the check
+    old.write_text("\n".join(json.dumps({k: v for k, v in json.loads(x).items() if k != "success"}
+                                        if '"type": "step"' in x else json.loads(x))
+                             for x in log.read_text().splitlines()))
+    r = runner.invoke(app, ["webagent", "value-data", str(old), "--out", str(tmp_path / "o.json")])
+    assert r.exit_code == 2 and "episode 'stub/b/0' step 0: field 'success'" in r.output

@@ -163,6 +163,38 @@ def report(
     typer.echo(f"written: {Path(out) / 'results.json'}, {Path(out) / 'report.md'}")
 
 
+@app.command("value-data")
+def value_data(
+    log: list[Path] = typer.Argument(..., help="JSONL logs of wm webagent run/eval (2026-12-01 or later)"),
+    out: Path = typer.Option(..., help="output .json array of value training records"),
+    add: list[Path] = typer.Option(None, help="episode records to put first (e.g. wm data build "
+                                   "web's train.json; repeatable)"),
+    agent: str = typer.Option("policy", help="the records' agent name"),
+) -> None:
+    """Value-model training records from logged episodes: one per step, the state after it,
+    labelled (at training time) by the logged policy's success-to-go. Train on the result with
+    ``wm pretrain web-value --set task.train=OUT``."""
+    import json
+
+    from planners.web_logs import value_records
+    from worldmodels.atomic import atomic_write
+    from worldmodels.records import RecordError, iter_records
+
+    try:
+        records = [r for p in add or [] for _, r in iter_records(p)]
+        n_added = len(records)
+        for p in log:
+            records += value_records(p, agent=agent)
+    except (RecordError, FileNotFoundError) as e:
+        _fail(e)
+    atomic_write(out, lambda f: json.dump(records, f), text=True)
+    from_logs = records[n_added:]
+    eps = {(r["site"], r["family"], r["episode"]) for r in from_logs}
+    won = {(r["site"], r["family"], r["episode"]) for r in from_logs if r["episode_success"]}
+    typer.echo(f"{out}: {len(records)} records ({n_added} added, {len(from_logs)} steps of "
+               f"{len(eps)} logged episodes, {len(won)} successful)")
+
+
 def _yaml_list(items: list[str] | None) -> str | None:
     import json
 
