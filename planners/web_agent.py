@@ -26,7 +26,7 @@ a row (WebArena's ``early_stop`` "repeating action" rule), end the episode.
 
 Every step is a JSONL record (:data:`STEP_FIELDS`); an episode starts with an ``episode_start``
 record and ends with ``episode_end`` (``success`` from the env's task check); each step's
-``success`` is the same check right after it (logs written before 2026-12-01 lack it).
+``success`` is the same check right after it (older logs lack it).
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def value_records(path, agent: str = "policy") -> list[dict]:
     Every live origin ``http://127.0.0.1:<port>`` is written ``http://localhost:<site>``, as in
     ``wm data build web``'s records. ``episode`` is the episode's seed and ``agent`` the given
     name. A step with no parseable candidate (nothing executed) has ``current_action`` "none".
-    Raises RecordError naming the file and episode for a log written before steps carried
-    ``success`` (2026-12-01), and as :func:`read_episodes` for a malformed log."""
+    Raises RecordError naming the file and episode for an older log whose steps lack
+    ``success``, and as :func:`read_episodes` for a malformed log."""
     out = []
     for ep in read_episodes(path):
         start, end, steps = ep["start"], ep["end"], ep["steps"]
@@ -88,8 +88,8 @@ def value_records(path, agent: str = "policy") -> list[dict]:
         for st in steps:
             if not isinstance(st.get("success"), bool):
                 raise RecordError(f"{path}: episode {ep['episode']!r} step {st['step']}: field "
-                                  f"'success' is {st.get('success')!r}; expected bool (logs "
-                                  f"written before 2026-12-01 do not carry the per-step check)")
+                                  f"'success' is {st.get('success')!r}; expected bool (older logs "
+                                  f"do not carry the per-step check)")
             out.append({"objective": start["objective"], "url": fx(st.get("url", "")),
                         "previous_actions": [fx(a) for a in st.get("previous_actions", [])],
                         "observation": fx(st["observation"]),

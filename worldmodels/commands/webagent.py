@@ -165,7 +165,7 @@ def report(
 
 @app.command("value-data")
 def value_data(
-    log: list[Path] = typer.Argument(..., help="JSONL logs of wm webagent run/eval (2026-12-01 or later)"),
+    log: list[Path] = typer.Argument(..., help="JSONL logs of wm webagent run/eval whose steps carry 'success'"),
     out: Path = typer.Option(..., help="output .json array of value training records"),
     add: list[Path] = typer.Option(None, help="episode records to put first (e.g. wm data build "
                                    "web's train.json; repeatable)"),
