@@ -140,8 +140,7 @@ def _rwkv7_fla(tiny: bool) -> list[dict]:
     """fla's RWKV-7 kernels against our CPU chunked form, float32 inputs: the largest error of
     the output (over its largest value) and of the final state, per kernel, length and initial
     state, printed as each finishes (the pytest file checks the same at a fixed tolerance but
-    reports only at its end; fla's autotuning makes it slow). Also with TF32 dots disallowed
-    where fla reads ``torch.backends.cuda.matmul.allow_tf32``. Skipped without fla or CUDA."""
+    reports only at its end; fla's autotuning makes it slow). Skipped without fla or CUDA."""
     import math
 
     import torch
