@@ -256,7 +256,7 @@ def run_agent_episode(env, policy, world_model, value, site: str, family: str, s
     executed: list[str] = []
     failures = failed_steps = 0
     reason, answer = "max_steps", None
-    n_steps = 0
+    n_steps, success = 0, False
     for t in range(cfg.max_steps):
         n_steps = t + 1
         d = plan_step(state, policy, world_model, value, cfg, rng)
@@ -283,6 +283,7 @@ def run_agent_episode(env, policy, world_model, value, site: str, family: str, s
                       prediction_exact=(chosen["predicted"] == nxt if "predicted" in chosen
                                         else None), value_real=None,
                       success=bool(env.success()))  # the task check after this step: value labels
+        success = record["success"]
         if "predicted" in chosen and not step["done"]:
             t0 = time.perf_counter()  # the value of what really happened (failure analysis)
             real = next_state(state, d.choice, nxt)
@@ -302,7 +303,7 @@ def run_agent_episode(env, policy, world_model, value, site: str, family: str, s
         if reason != "max_steps":
             break
     end = {"type": "episode_end", "episode": episode, "site": site, "family": family,
-           "seed": seed, "success": bool(env.success()), "steps": n_steps,
+           "seed": seed, "success": success, "steps": n_steps,
            "reason": reason, "answer": answer, "failed_steps": failed_steps,
            "timing": {k: round(v, 3) for k, v in totals.items()}}
     log(end)
