@@ -137,14 +137,14 @@ def _rollout(tiny: bool, out: Path) -> list[dict]:
 
 
 def _rwkv7_fla(tiny: bool) -> list[dict]:
-    """fla's RWKV-7 kernels against our CPU chunked form, float32 inputs: the largest error of
-    the output (over its largest value) and of the final state, per kernel, length and initial
-    state, printed as each finishes (the pytest file checks the same at a fixed tolerance but
-    reports only at its end; fla's autotuning makes it slow). Skipped without fla or CUDA."""
-    import math
+    """fla's RWKV-7 kernels against our CPU chunked form on the inputs of
+    ``tests/gpu/test_cuda_rwkv7.py`` (float32): the largest error of the output (over its
+    largest value) and of the final state, per kernel, length and initial state, printed as each
+    finishes (the pytest file checks the same at a fixed tolerance but reports only at its end;
+    fla's autotuning makes it slow). Skipped without fla or CUDA."""
+    import importlib.util
 
     import torch
-    import torch.nn.functional as F
 
     from worldmodels.models.rwkv7_ops import fla_ops, wkv7, wkv7_chunked
 
@@ -152,16 +152,13 @@ def _rwkv7_fla(tiny: bool) -> list[dict]:
         return [{"op": "rwkv7_fla", "skipped": "needs CUDA and flash-linear-attention (fla-core)"}]
     import fla
 
+    spec = importlib.util.spec_from_file_location("rwkv7_gpu_tests", ROOT / "tests" / "gpu" / "test_cuda_rwkv7.py")
+    tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tests)
     rows = []
     for T in (1, 63, 200):
         for with_state in (False, True):
-            g = torch.Generator().manual_seed(T)
-            r, k, v = (torch.randn(2, T, 2, 64, generator=g) for _ in range(3))
-            log_w = -math.exp(-0.5) * torch.rand(2, T, 2, 64, generator=g)
-            kk = F.normalize(torch.randn(2, T, 2, 64, generator=g), dim=-1)
-            a = torch.rand(2, T, 2, 64, generator=g)
-            S0 = torch.randn(2, 2, 64, 64, generator=g) * 0.1 if with_state else None
-            x = [r, log_w, k, v, -kk, kk * a]
+            x, S0 = tests.inputs(T=T, seed=T, state=with_state)
             y_ref, S_ref = wkv7_chunked(*x, S0, chunk_size=32)
             y, S = wkv7(*[t.cuda() for t in x], None if S0 is None else S0.cuda(), mode="chunk")
             row = {"op": "rwkv7_fla", "fla": getattr(fla, "__version__", "?"), "T": T,
