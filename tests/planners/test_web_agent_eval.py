@@ -251,8 +251,9 @@ class _SeqPolicy:
 def test_value_data_from_logs_labels_the_policy_success_to_go(tmp_path):
     """``wm webagent value-data``: one record per logged step, the state after it, the step's own
     task check; ``value_labels`` then gives gamma^(steps to the success) or 0 (hand-computed);
-    live origins are written as the data builder's fixed origin; ``--add`` records come first;
-    an old log without the per-step check is refused naming the episode."""
+    live origins are written as the data builder's fixed origin; ``--add`` records come first and
+    are checked for the value fields; an old log without the per-step check, and two logs holding
+    the same episode (whose labels would merge), are refused."""
     from worldmodels.tasks.web_agent_data import VALUE_FIELDS, load_agent_steps, value_labels
 
     log = tmp_path / "ep.jsonl"
@@ -263,14 +264,18 @@ def test_value_data_from_logs_labels_the_policy_success_to_go(tmp_path):
                           AgentConfig(candidates=1, max_steps=2, mode="policy_sample"), lg)
     live = tmp_path / "live.jsonl"  # the real sites' origins are 127.0.0.1:<port>
     live.write_text(log.read_text().replace("http://stub.test", "http://127.0.0.1:4567"))
+    demo = {"objective": "o", "url": "http://localhost:stub/", "previous_actions": [], "observation": "t",
+            "current_action": "click [1]", "next_state_acctree": "t2", "site": "stub", "family": "b",
+            "agent": "0.0", "success": True, "episode_success": True, "episode_steps": 1, "episode": 7,
+            "step": 0, "seed": 99}
     base = tmp_path / "base.json"
-    base.write_text(json.dumps([{"demo": 1}]))
+    base.write_text(json.dumps([demo]))
     out = tmp_path / "value.json"
     r = runner.invoke(app, ["webagent", "value-data", str(live), "--out", str(out), "--add", str(base)])
     assert r.exit_code == 0, r.output
     assert "6 records (1 added, 5 steps of 2 logged episodes, 1 successful)" in r.output
     recs = json.loads(out.read_text())
-    assert recs[0] == {"demo": 1}
+    assert recs[0] == demo
     rows = recs[1:]
     assert [(x["episode"], x["step"], x["success"], x["episode_success"]) for x in rows] == [
         (0, 0, False, True), (0, 1, True, True), (0, 2, True, True),
@@ -288,3 +293,14 @@ def test_value_data_from_logs_labels_the_policy_success_to_go(tmp_path):
                              for x in log.read_text().splitlines()))
     r = runner.invoke(app, ["webagent", "value-data", str(old), "--out", str(tmp_path / "o.json")])
     assert r.exit_code == 2 and "episode 'stub/b/0' step 0: field 'success'" in r.output
+    # an added record lacking a value field is refused naming file, record and field
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{k: v for k, v in demo.items() if k != "episode_steps"}]))
+    r = runner.invoke(app, ["webagent", "value-data", str(live), "--out", str(tmp_path / "b.json"), "--add", str(bad)])
+    assert r.exit_code == 2 and "bad.json" in r.output and "episode_steps" in r.output
+    # the same seeds from two logs would merge into one episode's labels: refused, naming both
+    again = tmp_path / "again.jsonl"
+    again.write_text(live.read_text())
+    r = runner.invoke(app, ["webagent", "value-data", str(live), str(again), "--out", str(tmp_path / "d.json")])
+    assert r.exit_code == 2 and "again.jsonl" in r.output and "live.jsonl" in r.output
+    assert "seed 0" in r.output and not (tmp_path / "d.json").exists()

@@ -167,8 +167,8 @@ def report(
 def value_data(
     log: list[Path] = typer.Argument(..., help="JSONL logs of wm webagent run/eval whose steps carry 'success'"),
     out: Path = typer.Option(..., help="output .json array of value training records"),
-    add: list[Path] = typer.Option(None, help="episode records to put first (e.g. wm data build "
-                                   "web's train.json; repeatable)"),
+    add: list[Path] = typer.Option(None, help="value training records to put first (e.g. wm data "
+                                   "build web's train.json; checked for the value fields; repeatable)"),
     agent: str = typer.Option("policy", help="the records' agent name"),
 ) -> None:
     """Value-model training records from logged episodes: one per step, the state after it,
@@ -179,12 +179,28 @@ def value_data(
     from planners.web_logs import value_records
     from worldmodels.atomic import atomic_write
     from worldmodels.records import RecordError, iter_records
+    from worldmodels.tasks.web_agent_data import VALUE_FIELDS
+
+    def episode_key(r: dict) -> tuple:  # how value_labels groups steps into episodes
+        return r["site"], r["family"], r["episode"], r["seed"]
 
     try:
-        records = [r for p in add or [] for _, r in iter_records(p)]
+        records, seen = [], {}
+        for p in add or []:
+            for i, r in iter_records(p, VALUE_FIELDS):
+                records.append(r)
+                seen.setdefault(episode_key(r), f"{p}: record {i}")
         n_added = len(records)
         for p in log:
-            records += value_records(p, agent=agent)
+            rows = value_records(p, agent=agent)
+            for k in dict.fromkeys(map(episode_key, rows)):
+                if k in seen:
+                    raise RecordError(
+                        f"{p}: episode {k[0]}/{k[1]} seed {k[3]} is also in {seen[k]}; the value "
+                        f"labels group steps by (site, family, episode, seed), so the two would "
+                        f"merge into one episode. Pass logs of distinct seeds")
+                seen[k] = str(p)
+            records += rows
     except (RecordError, FileNotFoundError) as e:
         _fail(e)
     atomic_write(out, lambda f: json.dump(records, f), text=True)
