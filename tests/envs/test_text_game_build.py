@@ -216,6 +216,17 @@ def test_recipe_loads():
     assert cfg.test_games == ["make-tea"] and set(cfg.games) == set(GAMES)
 
 
+def test_x5_recipe_differs_from_the_tiny_one_only_in_episodes_and_out():
+    """text_game_x5.yaml: the same games, split and seed as text_game_tiny.yaml, five times the
+    episodes (the 2026-12-01 experiment's data)."""
+    from dataclasses import asdict
+
+    tiny, x5 = (asdict(load_config(TextGameDataConfig, RECIPE.with_name(n)))
+                for n in ("text_game_tiny.yaml", "text_game_x5.yaml"))
+    assert {k for k in tiny if tiny[k] != x5[k]} == {"episodes_per_game", "out"}
+    assert x5["episodes_per_game"] == 5 * tiny["episodes_per_game"]
+
+
 def test_command_builds_reruns_and_refuses_other_settings(tmp_path):
     from typer.testing import CliRunner
 
