@@ -173,5 +173,5 @@ def test_rlvr_resume_keeps_the_runs_own_settings(world_model, tmp_path):
 def test_rlvr_resume_help_lists_what_may_change():
     r = runner.invoke(app, ["rlvr", "video", "--help"], terminal_width=200)
     text = " ".join(r.output.replace("│", " ").split())
-    for name in ("--steps", "grpo.logging_steps", "grpo.eval_steps", "grpo.save_steps", "grpo.rollout_cuda_graphs"):
+    for name in ("--steps", "grpo.logging_steps", "grpo.eval_steps", "grpo.save_steps"):
         assert name in text.split("--resume", 1)[1], text
