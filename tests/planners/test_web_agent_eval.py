@@ -267,7 +267,7 @@ def test_value_data_from_logs_labels_the_policy_success_to_go(tmp_path):
     demo = {"objective": "o", "url": "http://localhost:stub/", "previous_actions": [], "observation": "t",
             "current_action": "click [1]", "next_state_acctree": "t2", "site": "stub", "family": "b",
             "agent": "0.0", "success": True, "episode_success": True, "episode_steps": 1, "episode": 7,
-            "step": 0, "seed": 99}
+            "step": 0}  # the value fields only ("seed" is optional)
     base = tmp_path / "base.json"
     base.write_text(json.dumps([demo]))
     out = tmp_path / "value.json"

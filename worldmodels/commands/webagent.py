@@ -181,8 +181,8 @@ def value_data(
     from worldmodels.records import RecordError, iter_records
     from worldmodels.tasks.web_agent_data import VALUE_FIELDS
 
-    def episode_key(r: dict) -> tuple:  # how value_labels groups steps into episodes
-        return r["site"], r["family"], r["episode"], r["seed"]
+    def episode_key(r: dict) -> tuple:  # how value_labels groups steps into episodes ("seed" optional)
+        return r["site"], r["family"], r["episode"], r.get("seed")
 
     try:
         records, seen = [], {}
