@@ -93,9 +93,11 @@ def test_merged_state_equals_the_uncompacted_state(model):
     assert on.recurrent and not off.recurrent
     assert on.rows_fed == [4, 4, 1, 1, 4] and off.rows_fed == [4]  # prefill only counted off
     assert on.sub is None and on.parked is None
+    # float32 rounding of 1-row vs 4-row products: up to 1.6e-6 on some CPUs (2026-12-01's CI
+    # machine); feeding the padded steps as tokens (the bug this guards) moves the state by 2.8
     for a, b in zip(output_cache(on).layers, output_cache(off).layers, strict=True):
         for x, y in zip(a, b, strict=True):
-            torch.testing.assert_close(x, y, atol=1e-6, rtol=0)
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
     for k, (x, y) in enumerate(zip(lon, loff, strict=True)):
         live = steps[k - 1][1].bool().any(1) if k else torch.ones(B, dtype=torch.bool)
         torch.testing.assert_close(x[live], y[live], atol=1e-5, rtol=0)
