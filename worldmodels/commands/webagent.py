@@ -179,10 +179,7 @@ def value_data(
     from planners.web_logs import value_records
     from worldmodels.atomic import atomic_write
     from worldmodels.records import RecordError, iter_records
-    from worldmodels.tasks.web_agent_data import VALUE_FIELDS
-
-    def episode_key(r: dict) -> tuple:  # how value_labels groups steps into episodes ("seed" optional)
-        return r["site"], r["family"], r["episode"], r.get("seed")
+    from worldmodels.tasks.web_agent_data import VALUE_FIELDS, episode_key
 
     try:
         records, seen = [], {}

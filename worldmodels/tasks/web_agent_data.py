@@ -90,6 +90,12 @@ def _actions(value) -> list[str]:
     return [str(a) for a in items if str(a) not in ("", "None")]
 
 
+def episode_key(rec: dict) -> tuple:
+    """The episode a step record belongs to, as ``value_labels`` groups steps: (site, family,
+    episode, seed); ``episode`` and ``seed`` may be absent (None)."""
+    return rec["site"], rec["family"], rec.get("episode"), rec.get("seed")
+
+
 def load_agent_steps(path, required: dict, agents: tuple[str, ...] | None = None,
                      limit: int | None = None) -> list[AgentStep]:
     """The records of ``path`` (``.json`` array or ``.jsonl``) that carry ``required`` (field ->
@@ -104,7 +110,7 @@ def load_agent_steps(path, required: dict, agents: tuple[str, ...] | None = None
             rec["objective"], rec["url"], _actions(rec["previous_actions"]), rec["observation"],
             rec["current_action"], rec["next_state_acctree"], rec["site"], rec["family"], rec["agent"], where,
             rec.get("success"), rec.get("episode_success"), rec.get("episode_steps"), rec.get("step"),
-            (rec["site"], rec["family"], rec.get("episode"), rec.get("seed")), rec.get("noise")))
+            episode_key(rec), rec.get("noise")))
         if limit is not None and len(out) >= limit:
             break
     return out
