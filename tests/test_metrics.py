@@ -1,4 +1,4 @@
-"""Video metrics against closed forms and an independent numpy SSIM.
+"""Metrics against closed forms and independent references (numpy SSIM, pass@k by enumeration).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/pytest -q tests/test_metrics.py
 """
@@ -257,3 +257,30 @@ def test_lpips_low_precision_returns_the_float32_value(tmp_path, monkeypatch):
         got = lp(pred.float(), target.float())
     assert got.dtype == torch.float32 and torch.allclose(got, want.mean(1), rtol=1e-6, atol=1e-7)
     lpips_weights.clear_cache()
+
+
+def test_pass_at_k_matches_the_mean_over_all_k_subsets():
+    """Independent reference: enumerate every k-subset of the n samples."""
+    import itertools
+
+    from worldmodels.metrics import pass_at_k, pass_at_k_ks
+
+    g = torch.Generator().manual_seed(0)
+    correct = (torch.rand(6, 7, generator=g) < torch.linspace(0, 1, 6)[:, None]).double()
+    for k in range(1, 8):
+        ref = [sum(any(row[i] for i in s) for s in itertools.combinations(range(7), k))
+               / math.comb(7, k) for row in correct.tolist()]
+        assert pass_at_k(correct, k).tolist() == pytest.approx(ref)
+    assert pass_at_k(correct, 7).tolist() == correct.max(1).values.tolist()   # k = n: best of n
+    assert pass_at_k(correct, 1).tolist() == pytest.approx(correct.mean(1).tolist())
+    assert pass_at_k_ks(32) == [1, 2, 4, 8, 16, 32] and pass_at_k_ks(5) == [1, 2, 4, 5]
+    assert pass_at_k_ks(1) == [1]
+
+
+@pytest.mark.parametrize("bad,k", [(torch.ones(3), 1), (torch.ones(2, 3), 0), (torch.ones(2, 3), 4),
+                                   (torch.full((2, 3), 0.5), 1)])
+def test_pass_at_k_refuses_bad_input(bad, k):
+    from worldmodels.metrics import pass_at_k
+
+    with pytest.raises(ValueError, match="pass@k|correct"):
+        pass_at_k(bad, k)

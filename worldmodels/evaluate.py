@@ -14,7 +14,9 @@ benchmarks. Per metric (``task.metrics``: one value per sample):
   ``task.higher_is_better``), averaged over items (RLVR-World's report);
 - ``std``: the mean over items of the unbiased std between an item's samples (0 when n = 1);
 - ``ci95``: a percentile bootstrap 95 % interval of ``mean`` over items (items resampled,
-  each item's samples averaged first), so it reflects how many items were evaluated.
+  each item's samples averaged first), so it reflects how many items were evaluated;
+- ``pass_at_k``: for a right/wrong metric (every value 0 or 1, higher is better) with n > 1
+  samples, the unbiased pass@k (:func:`worldmodels.metrics.pass_at_k`) for k = 1, 2, 4, …, n.
 
 Items are ``cfg.items`` evenly spaced indices of the dataset (all when it has fewer).
 Sampling is seeded (``cfg.seed``), so two models are compared on the same random stream.
@@ -91,12 +93,16 @@ def bootstrap_ci(values: torch.Tensor, resamples: int = 1000, seed: int = 0) -> 
 
 def _summary(values: torch.Tensor, higher: bool | None, resamples: int) -> dict:
     """values (items, n) -> mean / best_of_n / std / ci95 (best-of-n: the max unless ``higher``
-    is False; None, a diagnostic without direction, takes the max)."""
-    from worldmodels.metrics import best_of_n
+    is False; None, a diagnostic without direction, takes the max); plus ``pass_at_k`` {k: mean
+    over items} for k = 1, 2, 4, …, n when n > 1 and every value is 0 or 1 (a right/wrong metric)."""
+    from worldmodels.metrics import best_of_n, pass_at_k, pass_at_k_ks
 
     stats = best_of_n(values, higher is not False)
-    return {"mean": float(values.double().mean()), "best_of_n": stats["mean"], "std": stats["std"],
-            "ci95": bootstrap_ci(values.double().mean(1), resamples)}
+    out = {"mean": float(values.double().mean()), "best_of_n": stats["mean"], "std": stats["std"],
+           "ci95": bootstrap_ci(values.double().mean(1), resamples)}
+    if values.shape[1] > 1 and higher is True and bool(((values == 0) | (values == 1)).all()):
+        out["pass_at_k"] = {str(k): float(pass_at_k(values, k).mean()) for k in pass_at_k_ks(values.shape[1])}
+    return out
 
 
 def evaluate(model, task, dataset, cfg: EvalConfig | None = None, *, device: torch.device | str | None = None,

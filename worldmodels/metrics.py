@@ -26,6 +26,7 @@ instead of 80 dB; LPIPS also runs with autocast disabled.
   :class:`STLPIPSUnavailable`. A separate metric, never a stand-in for ``lpips``.
 - ``repetition_rate``: fraction of samples whose last two predicted frames have identical tokens.
 - ``best_of_n``: with n samples per clip, the best per clip averaged over clips, with the std.
+- ``pass_at_k``: for 0/1 metrics (a text answer right or wrong), the unbiased pass@k per item.
 
 Example::
 
@@ -37,6 +38,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -50,7 +52,7 @@ __all__ = [
     "LPIPSWeightsMissing", "PSNR_EPS", "compute_dtype", "mae", "mae_per_frame", "mse", "mse_per_frame", "psnr",
     "psnr_per_frame", "ssim", "ssim_per_frame", "lpips", "lpips_per_frame", "lpips_fn",
     "LPIPSMetric", "STLPIPSMetric", "STLPIPSUnavailable", "stlpips", "stlpips_per_frame", "stlpips_fn",
-    "repetition_rate", "repeats", "best_of_n", "summarize",
+    "repetition_rate", "repeats", "best_of_n", "pass_at_k", "pass_at_k_ks", "summarize",
 ]
 
 PSNR_EPS = 1e-8  # RLVR-World's epsilon; caps PSNR at 80 dB for identical frames
@@ -295,6 +297,34 @@ def best_of_n(values: Tensor, higher_is_better: bool) -> dict[str, float]:
     spread = v.std(1, unbiased=True) if v.shape[1] > 1 else torch.zeros_like(best)
     std_best = best.std(unbiased=True) if best.numel() > 1 else torch.zeros(())
     return {"mean": float(best.mean()), "std": float(spread.mean()), "std_of_best": float(std_best)}
+
+
+def pass_at_k(correct: Tensor, k: int) -> Tensor:
+    """Unbiased pass@k per item from n samples of which c are right (Chen et al. 2021, "Evaluating
+    large language models trained on code", eq. 1): ``1 - C(n-c, k) / C(n, k)``, the chance that k
+    samples drawn without replacement from the n hold at least one right one.
+
+    ``correct`` (B,n): 0/1 per sample. Returns (B,) float64. Exact (Python integers); k = 1 gives the
+    per-item share of right samples, k = n the best-of-n. Raises ValueError when ``correct`` is not
+    a (B,n) tensor of 0/1 values or k is not in [1, n]. Used to see how far RLVR's sharpening can go:
+    it mostly moves pass@1 towards what pass@k at larger k already finds (Yue et al. 2025).
+    """
+    if not isinstance(correct, Tensor) or correct.ndim != 2 or correct.shape[1] < 1:
+        raise ValueError(f"correct must be a (B,n) tensor, got {getattr(correct, 'shape', type(correct).__name__)}")
+    n = correct.shape[1]
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 1 <= k <= n = {n}, got k = {k}")
+    if not bool(((correct == 0) | (correct == 1)).all()):
+        raise ValueError("pass@k needs 0/1 values per sample")
+    total = math.comb(n, k)
+    c = correct.round().long().sum(1).tolist()
+    return torch.tensor([1.0 - math.comb(n - ci, k) / total for ci in c], dtype=torch.float64)
+
+
+def pass_at_k_ks(n: int) -> list[int]:
+    """The k reported for n samples: powers of two below n, then n (1, 2, 4, …, n)."""
+    ks = [1 << i for i in range(max(n, 1).bit_length()) if (1 << i) < n]
+    return ks + [n]
 
 
 _HIGHER = {"mae": False, "mse": False, "psnr": True, "ssim": True, "lpips": False, "stlpips": False}

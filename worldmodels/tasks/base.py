@@ -210,6 +210,12 @@ class Task:
             base = [f"{res['baselines'][b][name]['mean']:.4g}" if name in res["baselines"][b] else "–"
                     for b in res["baselines"]]
             lines.append(f"| {name} | {v['mean']:.4g}{ci_s} | {v['best_of_n']:.4g} | " + " | ".join(base) + " |")
+        passk = {name: v["pass_at_k"] for name, v in res["metrics"].items() if "pass_at_k" in v}
+        if passk:
+            ks = list(next(iter(passk.values())))
+            lines += ["", "| metric | " + " | ".join(f"pass@{k}" for k in ks) + " |",
+                      "|---|" + "---|" * len(ks)]
+            lines += [f"| {name} | " + " | ".join(f"{p[k]:.4g}" for k in ks) + " |" for name, p in passk.items()]
         return res, "\n".join(lines) + "\n"
 
     def repeat(self, batch: dict, n: int) -> dict:

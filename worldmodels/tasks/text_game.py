@@ -60,7 +60,9 @@ class TextGameTask(Task):
     """See the module docstring; keyword arguments are ``TextGameTaskConfig``'s fields."""
 
     name = "text_game"
-    higher_is_better = {"accuracy": True, "task_specific": True, "parsed": True}
+    # changed_share (does the record change the state) describes the records, not the model
+    higher_is_better = {"accuracy": True, "task_specific": True, "parsed": True, "changed_share": None,
+                        "correct_changed_share": True}
 
     def __init__(self, tokenizer, train: str, test: str, max_train=None, max_test=None, mode="full",
                  prompt_style="compact", state_format=None, rules=None, examples=None,
