@@ -150,7 +150,7 @@ def run_rlvr(exp: Experiment, args, arm: str, seed: int, eval_fn, init_eval: dic
         if not args.quiet:
             print(f"{arm} s{seed} step {step} reward {m['reward']:.3f} zero_std "
                   f"{m.get('frac_reward_zero_std', float('nan')):.2f} cpu {cpu:.0f}s", flush=True)
-    maybe_save_model(args, f"{arm}_s{seed}", model, task, {"reward": spec, "rlvr_step": args.steps})
+    maybe_save_model(args, arm, seed, model, task, {"reward": spec, "rlvr_step": args.steps})
     return {"records": records, "cpu_s": cpu, "wall_s": wall, "config": to_dict(cfg),
             "sequences": args.steps * cfg.prompts_per_step * cfg.num_generations, "complete": True,
             "train_items": len(tr.dataset)}
@@ -192,16 +192,23 @@ def run_sft(exp: Experiment, args, seed: int, eval_fn, init_eval: dict, save, ma
         if not args.quiet:
             print(f"sft s{seed} step {step} (= rlvr step {rl_step}) loss {rec['loss']} "
                   f"{head[5:]} {rec[head]:.3f}", flush=True)
-    maybe_save_model(args, f"sft_s{seed}", model, task, {"continued_sft_steps": step})
+    maybe_save_model(args, "sft", seed, model, task, {"continued_sft_steps": step})
     return {"records": records, "cpu_s": cpu, "wall_s": wall, "sequences": step * args.sft_batch,
             "lr": args.sft_lr, "batch": args.sft_batch, "complete": True}
 
 
-def maybe_save_model(args, name: str, model, task, extra: dict) -> None:
+def run_name(arm: str, tag: str, seed: int) -> str:
+    """``<arm><tag>_s<seed>``: the name of a run's file (``<out>/runs/<name>.json``) and model."""
+    return f"{arm}{tag}_s{seed}"
+
+
+def maybe_save_model(args, arm: str, seed: int, model, task, extra: dict) -> None:
+    """With ``--save-models``, the run's model as ``<out>/models/<run_name>``: named like its run
+    file, tag included, so variants under one ``--out`` never overwrite each other's models."""
     if args.save_models:
         from worldmodels.world_model import export_backbone, write_world_model_meta
 
-        d = Path(args.out) / "models" / name
+        d = Path(args.out) / "models" / run_name(arm, args.tag, seed)
         write_world_model_meta(d, task, extra={"init": str(args.init), **extra})
         export_backbone(d, model)
 
@@ -242,7 +249,7 @@ def parser(exp: Experiment, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default=d["out"])
     p.add_argument("--tag", default="", help="suffix of run files (keeps variants apart)")
     p.add_argument("--plot", default=d["plot"])
-    p.add_argument("--save-models", action="store_true", help="export each run as <out>/models/<arm>_s<seed>")
+    p.add_argument("--save-models", action="store_true", help="export each run as <out>/models/<arm><tag>_s<seed>")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -262,14 +269,14 @@ def main(exp: Experiment, doc: str, argv=None) -> None:
         init_eval = init_evaluation(args, eval_fn)
         for arm in args.arms:
             for seed in args.seeds:
-                f = out / "runs" / f"{arm}{args.tag}_s{seed}.json"
+                f = out / "runs" / f"{run_name(arm, args.tag, seed)}.json"
                 if _complete(f):
                     continue
                 save = lambda res, f=f: f.write_text(json.dumps(res))  # noqa: E731
                 print(f"== {arm}{args.tag} seed {seed}", flush=True)
                 t0 = time.perf_counter()
                 if exp.arms[arm] is None:
-                    m = out / "runs" / f"{args.match}{args.tag}_s{seed}.json"
+                    m = out / "runs" / f"{run_name(args.match, args.tag, seed)}.json"
                     if not _complete(m):
                         print(f"sft s{seed} skipped: run {m} first (sft gets its CPU seconds)", flush=True)
                         continue

@@ -50,3 +50,22 @@ def test_bar_needs_a_gain_and_a_win_over_continued_sft():
     s = summarise(_exp(), {"rlvr_f1": {0: _run([0.6])}, "sft": {0: _run([0.7])}}, {"records/f1": 0.5})
     assert s["bar"]["beats_continued_sft"] is False and s["bar"]["met"] is False
     assert summarise(_exp(), {"sft": {0: _run([0.7])}}, {"records/f1": 0.5}).get("bar") is None
+
+
+def test_saved_models_are_named_like_their_run_files_so_tagged_variants_never_overwrite(tmp_path, monkeypatch):
+    """A variant run with --tag under the same --out once overwrote the untagged arm's models."""
+    from types import SimpleNamespace
+
+    import rlvr_vs_sft
+
+    import worldmodels.world_model as wm
+
+    written = []
+    monkeypatch.setattr(wm, "write_world_model_meta", lambda d, task, extra: written.append(Path(d).name))
+    monkeypatch.setattr(wm, "export_backbone", lambda d, model: None)
+    for tag in ("", "_t05"):
+        args = SimpleNamespace(save_models=True, out=str(tmp_path), tag=tag, init="sft")
+        rlvr_vs_sft.maybe_save_model(args, "rlvr_f1", 0, None, None, {})
+        rlvr_vs_sft.maybe_save_model(args, "sft", 0, None, None, {})
+    assert written == ["rlvr_f1_s0", "sft_s0", "rlvr_f1_t05_s0", "sft_t05_s0"]
+    assert rlvr_vs_sft.run_name("sft", "_t05", 2) == "sft_t05_s2"      # the run file's name too
