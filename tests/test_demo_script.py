@@ -4,7 +4,6 @@ both eval.json layouts and compares the models with the baselines (hand-made eva
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "scripts" / "demo.sh"
 
-_spec = importlib.util.spec_from_file_location("demo_summary", ROOT / "scripts" / "demo_summary.py")
-demo_summary = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(demo_summary)
+demo_summary = load_script("demo_summary")
 
 # (single-step, multi-step) values of one hand-made evaluation
 MLE = {"mse": (0.0046, 0.0076), "psnr": (24.21, 21.81), "token_acc": (0.63, 0.50)}

@@ -1,21 +1,16 @@
 """scripts/gpu_check.py: the prepared device script runs end to end on CPU (tiny shapes) and
 checks the kernels issue's bars correctly. It must never be first run on a device."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu_check")
 
 
 def _att(d, n, pas, speed, tflops):

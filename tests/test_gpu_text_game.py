@@ -2,7 +2,6 @@
 checked here on a fabricated evaluation, its stages' commands against the CLI, and (slow, with the
 `smollm2` extra) the whole CPU dry run. It must never be first run on a device."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_text_game.py"
 
 
 @pytest.fixture(scope="module")
 def gtg():
-    spec = importlib.util.spec_from_file_location("gpu_text_game", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu_text_game")
 
 
 def _eval_json(folder: Path) -> Path:

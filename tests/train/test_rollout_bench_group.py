@@ -47,13 +47,9 @@ def test_bench_rollout_cli_group_flag(tmp_path):
 def test_gpu_check_reports_the_group_line_against_the_2x_aim():
     """scripts/gpu_check.py turns the GRPO-like rows into targets (bar 2x generate, checked only
     off a dry run) and a markdown table."""
-    import importlib.util
-    from pathlib import Path
+    from tests.scripts import load_script
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check_group", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("gpu_check")
     row = {"op": "rollout_group", "preset": "small", "group": 5, "group_batch": 40, "group_ratio": 2.4,
            "group_mean_answer": {"engine": 20.5, "generate": 21.0}, "group_rollout_tok_s": 900.0,
            "group_plain_tok_s": 400.0, "group_generate_tok_s": 375.0, "group_same_draws_ratio": 2.2,
