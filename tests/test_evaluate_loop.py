@@ -45,16 +45,30 @@ def test_summary_best_of_n_follows_the_metric_direction():
     assert flat(res) == {"mse": pytest.approx(3.0), "mse_best": pytest.approx(1.5)}
 
 
-def test_summary_reports_pass_at_k_only_for_right_or_wrong_metrics_with_samples():
+def test_summary_reports_pass_at_k_only_for_declared_right_or_wrong_metrics_with_samples():
     right = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
-    p = _summary(right, higher=True, resamples=0)["pass_at_k"]
+    p = _summary(right, higher=True, resamples=0, right_or_wrong=True)["pass_at_k"]
     # by hand: item 1 has c=1 of 4 (pass@1 1/4, pass@2 1-C(3,2)/C(4,2)=1/2, pass@4 1), item 2 none,
     # item 3 c=3 (pass@1 3/4, pass@2 1, pass@4 1)
     assert p == {"1": pytest.approx(1 / 3), "2": pytest.approx(0.5), "4": pytest.approx(2 / 3)}
     assert p["4"] == pytest.approx(_summary(right, higher=True, resamples=0)["best_of_n"])
-    assert "pass_at_k" not in _summary(right * 0.5, higher=True, resamples=0)      # not 0/1
-    assert "pass_at_k" not in _summary(right[:, :1], higher=True, resamples=0)     # one sample
-    assert "pass_at_k" not in _summary(right, higher=None, resamples=0)            # a diagnostic
+    # a continuous metric (F1) that happens to be all 0/1 gets none: the task declares, values don't
+    assert "pass_at_k" not in _summary(right, higher=True, resamples=0)
+    assert "pass_at_k" not in _summary(right[:, :1], higher=True, resamples=0, right_or_wrong=True)  # one sample
+    with pytest.raises(ValueError, match="'accuracy' is declared right/wrong"):
+        _summary(right * 0.5, higher=True, resamples=0, right_or_wrong=True, name="accuracy")
+
+
+@pytest.mark.parametrize("name", ["text_game", "web", "web_policy", "web_value"])
+def test_declared_right_or_wrong_metrics_are_metrics_with_a_direction(name):
+    """Every name a task lists in ``right_or_wrong`` is one of its metrics and is higher-is-better."""
+    import importlib
+
+    mod = importlib.import_module(f"worldmodels.tasks.{name}")
+    cls = next(c for c in vars(mod).values() if isinstance(c, type) and getattr(c, "name", None) == name)
+    assert cls.right_or_wrong, name
+    for metric in cls.right_or_wrong:
+        assert cls.higher_is_better.get(metric) is True, (name, metric)
 
 
 @pytest.mark.parametrize("bad", [dict(items=-1), dict(n_samples=0), dict(temperature=float("nan")),

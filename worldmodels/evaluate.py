@@ -15,8 +15,8 @@ benchmarks. Per metric (``task.metrics``: one value per sample):
 - ``std``: the mean over items of the unbiased std between an item's samples (0 when n = 1);
 - ``ci95``: a percentile bootstrap 95 % interval of ``mean`` over items (items resampled,
   each item's samples averaged first), so it reflects how many items were evaluated;
-- ``pass_at_k``: for a right/wrong metric (every value 0 or 1, higher is better) with n > 1
-  samples, the unbiased pass@k (:func:`worldmodels.metrics.pass_at_k`) for k = 1, 2, 4, …, n.
+- ``pass_at_k``: for a right/wrong metric (one the task lists in ``Task.right_or_wrong``) with
+  n > 1 samples, the unbiased pass@k (:func:`worldmodels.metrics.pass_at_k`) for k = 1, 2, 4, …, n.
 
 Items are ``cfg.items`` evenly spaced indices of the dataset (all when it has fewer).
 Sampling is seeded (``cfg.seed``), so two models are compared on the same random stream.
@@ -91,16 +91,22 @@ def bootstrap_ci(values: torch.Tensor, resamples: int = 1000, seed: int = 0) -> 
     return [float(means.quantile(0.025)), float(means.quantile(0.975))]
 
 
-def _summary(values: torch.Tensor, higher: bool | None, resamples: int) -> dict:
+def _summary(values: torch.Tensor, higher: bool | None, resamples: int, right_or_wrong: bool = False,
+             name: str = "metric") -> dict:
     """values (items, n) -> mean / best_of_n / std / ci95 (best-of-n: the max unless ``higher``
     is False; None, a diagnostic without direction, takes the max); plus ``pass_at_k`` {k: mean
-    over items} for k = 1, 2, 4, …, n when n > 1 and every value is 0 or 1 (a right/wrong metric)."""
+    over items} for k = 1, 2, 4, …, n when n > 1 and the metric is ``right_or_wrong`` (declared by
+    the task, never guessed from the values: a continuous metric can be all 0/1 by chance).
+    Raises ValueError naming the metric when a right/wrong metric holds a value other than 0 or 1."""
     from worldmodels.metrics import best_of_n, pass_at_k, pass_at_k_ks
 
     stats = best_of_n(values, higher is not False)
     out = {"mean": float(values.double().mean()), "best_of_n": stats["mean"], "std": stats["std"],
            "ci95": bootstrap_ci(values.double().mean(1), resamples)}
-    if values.shape[1] > 1 and higher is True and bool(((values == 0) | (values == 1)).all()):
+    if right_or_wrong and not bool(((values == 0) | (values == 1)).all()):
+        raise ValueError(f"metric {name!r} is declared right/wrong (Task.right_or_wrong) but holds values "
+                         "other than 0 and 1")
+    if right_or_wrong and values.shape[1] > 1:
         out["pass_at_k"] = {str(k): float(pass_at_k(values, k).mean()) for k in pass_at_k_ks(values.shape[1])}
     return out
 
@@ -176,13 +182,13 @@ def _evaluate(model, task, dataset, cfg, device, baselines, examples, out_dir, p
             written += task.save_examples(out_dir, batch, rows, names)
     if was_training:
         model.train()
-    hib = task.higher_is_better
+    hib, binary = task.higher_is_better, set(task.right_or_wrong)
     vals = {k: torch.cat(v) for k, v in values.items()}                  # (items, n) per metric
     base = {b: {k: torch.cat(v) for k, v in d.items()} for b, d in base_values.items()}  # (items, 1)
     res = {"items": len(idx), "n_samples": n, "temperature": cfg.temperature, "top_k": cfg.top_k,
            "seed": cfg.seed,
-           "metrics": {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in vals.items()},
-           "baselines": {b: {k: _summary(v, hib.get(k, True), cfg.bootstrap) for k, v in d.items()}
+           "metrics": {k: _summary(v, hib.get(k, True), cfg.bootstrap, k in binary, k) for k, v in vals.items()},
+           "baselines": {b: {k: _summary(v, hib.get(k, True), cfg.bootstrap, k in binary, k) for k, v in d.items()}
                          for b, d in base.items()},
            "vs_baselines": {b: {k: paired_difference(vals[k], v, cfg.bootstrap) for k, v in d.items() if k in vals}
                             for b, d in base.items()},

@@ -81,6 +81,10 @@ def test_predict_and_evaluate_with_the_no_change_baseline(runs, tmp_path):
     assert items["higher_is_better"]["no_change"] is None and items["higher_is_better"]["f1"] is True
     cmp = compare_runs([items], [{**items, "metrics": {**items["metrics"], "no_change": [1.0] * 4}}], "no_change")
     assert cmp["a_better"] is None and cmp["b_better"] is None and cmp["diff"]["mean"] <= 0
+    # two samples per item: pass@k for the right/wrong metrics only, never for the continuous F1
+    two = evaluate(wm.model, wm.task, ds, EvalConfig(items=4, batch_size=4, n_samples=2, bootstrap=0))
+    assert {m for m, v in two["metrics"].items() if "pass_at_k" in v} == {"exact", "parsed"}
+    assert two["metrics"]["exact"]["pass_at_k"]["2"] == pytest.approx(two["metrics"]["exact"]["best_of_n"])
 
 
 def test_rlvr_f1_resume_is_bit_exact(runs):

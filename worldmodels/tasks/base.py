@@ -137,13 +137,16 @@ class Task:
     ``kind``), ``vocab_size`` (all token ids are < it), ``pad_id`` (pads sequences; never in the
     loss), ``higher_is_better`` (per metric name, for best-of-n and `wm eval compare`'s "better";
     names not listed count as higher-is-better; ``None``: a diagnostic with no better direction,
-    whose best-of-n is its maximum and which compare never calls better).
+    whose best-of-n is its maximum and which compare never calls better), ``right_or_wrong`` (the
+    metrics whose every per-sample value is 0 or 1, e.g. exact-state accuracy: `wm eval` reports
+    their pass@k when it draws several samples per item).
     """
 
     name: str = "task"
     vocab_size: int = 0
     pad_id: int = 0
     higher_is_better: dict[str, bool | None] = {}
+    right_or_wrong: frozenset[str] = frozenset()
 
     # ----------------------------------------------------------------------------- data
     def dataset(self, split: str) -> Dataset:

@@ -63,6 +63,7 @@ class TextGameTask(Task):
     # changed_share (does the record change the state) describes the records, not the model
     higher_is_better = {"accuracy": True, "task_specific": True, "parsed": True, "changed_share": None,
                         "correct_changed_share": True}
+    right_or_wrong = frozenset({"accuracy", "parsed", "correct_changed_share"})
 
     def __init__(self, tokenizer, train: str, test: str, max_train=None, max_test=None, mode="full",
                  prompt_style="compact", state_format=None, rules=None, examples=None,

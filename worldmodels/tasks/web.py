@@ -86,6 +86,7 @@ class WebTask(TextGameTask):
 
     name = "web"
     higher_is_better = {**{m: True for m in (*METRICS, "parsed")}, "no_change": None}  # a diagnostic
+    right_or_wrong = frozenset({"exact", "parsed"})   # F1, precision and recall are continuous
 
     def __init__(self, tokenizer, train: str, test: str, data_format="auto", max_train=None, max_test=None,
                  target="diff", diff_mode="clean", prompt_style="compact", max_prompt_tokens=None,

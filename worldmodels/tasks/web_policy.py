@@ -85,6 +85,7 @@ class WebPolicyTask(TextGameTask):
 
     name = "web_policy"
     higher_is_better = {m: True for m in METRICS}
+    right_or_wrong = frozenset(METRICS)
 
     def __init__(self, tokenizer, train: str, test: str, max_train=None, max_test=None, include_random=False,
                  prompt_style="compact", max_previous_actions=8, max_prompt_tokens=None, on_overflow="reduce",

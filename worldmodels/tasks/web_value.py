@@ -88,6 +88,7 @@ class WebValueTask(TextGameTask):
 
     name = "web_value"
     higher_is_better = {"mae": False, "success_accuracy": True, "parsed": True}
+    right_or_wrong = frozenset({"success_accuracy", "parsed"})
 
     def __init__(self, tokenizer, train: str, test: str, max_train=None, max_test=None, gamma=0.8,
                  include_random=True, prompt_style="compact", max_prompt_tokens=None, on_overflow="reduce"):
