@@ -162,3 +162,29 @@ def test_tiny_recipes_load():
     assert pre.task.max_prompt_tokens + pre.task.max_new_tokens <= pre.model.max_positions
     rl = load_config(RLVRWebConfig, recipes / "web_rlvr_tiny.yaml", [])
     assert rl.reward == "f1" and rl.grpo.num_generations == 5
+
+
+def test_x5_recipes_differ_from_the_small_ones_only_in_data_and_budget():
+    """web_x5.yaml / web_pretrain_x5.yaml (the 2026-12-01 experiment): web_small.yaml with five times
+    the episodes, and web_pretrain_small.yaml on that data with a 35-minute fitted budget."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from worldmodels.commands.web import PretrainWebConfig
+    from worldmodels.config import load_config
+    from worldmodels.envs.web.build import WebDataConfig
+
+    recipes = Path(__file__).resolve().parents[2] / "data" / "recipes"
+    small, x5 = (asdict(load_config(WebDataConfig, recipes / n, [])) for n in ("web_small.yaml", "web_x5.yaml"))
+    assert {k for k in small if small[k] != x5[k]} == {"episodes_per_family", "out"}
+    assert x5["episodes_per_family"] == 5 * small["episodes_per_family"]
+
+    def flat(d, pre=""):
+        return {k2: v2 for k, v in d.items()
+                for k2, v2 in (flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(pre + k, v)])}
+
+    a, b = (flat(asdict(load_config(PretrainWebConfig, recipes / n, [])))
+            for n in ("web_pretrain_small.yaml", "web_pretrain_x5.yaml"))
+    assert {k for k in a if a[k] != b[k]} == {"out", "task.train", "task.test", "train.steps", "train.max_minutes"}
+    assert (b["task.train"], b["task.test"]) == (f"{x5['out']}/train.json", f"{x5['out']}/test.json")
+    assert b["train.max_minutes"] == 35 and b["train.fit_schedule"]
