@@ -233,3 +233,33 @@ def test_oracle_value_settings_are_checked():
             load_component("value", bad, o)
     with pytest.raises(ValueError, match="horizon"):
         OracleValue(o, 0.5, horizon=0)
+
+
+def test_oracle_value_ignores_the_prediction_so_any_world_model_chooses_alike():
+    """The oracle value scores a candidate's *true* outcome (replayed on the site), so with it
+    a learned world model's setting makes the oracle world model's choices: docs/web_agent.md."""
+    from planners.web_components import OracleValue
+
+    class StubOracle:  # the part of OracleWorldModel that OracleValue reads
+        episode = None
+
+        def begin_episode(self, episode):
+            self.episode = episode
+
+        def outcome(self, parent, action):
+            return {"success": action == "click [3]"}
+
+    class LyingWM(TruthWM):
+        def predict(self, state, actions):
+            return [tree("home")] * len(actions)
+
+    policy = ["click [2]"] * 5 + ["click [3]"] * 3 + ["scroll [down]"] * 2
+    runs = {}
+    for name, wm in (("truth", TruthWM()), ("lie", LyingWM())):
+        records = []
+        env, end = run(ListPolicy(policy), wm, OracleValue(StubOracle()), records.append,
+                       candidates=10, max_steps=1)
+        runs[name] = (env.executed, end["success"], [k["value"] for k in records[1]["kept"]],
+                      records[1]["prediction_matched"])
+    assert runs["truth"][:3] == runs["lie"][:3] == (["click [3]"], True, [0.0, 1.0, 0.0])
+    assert runs["truth"][3] is True and runs["lie"][3] is False  # the predictions did differ
