@@ -50,7 +50,7 @@ class Experiment:
         labels: column -> table header.
         paired_columns: columns whose paired differences against continued SFT are printed.
         defaults: argparse defaults: init, heldout (the second held-out file), recipe, out,
-            plot, match (the RLVR arm whose CPU seconds ``sft`` gets), steps, eval_every,
+            match (the RLVR arm whose CPU seconds ``sft`` gets), steps, eval_every,
             eval_items, eval_batch, sft_lr, sft_batch.
         make_eval: ``(args) -> fn(model) -> {"<set>/<column>": value}``; it applies
             :func:`task_overrides` to the tasks it builds.
@@ -248,7 +248,8 @@ def parser(exp: Experiment, doc: str) -> argparse.ArgumentParser:
                    help="override, e.g. grpo.learning_rate=1e-4 or task.max_new_tokens=128")
     p.add_argument("--out", default=d["out"])
     p.add_argument("--tag", default="", help="suffix of run files (keeps variants apart)")
-    p.add_argument("--plot", default=d["plot"])
+    p.add_argument("--plot", default=None,
+                   help="curves figure (default <out>/curves<tag>.png; the docs figure only when named)")
     p.add_argument("--save-models", action="store_true", help="export each run as <out>/models/<arm><tag>_s<seed>")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -298,5 +299,5 @@ def main(exp: Experiment, doc: str, argv=None) -> None:
     summary = summarise(exp, runs, init_eval)
     (out / f"results{args.tag}.json").write_text(json.dumps(summary, indent=1))
     if runs:
-        plot(exp, runs, init_eval, ROOT / args.plot)
+        plot(exp, runs, init_eval, ROOT / args.plot if args.plot else out / f"curves{args.tag}.png")
     print(markdown(exp, summary))

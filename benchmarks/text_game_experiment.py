@@ -9,7 +9,7 @@ re-run skips finished runs and more seeds can be added later)::
         --arms rlvr_task_specific --seeds 0 1 2 --steps 100 --eval-every 25
     OMP_NUM_THREADS=1 python benchmarks/text_game_experiment.py --init runs/text_game/sft \\
         --arms sft --seeds 0 1 2          # after the matching RLVR runs: same CPU seconds each
-    python benchmarks/text_game_experiment.py --report-only   # tables, docs/text_game_curves.png
+    python benchmarks/text_game_experiment.py --report-only --plot docs/text_game_curves.png   # tables and the docs figure
 
 Arms, all from the same SFT world model (the harness: ``rlvr_vs_sft.py``):
 
@@ -74,7 +74,7 @@ EXPERIMENT = Experiment(
     paired_columns=("accuracy", "acc_changed", "acc_unchanged"),
     defaults={"init": "runs/text_game/sft", "heldout": "data/text_game/test_games.jsonl",
               "recipe": "data/recipes/text_game_rlvr_tiny.yaml", "out": "runs/text_game/experiment",
-              "plot": "docs/text_game_curves.png", "match": "rlvr_task_specific"},
+              "match": "rlvr_task_specific"},
     make_eval=make_eval,
     rl_task_kwargs=lambda reward, seed: {"rl_sampling": True, "rl_seed": seed,
                                          "rl_unchanged_ratio": UNCHANGED_PER_CHANGED[reward]},

@@ -7,7 +7,7 @@ One command per lane (CPU, one thread each; finished (arm, seed) runs are skippe
     wm pretrain web --config data/recipes/web_pretrain_small.yaml        # -> runs/web/sft
     OMP_NUM_THREADS=1 python benchmarks/web_experiment.py --arms rlvr_f1 --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/web_experiment.py --arms sft --seeds 0 1 2
-    python benchmarks/web_experiment.py --report-only     # tables, docs/web_curves.png
+    python benchmarks/web_experiment.py --report-only --plot docs/web_curves.png   # tables and the docs figure
 
 Arms, both from the same SFT world model:
 
@@ -66,7 +66,7 @@ EXPERIMENT = Experiment(
     paired_columns=("f1", "precision", "recall"),
     defaults={"init": "runs/web/sft", "heldout": "data/web_small/test_family.json",
               "recipe": "data/recipes/web_rlvr_tiny.yaml", "out": "runs/web/experiment",
-              "plot": "docs/web_curves.png", "match": "rlvr_f1", "eval_items": 200, "eval_batch": 16},
+              "match": "rlvr_f1", "eval_items": 200, "eval_batch": 16},
     make_eval=make_eval,
     baseline_row=lambda init, st: {c: init[f"{st}/no_change/{c}"] for c in COLUMNS
                                    if f"{st}/no_change/{c}" in init} or None,

@@ -69,3 +69,25 @@ def test_saved_models_are_named_like_their_run_files_so_tagged_variants_never_ov
         rlvr_vs_sft.maybe_save_model(args, "sft", 0, None, None, {})
     assert written == ["rlvr_f1_s0", "sft_s0", "rlvr_f1_t05_s0", "sft_t05_s0"]
     assert rlvr_vs_sft.run_name("sft", "_t05", 2) == "sft_t05_s2"      # the run file's name too
+
+
+def test_the_curves_figure_goes_under_out_unless_a_plot_path_is_named(tmp_path, monkeypatch):
+    """A lane once wrote docs/web_curves.png over the committed figure (the old default)."""
+    import json
+    from dataclasses import replace
+
+    import rlvr_vs_sft
+
+    written = []
+    monkeypatch.setattr(rlvr_vs_sft, "plot", lambda exp, runs, init, path: written.append(path))
+    out = tmp_path / "exp"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "rlvr_f1_lr2e5_s0.json").write_text(json.dumps(_run([0.6])))
+    exp = replace(_exp(), defaults={"init": "i", "heldout": "h", "recipe": "r", "out": "o",
+                                    "match": "rlvr_f1"}, sets=("records", "games"))
+    rlvr_vs_sft.main(exp, "doc", ["--report-only", "--out", str(out), "--tag", "_lr2e5"])
+    assert written == [out / "curves_lr2e5.png"]
+    assert rlvr_vs_sft.parser(exp, "doc").parse_args([]).plot is None
+    rlvr_vs_sft.main(exp, "doc", ["--report-only", "--out", str(out), "--tag", "_lr2e5",
+                                  "--plot", str(tmp_path / "fig.png")])
+    assert written[-1] == tmp_path / "fig.png"
