@@ -23,6 +23,8 @@ step:
   because the reference was not executed; only the oracle world model (exact predictions) makes
   this category purely the value's. With the oracle world model the log also tells whether a
   kept candidate truly satisfied the task (``oracle_better_candidate``).
+- ``early_stop``: the reference was kept, but a kept ``stop`` was executed at once, unscored
+  (the loop's stop short-circuit, RLVR-World's rule), ending the episode before the task held;
 - ``policy_choice``: policy-only modes (no value), the reference was kept but another was
   executed (the vote or the sample preferred it);
 - ``no_deviation``: every executed action equals the reference (the episode ran out of steps or
@@ -38,8 +40,8 @@ from collections import Counter
 __all__ = ["wilson", "mcnemar_exact", "paired_bootstrap", "classify_failure", "failure_table",
            "CATEGORIES"]
 
-CATEGORIES = ("no_good_candidate", "wrong_prediction", "wrong_value", "policy_choice",
-              "no_deviation", "no_reference")
+CATEGORIES = ("no_good_candidate", "wrong_prediction", "wrong_value", "early_stop",
+              "policy_choice", "no_deviation", "no_reference")
 
 
 def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -103,6 +105,8 @@ def classify_failure(ep: dict) -> tuple[str, dict]:
               "oracle_better_candidate": _oracle_better(s)}
     if ref not in kept:
         return "no_good_candidate", detail
+    if s.get("reason") == "stop":
+        return "early_stop", detail
     chosen = kept.get(s.get("choice"), {})
     if "value" not in chosen:
         return "policy_choice", detail

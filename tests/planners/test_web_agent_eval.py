@@ -91,8 +91,11 @@ def test_failure_categories_at_the_decisive_step():
     # a wrong prediction that was not over-optimistic is the value's fault
     s = _step(1, "click [2]", "click [9]", kept, matched=False, value_real=0.95)
     assert classify_failure(_ep([ok, s]))[0] == "wrong_value"
+    # the stop short-circuit executed a kept stop (unscored) while the reference was kept
+    stop = _step(1, "stop []", "click [9]", [{"action": "stop []"}, {"action": "click [9]"}])
+    assert classify_failure(_ep([ok, dict(stop, reason="stop")]))[0] == "early_stop"
     s = _step(1, "click [2]", "click [9]", [{"action": "click [2]"}, {"action": "click [9]"}])
-    assert classify_failure(_ep([ok, s]))[0] == "policy_choice"
+    assert classify_failure(_ep([ok, dict(s, reason="vote")]))[0] == "policy_choice"
     assert classify_failure(_ep([ok]))[0] == "no_deviation"
     assert classify_failure(_ep([_step(0, "go_back", None, [])]))[0] == "no_reference"
     table = failure_table([_ep([ok, s]), _ep([ok]), _ep([ok], success=True)])
