@@ -23,8 +23,9 @@ step:
   because the reference was not executed; only the oracle world model (exact predictions) makes
   this category purely the value's. With the oracle world model the log also tells whether a
   kept candidate truly satisfied the task (``oracle_better_candidate``).
-- ``early_stop``: the reference was kept, but a kept ``stop`` was executed at once, unscored
-  (the loop's stop short-circuit, RLVR-World's rule), ending the episode before the task held;
+- ``early_stop``: the reference was kept, but the stop rule fired on a kept candidate
+  (``reason`` "stop"), which was executed at once, unscored (RLVR-World's short-circuit); with
+  the default ``stop_rule=parsed`` that is a ``stop``, ending the episode before the task held;
 - ``policy_choice``: policy-only modes (no value), the reference was kept but another was
   executed (the vote or the sample preferred it);
 - ``no_deviation``: every executed action equals the reference (the episode ran out of steps or

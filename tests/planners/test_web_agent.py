@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from web_agent_stubs import ListPolicy, StubEnv, TableValue, TruthWM, tree  # noqa: E402
+from web_agent_stubs import ListPolicy, LyingWM, StubEnv, TableValue, TruthWM, tree  # noqa: E402
 
 from planners.web_agent import (  # noqa: E402
     STEP_FIELDS,
@@ -167,12 +167,8 @@ def test_log_lines_hold_the_fields_and_round_trip(tmp_path):
 
 
 def test_prediction_mismatch_is_logged():
-    class LyingWM(TruthWM):
-        def predict(self, state, actions):
-            return [tree("a")] * len(actions)
-
     records = []
-    run(ListPolicy(["click [3]"]), LyingWM(), TableValue({}), records.append, candidates=1,
+    run(ListPolicy(["click [3]"]), LyingWM("a"), TableValue({}), records.append, candidates=1,
         max_steps=1)
     assert records[1]["prediction_matched"] is False and records[1]["prediction_exact"] is False
 
@@ -249,13 +245,9 @@ def test_oracle_value_ignores_the_prediction_so_any_world_model_chooses_alike():
         def outcome(self, parent, action):
             return {"success": action == "click [3]"}
 
-    class LyingWM(TruthWM):
-        def predict(self, state, actions):
-            return [tree("home")] * len(actions)
-
     policy = ["click [2]"] * 5 + ["click [3]"] * 3 + ["scroll [down]"] * 2
     runs = {}
-    for name, wm in (("truth", TruthWM()), ("lie", LyingWM())):
+    for name, wm in (("truth", TruthWM()), ("lie", LyingWM("home"))):
         records = []
         env, end = run(ListPolicy(policy), wm, OracleValue(StubOracle()), records.append,
                        candidates=10, max_steps=1)

@@ -89,6 +89,18 @@ class TruthWM:
         return out
 
 
+class LyingWM(TruthWM):
+    """Predicts the stub page ``page``'s tree for every candidate, whatever the truth."""
+
+    def __init__(self, page: str = "a"):
+        super().__init__()
+        self.page = page
+
+    def predict(self, state, actions):
+        self.calls.append(list(actions))
+        return [tree(self.page)] * len(actions)
+
+
 class TableValue:
     """Value of a predicted state = ``table[its last action]`` (default 0)."""
 
