@@ -50,6 +50,7 @@ __all__ = ["AgentConfig", "MODES", "STOP_RULES", "STEP_FIELDS", "plan_step", "ru
 
 MODES = ("mpc", "policy_vote", "policy_sample")
 STOP_RULES = ("parsed", "substring")
+SELECTIONS = ("argmax", "weighted_vote")
 #: Keys of every ``step`` record.
 STEP_FIELDS = ("type", "episode", "step", "url", "observation", "previous_actions", "proposals",
                "kept", "choice", "reason", "reference_action", "next_observation", "valid",
@@ -70,6 +71,11 @@ class AgentConfig:
         row, that end the episode (RLVR-World/WebArena: 5).
     mode: ``mpc``, ``policy_vote`` (most frequent proposal, the policy alone) or
         ``policy_sample`` (one proposal per step, the policy alone).
+    selection: how mpc mode picks among the scored candidates: ``argmax`` of the value
+        (RLVR-World) or ``weighted_vote``, the argmax of count x value (the voting verifier of
+        Li et al. 2023, "Making Language Models Better Reasoners with Step-Aware Verifier"): the
+        vote when the values are equal, the value's argmax when the counts are; ties go to the
+        first kept either way.
     seed: seed of the agent's random generator (policy sampling), combined with the episode
         seed so each episode draws its own stream.
     """
@@ -80,6 +86,7 @@ class AgentConfig:
     stop_rule: str = "parsed"
     repeating_action_failure_th: int = 5
     mode: str = "mpc"
+    selection: str = "argmax"
     seed: int = 0
 
     def __post_init__(self):
@@ -92,6 +99,9 @@ class AgentConfig:
                              f"{self.stop_rule!r}")
         if self.mode not in MODES:
             raise ValueError(f"AgentConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"AgentConfig.selection must be one of {SELECTIONS}, got "
+                             f"{self.selection!r}")
 
 
 @dataclass
@@ -164,10 +174,11 @@ def plan_step(state: AgentState, policy, world_model, value, cfg: AgentConfig,
         raise ValueError(f"value function returned {len(scores)} values for {len(kept)} states")
     for k, tree, v in zip(kept, trees, scores, strict=True):
         k["predicted"], k["value"] = tree, v
-    best = max(range(len(kept)), key=lambda i: (scores[i], -i))
+    weight = [k["count"] if cfg.selection == "weighted_vote" else 1 for k in kept]
+    best = max(range(len(kept)), key=lambda i: (weight[i] * scores[i], -i))
     info = {"world_model": getattr(world_model, "last_info", None),
             "value": getattr(value, "last_info", None)}
-    return StepDecision(proposals, kept, kept[best]["action"], "argmax", timing, info)
+    return StepDecision(proposals, kept, kept[best]["action"], cfg.selection, timing, info)
 
 
 def same_tree(a: str, b: str) -> bool:

@@ -39,8 +39,11 @@ import random
 from collections import Counter
 
 __all__ = ["wilson", "mcnemar_exact", "paired_bootstrap", "classify_failure", "failure_table",
-           "CATEGORIES"]
+           "value_agreement", "CATEGORIES", "RULES"]
 
+#: Selection rules :func:`value_agreement` scores (``vote``: the most frequent kept candidate,
+#: the others as ``AgentConfig.selection``).
+RULES = ("vote", "argmax", "weighted_vote")
 CATEGORIES = ("no_good_candidate", "wrong_prediction", "wrong_value", "early_stop",
               "policy_choice", "no_deviation", "no_reference")
 
@@ -139,3 +142,60 @@ def failure_table(episodes: list[dict]) -> dict:
         extra["not_proposed"] += bool(d.get("not_proposed"))
         extra["oracle_better_candidate"] += bool(d.get("oracle_better_candidate"))
     return {"failures": sum(counts.values()), **counts, **extra}
+
+
+def value_agreement(episodes: list[dict], value) -> dict:
+    """Screen a value function offline on logged MPC steps, without a browser: on every scored
+    step (reason ``argmax`` or ``weighted_vote``) with >= 2 kept candidates among which is the
+    reference action (the script's action on that real state), ``value`` scores the logged
+    predicted next states again, and each rule of :data:`RULES` picks a candidate (ties: the
+    first kept, as the loop). A value that makes planning pay must pick the reference more often
+    than ``vote``, the policy's own most frequent candidate.
+
+    episodes: :func:`planners.web_logs.read_episodes` output of an mpc-mode log (the kept
+    candidates carry ``predicted`` trees). value: a ``ValueFunction``.
+    Returns ``{"steps", "hits": {rule: count}, "by_task": {"site/family": {"steps", rule...}},
+    "skipped": {"stop", "single_candidate", "reference_not_kept", "no_reference"}}``.
+    """
+    from .web_components import AgentState, next_state
+
+    hits: Counter = Counter({r: 0 for r in RULES})
+    by_task: dict[str, Counter] = {}
+    skipped: Counter = Counter({k: 0 for k in ("stop", "single_candidate", "reference_not_kept",
+                                               "no_reference")})
+    for ep in episodes:
+        start = ep["start"]
+        for s in ep["steps"]:
+            kept, ref = s["kept"], s.get("reference_action")
+            if s.get("reason") == "stop":
+                skipped["stop"] += 1
+                continue
+            if s.get("reason") not in RULES[1:]:
+                continue  # policy-only modes and steps with no candidate
+            if ref is None:
+                skipped["no_reference"] += 1
+            elif len(kept) < 2:
+                skipped["single_candidate"] += 1
+            elif all(k["action"] != ref for k in kept):
+                skipped["reference_not_kept"] += 1
+            else:
+                if not all(isinstance(k.get("predicted"), str) for k in kept):
+                    raise ValueError(f"episode {ep['episode']}, step {s['step']}: a kept "
+                                     "candidate has no 'predicted' tree (an mpc-mode log is needed)")
+                st = AgentState(start["objective"], s.get("url") or "", s["observation"],
+                                tuple(s.get("previous_actions") or ()), start["site"], start["family"])
+                v = [float(x) for x in value.values(start["objective"], [
+                    next_state(st, k["action"], k["predicted"]) for k in kept])]
+                score = {"vote": [k["count"] for k in kept], "argmax": v,
+                         "weighted_vote": [k["count"] * x for k, x in zip(kept, v, strict=True)]}
+                task = by_task.setdefault(f"{start['site']}/{start['family']}", Counter())
+                task["steps"] += 1
+                for rule in RULES:
+                    best = max(range(len(kept)), key=lambda i: (score[rule][i], -i))
+                    ok = kept[best]["action"] == ref
+                    hits[rule] += ok
+                    task[rule] += ok
+    return {"steps": sum(t["steps"] for t in by_task.values()), "hits": dict(hits),
+            "by_task": {k: {"steps": t["steps"], **{r: t[r] for r in RULES}}
+                        for k, t in sorted(by_task.items())},
+            "skipped": dict(skipped)}

@@ -60,6 +60,25 @@ def test_equal_values_pick_the_first_kept():
     assert d.choice == "click [3]"
 
 
+def test_weighted_vote_picks_count_times_value_where_argmax_and_vote_differ():
+    # counts 5/3/2, values .3/.6/.8: vote -> click [2], argmax -> scroll, 5*.3=1.5 < 3*.6=1.8 >
+    # 2*.8=1.6 -> click [3]
+    policy = ListPolicy(["click [2]"] * 5 + ["click [3]"] * 3 + ["scroll [down]"] * 2)
+    value = TableValue({"click [2]": 0.3, "click [3]": 0.6, "scroll [down]": 0.8})
+    picks = {sel: plan_step(state(), policy, TruthWM(), value,
+                            AgentConfig(candidates=10, selection=sel), random.Random(0))
+             for sel in ("argmax", "weighted_vote")}
+    assert picks["argmax"].choice == "scroll [down]" and picks["argmax"].reason == "argmax"
+    assert picks["weighted_vote"].choice == "click [3]"
+    assert picks["weighted_vote"].reason == "weighted_vote"
+    flat = TableValue({"click [2]": 0.5, "click [3]": 0.5, "scroll [down]": 0.5})
+    d = plan_step(state(), policy, TruthWM(), flat,
+                  AgentConfig(candidates=10, selection="weighted_vote"), random.Random(0))
+    assert d.choice == "click [2]"  # equal values: the vote
+    with pytest.raises(ValueError, match="selection"):
+        AgentConfig(selection="softmax")
+
+
 def test_top_b_by_frequency_ties_first_seen_and_canonical_counting():
     raw = ["scroll [up]", "click [2]", "click  [2] ", "hover [3]", "scroll [UP]", "go_back",
            "click[2]", "hover [3]"]

@@ -20,6 +20,7 @@ from planners.web_stats import (  # noqa: E402
     failure_table,
     mcnemar_exact,
     paired_bootstrap,
+    value_agreement,
     wilson,
 )
 from worldmodels.cli import app  # noqa: E402
@@ -307,3 +308,63 @@ def test_value_data_from_logs_labels_the_policy_success_to_go(tmp_path):
     r = runner.invoke(app, ["webagent", "value-data", str(live), str(again), "--out", str(tmp_path / "d.json")])
     assert r.exit_code == 2 and "again.jsonl" in r.output and "live.jsonl" in r.output
     assert "seed 0" in r.output and not (tmp_path / "d.json").exists()
+
+
+class _TreeValue:
+    """Value of a predicted state = its tree read as a float; records the objectives."""
+
+    def __init__(self):
+        self.objectives = []
+
+    def values(self, objective, states):
+        self.objectives.append(objective)
+        return [float(s.observation) for s in states]
+
+
+def test_value_agreement_scores_the_logged_predictions_with_each_rule():
+    """By hand: step 0 counts 5/3/2, values .3/.6/.8, script click [3]: vote click [2], argmax
+    scroll, weighted vote click [3] (1.5 < 1.8 > 1.6); step 5 counts 4/2, values .6/.3, script
+    click [3]: all three right. Steps 1-4 are skipped (stop, one candidate, script not kept, no
+    script) and a policy-only step is not counted at all."""
+    def kept(*items):
+        return [{"action": a, "count": c, "predicted": p} for a, c, p in items]
+
+    def step(i, reason, k, ref):
+        return {"step": i, "reason": reason, "kept": k, "reference_action": ref, "url": "u",
+                "observation": "t", "previous_actions": []}
+
+    three = kept(("click [2]", 5, "0.3"), ("click [3]", 3, "0.6"), ("scroll [down]", 2, "0.8"))
+    steps = [step(0, "argmax", three, "click [3]"),
+             step(1, "stop", kept(("stop []", 4, "")), "click [3]"),
+             step(2, "argmax", kept(("click [3]", 9, "0.5")), "click [3]"),
+             step(3, "weighted_vote", kept(("click [2]", 5, "0.1"), ("go_back", 1, "0.2")), "click [3]"),
+             step(4, "argmax", three, None),
+             step(5, "weighted_vote", kept(("click [3]", 4, "0.6"), ("click [2]", 2, "0.3")), "click [3]"),
+             step(6, "vote", [{"action": "click [3]", "count": 2}], "click [3]")]
+    ep = {"episode": "stub/b/0", "start": {"objective": "Open page B.", "site": "stub", "family": "b"},
+          "steps": steps, "end": {"success": False}}
+    v = _TreeValue()
+    r = value_agreement([ep], v)
+    assert r["steps"] == 2 and r["hits"] == {"vote": 1, "argmax": 1, "weighted_vote": 2}
+    assert r["skipped"] == {"stop": 1, "single_candidate": 1, "reference_not_kept": 1, "no_reference": 1}
+    assert r["by_task"] == {"stub/b": {"steps": 2, "vote": 1, "argmax": 1, "weighted_vote": 2}}
+    assert v.objectives == ["Open page B."] * 2
+    steps[0]["kept"][1].pop("predicted")
+    with pytest.raises(ValueError, match="step 0: a kept candidate has no 'predicted'"):
+        value_agreement([ep], v)
+
+
+def test_value_check_cli_rescores_a_logged_mpc_step(tmp_path):
+    log = tmp_path / "mpc.jsonl"
+    with JsonlLog(log) as lg:  # kept click [2] (2 votes), click [3] (1); the script says click [3]
+        run_agent_episode(StubEnv(), ListPolicy(["click [2]", "click [2]", "click [3]"]), TruthWM(),
+                          TableValue({}), "stub", "b", 0, AgentConfig(candidates=3, max_steps=1), lg,
+                          reference=ListPolicy(["click [3]"]))
+    out = tmp_path / "check.json"
+    r = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "web_agent_stubs:b_value",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"| {log} | 1 | 0 | 1 | 1 |" in r.output  # b_value: click [3] 1.0, click [2] 0
+    assert json.loads(out.read_text())["logs"][str(log)]["hits"] == {"vote": 0, "argmax": 1, "weighted_vote": 1}
+    bad = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "oracle:0.8"])
+    assert bad.exit_code == 2 and "live site" in bad.output

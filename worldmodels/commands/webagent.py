@@ -208,6 +208,50 @@ def value_data(
                f"{len(eps)} logged episodes, {len(won)} successful)")
 
 
+@app.command("value-check")
+def value_check(
+    log: list[Path] = typer.Argument(..., help="JSONL logs of wm webagent run/eval in mpc mode"),
+    value: str = typer.Option(..., help="a value model dir or pkg.module:factory (not the "
+                              "oracle: it needs the live site)"),
+    out: Path = typer.Option(None, help="also write the counts as JSON here"),
+    device: str = typer.Option("cpu", help="torch device of a value model"),
+) -> None:
+    """Screen a value offline on logged MPC steps, no browser: on each scored step whose kept
+    candidates include the script's action, the value scores the logged predicted states again,
+    and we count how often each rule picks the script's action: the policy's vote (most frequent
+    kept), the value's argmax (RLVR-World) and the weighted vote (count x value). A value that
+    makes planning pay must beat the vote here. See docs/web_agent.md."""
+    import json
+
+    from planners.web_components import load_component
+    from planners.web_logs import read_episodes
+    from planners.web_stats import RULES, value_agreement
+    from worldmodels.atomic import atomic_write
+    from worldmodels.records import RecordError
+
+    if value.partition(":")[0] == "oracle":
+        _fail(ValueError(f"--value {value!r}: the oracle values score a candidate by executing "
+                         "it on the live site, which a log cannot replay; pass a value model dir"))
+    try:
+        v = load_component("value", value, device=device)
+        results = {}
+        for p in log:
+            try:
+                results[str(p)] = value_agreement(read_episodes(p), v)
+            except ValueError as e:
+                raise ValueError(f"{p}: {e}") from e
+    except (ValueError, FileNotFoundError, RecordError) as e:
+        _fail(e)
+    typer.echo("| log | steps | " + " | ".join(RULES) + " |")
+    typer.echo("|---|---|" + "---|" * len(RULES))
+    for p, r in results.items():
+        typer.echo(f"| {p} | {r['steps']} | " + " | ".join(str(r["hits"][k]) for k in RULES) + " |")
+    if out is not None:
+        atomic_write(out, lambda f: json.dump({"value": value, "logs": results}, f, indent=1),
+                     text=True)
+        typer.echo(f"written: {out}")
+
+
 def _yaml_list(items: list[str] | None) -> str | None:
     import json
 
