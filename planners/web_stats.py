@@ -144,7 +144,7 @@ def failure_table(episodes: list[dict]) -> dict:
     return {"failures": sum(counts.values()), **counts, **extra}
 
 
-def value_agreement(episodes: list[dict], value) -> dict:
+def value_agreement(episodes: list[dict], value, world_model=None) -> dict:
     """Screen a value function offline on logged MPC steps, without a browser: on every scored
     step (reason ``argmax`` or ``weighted_vote``) with >= 2 kept candidates among which is the
     reference action (the script's action on that real state), ``value`` scores the logged
@@ -153,7 +153,8 @@ def value_agreement(episodes: list[dict], value) -> dict:
     than ``vote``, the policy's own most frequent candidate.
 
     episodes: :func:`planners.web_logs.read_episodes` output of an mpc-mode log (the kept
-    candidates carry ``predicted`` trees). value: a ``ValueFunction``.
+    candidates carry ``predicted`` trees). value: a ``ValueFunction``. world_model: a
+    ``WebWorldModel`` that predicts the kept candidates again (None: the logged predictions).
     Returns ``{"steps", "hits": {rule: count}, "by_task": {"site/family": {"steps", rule...}},
     "skipped": {"stop", "single_candidate", "reference_not_kept", "no_reference"}}``.
     """
@@ -179,13 +180,17 @@ def value_agreement(episodes: list[dict], value) -> dict:
             elif all(k["action"] != ref for k in kept):
                 skipped["reference_not_kept"] += 1
             else:
-                if not all(isinstance(k.get("predicted"), str) for k in kept):
-                    raise ValueError(f"episode {ep['episode']}, step {s['step']}: a kept "
-                                     "candidate has no 'predicted' tree (an mpc-mode log is needed)")
                 st = AgentState(start["objective"], s.get("url") or "", s["observation"],
                                 tuple(s.get("previous_actions") or ()), start["site"], start["family"])
+                if world_model is not None:
+                    trees = world_model.predict(st, [k["action"] for k in kept])
+                elif all(isinstance(k.get("predicted"), str) for k in kept):
+                    trees = [k["predicted"] for k in kept]
+                else:
+                    raise ValueError(f"episode {ep['episode']}, step {s['step']}: a kept "
+                                     "candidate has no 'predicted' tree (an mpc-mode log is needed)")
                 v = [float(x) for x in value.values(start["objective"], [
-                    next_state(st, k["action"], k["predicted"]) for k in kept])]
+                    next_state(st, k["action"], t) for k, t in zip(kept, trees, strict=True)])]
                 score = {"vote": [k["count"] for k in kept], "argmax": v,
                          "weighted_vote": [k["count"] * x for k, x in zip(kept, v, strict=True)]}
                 task = by_task.setdefault(f"{start['site']}/{start['family']}", Counter())

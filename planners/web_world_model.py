@@ -21,6 +21,9 @@ class LearnedWebWorldModel:
     unchanged and is counted: ``last_info`` holds ``malformed`` and the diff ``texts`` of the
     last call. ``temperature``/``top_p``: sampling (RLVR-World serves its world model with
     temperature 1.0, top-p 0.95). ``seed`` seeds a torch generator for reproducible samples.
+    ``max_new_tokens``: the answer's token budget (None: the model's ``task.max_new_tokens``, the
+    recipe's evaluation budget; a long page's diff can be cut there before its ``Updated
+    items:`` section, which holds the new title and URL).
 
     ``fixed_origin`` (default True): ``wm data build web`` writes every live origin
     ``http://127.0.0.1:<port>`` as ``http://localhost:<site>``, so the model is shown the page and
@@ -30,7 +33,8 @@ class LearnedWebWorldModel:
     """
 
     def __init__(self, model_dir, device: str = "cpu", temperature: float = 1.0,
-                 top_p: float | None = 0.95, seed: int = 0, fixed_origin: bool = True):
+                 top_p: float | None = 0.95, seed: int = 0, fixed_origin: bool = True,
+                 max_new_tokens: int | None = None):
         import torch
 
         from worldmodels.world_model import WorldModel
@@ -43,6 +47,10 @@ class LearnedWebWorldModel:
                              f"{self.model.meta.get('kind')!r}")
         task = self.model.task
         task.on_overflow = "reduce"
+        if max_new_tokens is not None:
+            if max_new_tokens < 1:
+                raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+            task.max_new_tokens = int(max_new_tokens)
         window = getattr(self.model.model.config, "max_position_embeddings", None)
         if task.max_prompt_tokens is None and window:
             task.max_prompt_tokens = max(1, int(window) - task.max_new_tokens)

@@ -321,6 +321,17 @@ class _TreeValue:
         return [float(s.observation) for s in states]
 
 
+class _TableWM:
+    """Predicts ``table[action]`` (default "0.1") as the next tree; records the calls."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, []
+
+    def predict(self, state, actions):
+        self.calls.append(list(actions))
+        return [self.table.get(a, "0.1") for a in actions]
+
+
 def test_value_agreement_scores_the_logged_predictions_with_each_rule():
     """By hand: step 0 counts 5/3/2, values .3/.6/.8, script click [3]: vote click [2], argmax
     scroll, weighted vote click [3] (1.5 < 1.8 > 1.6); step 5 counts 4/2, values .6/.3, script
@@ -349,9 +360,14 @@ def test_value_agreement_scores_the_logged_predictions_with_each_rule():
     assert r["skipped"] == {"stop": 1, "single_candidate": 1, "reference_not_kept": 1, "no_reference": 1}
     assert r["by_task"] == {"stub/b": {"steps": 2, "vote": 1, "argmax": 1, "weighted_vote": 2}}
     assert v.objectives == ["Open page B."] * 2
+    again = _TableWM({"click [2]": "0.9"})  # predicted again: click [2] looks best everywhere
+    r = value_agreement([ep], v, world_model=again)
+    assert r["hits"] == {"vote": 1, "argmax": 0, "weighted_vote": 0}
+    assert again.calls == [["click [2]", "click [3]", "scroll [down]"], ["click [3]", "click [2]"]]
     steps[0]["kept"][1].pop("predicted")
     with pytest.raises(ValueError, match="step 0: a kept candidate has no 'predicted'"):
         value_agreement([ep], v)
+    assert value_agreement([ep], v, world_model=again)["steps"] == 2  # not needed when predicted again
 
 
 def test_value_check_cli_rescores_a_logged_mpc_step(tmp_path):
@@ -368,3 +384,9 @@ def test_value_check_cli_rescores_a_logged_mpc_step(tmp_path):
     assert json.loads(out.read_text())["logs"][str(log)]["hits"] == {"vote": 0, "argmax": 1, "weighted_vote": 1}
     bad = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "oracle:0.8"])
     assert bad.exit_code == 2 and "live site" in bad.output
+    again = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "web_agent_stubs:b_value",
+                                "--world-model", "web_agent_stubs:TruthWM"])
+    assert again.exit_code == 0 and f"| {log} | 1 | 0 | 1 | 1 |" in again.output, again.output
+    bad = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "web_agent_stubs:b_value",
+                              "--world-model", "oracle"])
+    assert bad.exit_code == 2 and "--world-model 'oracle'" in bad.output

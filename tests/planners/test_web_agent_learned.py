@@ -81,6 +81,18 @@ def test_a_trained_web_world_model_drives_the_loop(tiny_web_wm):
     assert step["prediction_matched"] in (True, False) and step["observation"] == tree("home")
 
 
+def test_max_new_tokens_sets_the_answer_budget(tiny_web_wm):
+    wm = LearnedWebWorldModel(tiny_web_wm, max_new_tokens=2)
+    assert wm.model.task.max_new_tokens == 2  # the recipe's 16 otherwise
+    outs, predict = [], wm.model.predict
+    wm.model.predict = lambda *a, **kw: outs.append(predict(*a, **kw)) or outs[-1]
+    wm.predict(STATE, ["click [6]", "hover [5]"])
+    assert max(int(n) for n in outs[0]["lengths"]) <= 2  # tokens generated per candidate
+    assert LearnedWebWorldModel(tiny_web_wm).model.task.max_new_tokens == 16
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        LearnedWebWorldModel(tiny_web_wm, max_new_tokens=0)
+
+
 def test_live_origins_are_shown_as_the_training_data_fixed_origin():
     live = "http://127.0.0.1:41234"
     state = AgentState("Buy a mug", f"{live}/cart", CART.replace("'Mug'", f"'Mug' url: {live}/p/1"),

@@ -214,13 +214,21 @@ def value_check(
     value: str = typer.Option(..., help="a value model dir or pkg.module:factory (not the "
                               "oracle: it needs the live site)"),
     out: Path = typer.Option(None, help="also write the counts as JSON here"),
-    device: str = typer.Option("cpu", help="torch device of a value model"),
+    world_model: str = typer.Option(None, "--world-model", help="a web world model dir or "
+                                    "pkg.module:factory that predicts the kept candidates again "
+                                    "(default: the logged predictions)"),
+    max_new_tokens: int = typer.Option(None, help="answer token budget of a --world-model dir "
+                                       "(default: its recipe's task.max_new_tokens)"),
+    seed: int = typer.Option(0, help="sampling seed of a --world-model dir"),
+    device: str = typer.Option("cpu", help="torch device of the models"),
 ) -> None:
     """Screen a value offline on logged MPC steps, no browser: on each scored step whose kept
     candidates include the script's action, the value scores the logged predicted states again,
     and we count how often each rule picks the script's action: the policy's vote (most frequent
     kept), the value's argmax (RLVR-World) and the weighted vote (count x value). A value that
-    makes planning pay must beat the vote here. See docs/web_agent.md."""
+    makes planning pay must beat the vote here. With --world-model the candidates are predicted
+    again (e.g. with a larger --max-new-tokens) before the value scores them. See
+    docs/web_agent.md."""
     import json
 
     from planners.web_components import load_component
@@ -234,10 +242,20 @@ def value_check(
                          "it on the live site, which a log cannot replay; pass a value model dir"))
     try:
         v = load_component("value", value, device=device)
+        wm = None
+        if world_model is not None and Path(world_model).is_dir():
+            from planners.web_world_model import LearnedWebWorldModel
+            wm = LearnedWebWorldModel(world_model, device=device, seed=seed,
+                                      max_new_tokens=max_new_tokens)
+        elif world_model is not None:
+            if world_model in ("oracle", "none"):
+                raise ValueError(f"--world-model {world_model!r}: expected a web world model dir "
+                                 "or pkg.module:factory")
+            wm = load_component("world_model", world_model, device=device)
         results = {}
         for p in log:
             try:
-                results[str(p)] = value_agreement(read_episodes(p), v)
+                results[str(p)] = value_agreement(read_episodes(p), v, wm)
             except ValueError as e:
                 raise ValueError(f"{p}: {e}") from e
     except (ValueError, FileNotFoundError, RecordError) as e:
@@ -247,8 +265,9 @@ def value_check(
     for p, r in results.items():
         typer.echo(f"| {p} | {r['steps']} | " + " | ".join(str(r["hits"][k]) for k in RULES) + " |")
     if out is not None:
-        atomic_write(out, lambda f: json.dump({"value": value, "logs": results}, f, indent=1),
-                     text=True)
+        meta = {"value": value, "world_model": world_model, "max_new_tokens": max_new_tokens,
+                "seed": seed}
+        atomic_write(out, lambda f: json.dump({**meta, "logs": results}, f, indent=1), text=True)
         typer.echo(f"written: {out}")
 
 
