@@ -390,3 +390,13 @@ def test_value_check_cli_rescores_a_logged_mpc_step(tmp_path):
     bad = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "web_agent_stubs:b_value",
                               "--world-model", "oracle"])
     assert bad.exit_code == 2 and "--world-model 'oracle'" in bad.output
+    bad = runner.invoke(app, ["webagent", "value-check", str(log), "--value", "web_agent_stubs:b_value",
+                              "--max-new-tokens", "512"])
+    assert bad.exit_code == 2 and "--max-new-tokens needs --world-model" in bad.output
+    alone = tmp_path / "alone.jsonl"
+    with JsonlLog(alone) as lg:
+        run_agent_episode(StubEnv(), ListPolicy(["click [3]"]), None, None, "stub", "b", 0,
+                          AgentConfig(candidates=2, max_steps=1, mode="policy_vote"), lg,
+                          reference=ListPolicy(["click [3]"]))
+    r = runner.invoke(app, ["webagent", "value-check", str(alone), "--value", "web_agent_stubs:b_value"])
+    assert r.exit_code == 0 and f"| {alone} | 0 | 0 | 0 | 0 |" in r.output and "mode mpc" in r.output

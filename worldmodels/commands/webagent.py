@@ -237,6 +237,8 @@ def value_check(
     from worldmodels.atomic import atomic_write
     from worldmodels.records import RecordError
 
+    if max_new_tokens is not None and not (world_model and Path(world_model).is_dir()):
+        _fail(ValueError("--max-new-tokens needs --world-model, a web world model dir"))
     if value.partition(":")[0] == "oracle":
         _fail(ValueError(f"--value {value!r}: the oracle values score a candidate by executing "
                          "it on the live site, which a log cannot replay; pass a value model dir"))
@@ -264,6 +266,11 @@ def value_check(
     typer.echo("|---|---|" + "---|" * len(RULES))
     for p, r in results.items():
         typer.echo(f"| {p} | {r['steps']} | " + " | ".join(str(r["hits"][k]) for k in RULES) + " |")
+    for p, r in results.items():
+        if r["steps"] == 0:
+            typer.echo(f"note: {p} has no scored step whose kept candidates include the script's "
+                       f"action (skipped: {r['skipped']}); a log of mode mpc with "
+                       "reference=scripted is needed", err=True)
     if out is not None:
         meta = {"value": value, "world_model": world_model, "max_new_tokens": max_new_tokens,
                 "seed": seed}
