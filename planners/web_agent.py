@@ -45,7 +45,7 @@ from worldmodels.web_tree import parse_tree
 
 from .web_components import AgentState, EpisodeAware, EpisodeInfo, next_state
 
-__all__ = ["AgentConfig", "MODES", "STOP_RULES", "STEP_FIELDS", "plan_step", "run_agent_episode",
+__all__ = ["AgentConfig", "MODES", "SELECTIONS", "STOP_RULES", "STEP_FIELDS", "plan_step", "select", "run_agent_episode",
            "JsonlLog", "same_tree", "tree_delta"]
 
 MODES = ("mpc", "policy_vote", "policy_sample")
@@ -120,6 +120,14 @@ class StepDecision:
     info: dict = field(default_factory=dict)
 
 
+def select(kept: list[dict], values: list[float], selection: str) -> int:
+    """Index of the kept candidate mpc mode executes (``AgentConfig.selection``): ``argmax`` of
+    ``values``, or ``weighted_vote``, the argmax of ``count x value``; ties go to the first kept.
+    ``kept``: dicts with ``count``, ranked by count as :func:`plan_step` keeps them."""
+    weight = [k["count"] if selection == "weighted_vote" else 1 for k in kept]
+    return max(range(len(kept)), key=lambda i: (weight[i] * values[i], -i))
+
+
 def _is_stop(action: str, stop_rule: str) -> bool:
     if stop_rule == "substring":
         return "stop" in action
@@ -174,8 +182,7 @@ def plan_step(state: AgentState, policy, world_model, value, cfg: AgentConfig,
         raise ValueError(f"value function returned {len(scores)} values for {len(kept)} states")
     for k, tree, v in zip(kept, trees, scores, strict=True):
         k["predicted"], k["value"] = tree, v
-    weight = [k["count"] if cfg.selection == "weighted_vote" else 1 for k in kept]
-    best = max(range(len(kept)), key=lambda i: (weight[i] * scores[i], -i))
+    best = select(kept, scores, cfg.selection)
     info = {"world_model": getattr(world_model, "last_info", None),
             "value": getattr(value, "last_info", None)}
     return StepDecision(proposals, kept, kept[best]["action"], cfg.selection, timing, info)

@@ -354,15 +354,16 @@ def _learned(name: str):
 
 
 def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
-                   device: str = "cpu"):
+                   device: str = "cpu", options: dict | None = None):
     """The component for a command-line ``spec``.
 
     kind ``policy``: ``random`` | ``scripted`` | ``scripted:<noise>`` | a trained policy
     directory (``web_learned.LMPolicy``). kind ``world_model``: ``oracle`` | ``none`` (None) | a
     web world model directory. kind ``value``: ``oracle`` | ``oracle:<gamma>`` (success-to-go
     under the script) | a trained value directory (``web_learned.LearnedValue``). Any kind: ``pkg.module:factory`` (called with no argument).
-    ``oracle`` shares one :class:`OracleWorldModel` between world model and value. ValueError
-    naming the kind and the accepted forms otherwise.
+    ``oracle`` shares one :class:`OracleWorldModel` between world model and value. ``options``:
+    keyword arguments for a world model directory's :class:`LearnedWebWorldModel` (e.g. ``seed``,
+    ``max_new_tokens``). ValueError naming the kind and the accepted forms otherwise.
     """
     import importlib
     from pathlib import Path
@@ -395,7 +396,7 @@ def load_component(kind: str, spec: str, oracle: OracleWorldModel | None = None,
     if Path(spec).is_dir():
         if kind == "world_model":
             from .web_world_model import LearnedWebWorldModel
-            return LearnedWebWorldModel(spec, device=device)
+            return LearnedWebWorldModel(spec, device=device, **(options or {}))
         return _learned("LMPolicy" if kind == "policy" else "LearnedValue")(spec, device=device)
     raise ValueError(f"--{kind.replace('_', '-')} {spec!r}: expected {forms[kind]} or "
                      f"pkg.module:factory (no such directory)")

@@ -41,8 +41,8 @@ from collections import Counter
 __all__ = ["wilson", "mcnemar_exact", "paired_bootstrap", "classify_failure", "failure_table",
            "value_agreement", "CATEGORIES", "RULES"]
 
-#: Selection rules :func:`value_agreement` scores (``vote``: the most frequent kept candidate,
-#: the others as ``AgentConfig.selection``).
+#: Selection rules :func:`value_agreement` scores: ``vote`` (the most frequent kept candidate,
+#: what mode ``policy_vote`` executes) and each ``AgentConfig.selection`` of mpc mode.
 RULES = ("vote", "argmax", "weighted_vote")
 CATEGORIES = ("no_good_candidate", "wrong_prediction", "wrong_value", "early_stop",
               "policy_choice", "no_deviation", "no_reference")
@@ -148,8 +148,8 @@ def value_agreement(episodes: list[dict], value, world_model=None) -> dict:
     """Screen a value function offline on logged MPC steps, without a browser: on every scored
     step (reason ``argmax`` or ``weighted_vote``) with >= 2 kept candidates among which is the
     reference action (the script's action on that real state), ``value`` scores the logged
-    predicted next states again, and each rule of :data:`RULES` picks a candidate (ties: the
-    first kept, as the loop). A value that makes planning pay must pick the reference more often
+    predicted next states again, and each rule of :data:`RULES` picks a candidate with the loop's
+    own :func:`planners.web_agent.select`. A value that makes planning pay must pick the reference more often
     than ``vote``, the policy's own most frequent candidate.
 
     episodes: :func:`planners.web_logs.read_episodes` output of an mpc-mode log (the kept
@@ -158,6 +158,7 @@ def value_agreement(episodes: list[dict], value, world_model=None) -> dict:
     Returns ``{"steps", "hits": {rule: count}, "by_task": {"site/family": {"steps", rule...}},
     "skipped": {"stop", "single_candidate", "reference_not_kept", "no_reference"}}``.
     """
+    from .web_agent import select
     from .web_components import AgentState, next_state
 
     hits: Counter = Counter({r: 0 for r in RULES})
@@ -191,13 +192,10 @@ def value_agreement(episodes: list[dict], value, world_model=None) -> dict:
                                      "candidate has no 'predicted' tree (an mpc-mode log is needed)")
                 v = [float(x) for x in value.values(start["objective"], [
                     next_state(st, k["action"], t) for k, t in zip(kept, trees, strict=True)])]
-                score = {"vote": [k["count"] for k in kept], "argmax": v,
-                         "weighted_vote": [k["count"] * x for k, x in zip(kept, v, strict=True)]}
                 task = by_task.setdefault(f"{start['site']}/{start['family']}", Counter())
                 task["steps"] += 1
-                for rule in RULES:
-                    best = max(range(len(kept)), key=lambda i: (score[rule][i], -i))
-                    ok = kept[best]["action"] == ref
+                for rule in RULES:  # the loop keeps candidates ranked by count: the vote is the first
+                    ok = kept[0 if rule == "vote" else select(kept, v, rule)]["action"] == ref
                     hits[rule] += ok
                     task[rule] += ok
     return {"steps": sum(t["steps"] for t in by_task.values()), "hits": dict(hits),

@@ -89,6 +89,8 @@ def test_max_new_tokens_sets_the_answer_budget(tiny_web_wm):
     wm.predict(STATE, ["click [6]", "hover [5]"])
     assert max(int(n) for n in outs[0]["lengths"]) <= 2  # tokens generated per candidate
     assert LearnedWebWorldModel(tiny_web_wm).model.task.max_new_tokens == 16
+    opts = {"max_new_tokens": 3, "seed": 1}  # what wm webagent value-check passes
+    assert load_component("world_model", str(tiny_web_wm), options=opts).model.task.max_new_tokens == 3
     with pytest.raises(ValueError, match="max_new_tokens"):
         LearnedWebWorldModel(tiny_web_wm, max_new_tokens=0)
 

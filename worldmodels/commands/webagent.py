@@ -245,15 +245,12 @@ def value_check(
     try:
         v = load_component("value", value, device=device)
         wm = None
-        if world_model is not None and Path(world_model).is_dir():
-            from planners.web_world_model import LearnedWebWorldModel
-            wm = LearnedWebWorldModel(world_model, device=device, seed=seed,
-                                      max_new_tokens=max_new_tokens)
-        elif world_model is not None:
-            if world_model in ("oracle", "none"):
-                raise ValueError(f"--world-model {world_model!r}: expected a web world model dir "
-                                 "or pkg.module:factory")
-            wm = load_component("world_model", world_model, device=device)
+        if world_model in ("oracle", "none"):
+            raise ValueError(f"--world-model {world_model!r}: expected a web world model dir "
+                             "or pkg.module:factory")
+        if world_model is not None:
+            wm = load_component("world_model", world_model, device=device,
+                                options={"seed": seed, "max_new_tokens": max_new_tokens})
         results = {}
         for p in log:
             try:
